@@ -1,0 +1,2 @@
+// PrecLabFiles: placeholder until the module lands.
+enum PrecLabFilesPlaceholder {}

@@ -1,0 +1,2 @@
+// PrecLabFormats: placeholder until the module lands.
+enum PrecLabFormatsPlaceholder {}

@@ -1,0 +1,2 @@
+// PrecLabReplay: placeholder until the module lands.
+enum PrecLabReplayPlaceholder {}

@@ -1,0 +1,2 @@
+// PrecLabReports: placeholder until the module lands.
+enum PrecLabReportsPlaceholder {}

@@ -1,0 +1,2 @@
+// PrecLabSpectral: placeholder until the module lands.
+enum PrecLabSpectralPlaceholder {}

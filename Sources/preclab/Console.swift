@@ -1,0 +1,45 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing to the terminal: results to stdout, diagnostics and progress to stderr.
+enum Console {
+    static func out(_ text: String) {
+        print(text)
+    }
+
+    static func error(_ text: String) {
+        var line = text
+        if !line.hasSuffix("\n") { line += "\n" }
+        writeStandardError(line)
+    }
+
+    /// Whether stderr is a terminal (progress lines redraw in place only there).
+    static var stderrIsTerminal: Bool { isatty(2) != 0 }
+
+    /// A progress line on stderr, redrawn in place on a terminal.
+    static func progress(_ text: String) {
+        if stderrIsTerminal {
+            writeStandardError("\r\u{1B}[K" + text)
+        } else {
+            writeStandardError(text + "\n")
+        }
+    }
+
+    /// Ends a redrawn progress line.
+    static func endProgress() {
+        if stderrIsTerminal { writeStandardError("\r\u{1B}[K") }
+    }
+
+    private static func writeStandardError(_ text: String) {
+        var copy = text
+        copy.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+                if written <= 0 { break }
+                offset += written
+            }
+        }
+    }
+}
