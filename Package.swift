@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "PrecLabReplayTests",
                     dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats"]),
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
-        .testTarget(name: "PreclabCLITests", dependencies: ["PrecLabFiles", "PrecLabFormats"]),
+        .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

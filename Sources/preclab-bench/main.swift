@@ -1,2 +1,22 @@
-// Benchmarks: `make bench`. Each area adds a file with a `run...Benchmarks()` function.
-print("preclab-bench: no benchmarks yet")
+// Benchmarks for `make bench`. Every area adds a file with one entry in `suites`;
+// `preclab-bench NAME...` runs only the named suites. Speed is reported as ratios
+// measured in the same run (against memcpy of the same bytes, or numpy doing the same
+// work), never as absolute pass/fail thresholds.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let suites: [(name: String, run: () -> Void)] = [
+]
+
+let requested = Array(CommandLine.arguments.dropFirst())
+let unknown = requested.filter { name in !suites.contains { $0.name == name } }
+if !unknown.isEmpty {
+    print("preclab-bench: unknown suite(s) \(unknown.joined(separator: ", ")); have: \(suites.map(\.name).joined(separator: " "))")
+    exit(2)
+}
+for suite in suites where requested.isEmpty || requested.contains(suite.name) {
+    print("== \(suite.name) ==")
+    suite.run()
+    print("")
+}
