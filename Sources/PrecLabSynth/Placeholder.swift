@@ -1,0 +1,2 @@
+// PrecLabSynth: placeholder until the module lands.
+enum PrecLabSynthPlaceholder {}

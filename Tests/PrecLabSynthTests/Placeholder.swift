@@ -1,0 +1,4 @@
+import XCTest
+
+// Placeholder until the module's tests land.
+final class PrecLabSynthTestsPlaceholder: XCTestCase {}
