@@ -55,7 +55,7 @@ public struct SynthConfiguration: Sendable {
     /// Rejects values the model is not defined for, as usage errors naming the option.
     public func validate() throws {
         func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw PrecLabError.usage("synth: \(message)") }
+            if !condition { throw PrecLabError.usage(message) }
         }
         try require(steps >= 1, "--steps must be at least 1, got \(steps)")
         try require(learningRate.isFinite && learningRate >= 0, "--lr must be finite and >= 0, got \(learningRate)")
@@ -91,12 +91,12 @@ public struct SyntheticStreamGenerator: Sendable {
 
     public init(configuration: SynthConfiguration, tensors: [SynthTensorSource]) throws {
         try configuration.validate()
-        guard !tensors.isEmpty else { throw PrecLabError.usage("synth: no tensors to simulate") }
+        guard !tensors.isEmpty else { throw PrecLabError.usage("no tensors to simulate") }
         var names = Set<String>()
         for tensor in tensors {
-            guard !tensor.name.isEmpty else { throw PrecLabError.usage("synth: a tensor name is empty") }
+            guard !tensor.name.isEmpty else { throw PrecLabError.usage("a tensor name is empty") }
             guard names.insert(tensor.name).inserted else {
-                throw PrecLabError.usage("synth: tensor name '\(tensor.name)' appears twice")
+                throw PrecLabError.usage("tensor name '\(tensor.name)' appears twice")
             }
             try configuration.gradient.validate(rows: tensor.rows, columns: tensor.columns, name: tensor.name)
             if let base = tensor.base {
@@ -160,21 +160,25 @@ public struct SyntheticStreamGenerator: Sendable {
         let c = configuration
         let states = try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
         let infos = tensors.map { StreamTensorInfo(name: $0.name, shape: [$0.rows, $0.columns], dtype: $0.dtype) }
-        try sink.begin(tensors: infos, metadata: metadata + extraMetadata)
-        try sink.writeBase(step: 0, tensors: states.map { UnsafeBufferPointer($0.weights) })
-        for t in 1 ... c.steps {
-            let constants = AdamWStepConstants(adam: c.adam, learningRate: c.learningRate, step: t,
-                                               signalScale: c.gradient.signalRMS)
-            for (index, state) in states.enumerated() {
-                let noise = CounterRandom(seed: c.seed, tensor: index, purpose: .gradientNoise, step: t)
-                AdamWKernel.step(state, constants: constants, noise: noise,
-                                 noiseRMS: c.gradient.noiseRMS, threads: c.threads)
+        // The payloads are pointers into the states' buffers: keep the states alive
+        // until the sink has consumed the last record.
+        try withExtendedLifetime(states) {
+            try sink.begin(tensors: infos, metadata: metadata + extraMetadata)
+            try sink.writeBase(step: 0, tensors: states.map { UnsafeBufferPointer($0.weights) })
+            for t in 1 ... c.steps {
+                let constants = AdamWStepConstants(adam: c.adam, learningRate: c.learningRate, step: t,
+                                                   signalScale: c.gradient.signalRMS)
+                for (index, state) in states.enumerated() {
+                    let noise = CounterRandom(seed: c.seed, tensor: index, purpose: .gradientNoise, step: t)
+                    AdamWKernel.step(state, constants: constants, noise: noise,
+                                     noiseRMS: c.gradient.noiseRMS, threads: c.threads)
+                }
+                try sink.writeStep(UInt64(t), learningRate: c.learningRate,
+                                   deltas: states.map { UnsafeBufferPointer($0.delta) })
+                progress?(t)
             }
-            try sink.writeStep(UInt64(t), learningRate: c.learningRate,
-                               deltas: states.map { UnsafeBufferPointer($0.delta) })
-            progress?(t)
+            try sink.writeFinal(step: UInt64(c.steps), tensors: states.map { UnsafeBufferPointer($0.weights) })
         }
-        try sink.writeFinal(step: UInt64(c.steps), tensors: states.map { UnsafeBufferPointer($0.weights) })
     }
 
     /// The base weights and the fixed signal of one tensor.
