@@ -158,7 +158,9 @@ public struct SyntheticStreamGenerator: Sendable {
                                                  extraMetadata: [(key: String, value: String)] = [],
                                                  progress: ((Int) -> Void)? = nil) throws {
         let c = configuration
-        let states = try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+        let states = try SingleThreadedBLAS.run {
+            try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+        }
         let infos = tensors.map { StreamTensorInfo(name: $0.name, shape: [$0.rows, $0.columns], dtype: $0.dtype) }
         // The payloads are pointers into the states' buffers: keep the states alive
         // until the sink has consumed the last record.
