@@ -37,6 +37,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let alphas = configuration.lowMagnitudeAlphas
 
         var histogram = Array(repeating: 0, count: bins)
+        var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
         var metrics: [ReplayPolicy: PolicyMetrics] = [:]
         for policy in configuration.policies {
@@ -59,6 +60,8 @@ struct FinalAnalysis<Codec: StorageCodec> {
                 bin = nil
             }
             if let bin { histogram[bin] += 1 }
+            let magnitudeBin = MagnitudeBins.bin(of: w0)
+            magnitudeHistogram[magnitudeBin] += 1
 
             for policy in configuration.policies {
                 let visible: Bool
@@ -78,6 +81,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
                 var entry = metrics[policy]!
                 if visible {
                     entry.visibleChanged += 1
+                    entry.visibleByMagnitude[magnitudeBin] += 1
                     if let bin { entry.visibleByBin[bin] += 1 }
                 } else if changed {
                     entry.hidden += 1
@@ -115,6 +119,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         }
         return TensorReplayResult(tensor: tensor, trueChanged: trueChanged, nanUpdates: nanUpdates,
                                   infiniteUpdates: infiniteUpdates, histogram: histogram,
+                                  magnitudeHistogram: magnitudeHistogram,
                                   policies: metrics, nullModel: nullModel)
     }
 

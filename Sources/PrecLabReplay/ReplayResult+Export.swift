@@ -18,6 +18,7 @@ extension ReplayResult {
         root["policies"] = .array(configuration.policies.map { .string($0.rawValue) })
         root["low_magnitude_alphas"] = .array(configuration.lowMagnitudeAlphas.map { .finite($0) })
         root["histogram_bins"] = .array(VisibilityHistogram.labels.map { .string($0) })
+        root["magnitude_bins"] = .array(MagnitudeBins.labels.map { .string($0) })
         root["final_verified"] = .bool(finalVerified)
         root["warnings"] = .array(warnings.map { .string($0) })
         root["tensors"] = .array(tensors.map { tensorJSON($0) })
@@ -29,6 +30,7 @@ extension ReplayResult {
         total["nan_updates"] = .int(nanUpdates)
         total["inf_updates"] = .int(infiniteUpdates)
         total["histogram"] = .array(totalHistogram.map { .int($0) })
+        total["magnitude_histogram"] = .array(totalMagnitudeHistogram.map { .int($0) })
         var totalPolicies = JSONObject()
         for policy in configuration.policies {
             totalPolicies[policy.rawValue] = policyJSON(total(policy), params: params)
@@ -59,6 +61,7 @@ extension ReplayResult {
         entry["nan_updates"] = .int(tensor.nanUpdates)
         entry["inf_updates"] = .int(tensor.infiniteUpdates)
         entry["histogram"] = .array(tensor.histogram.map { .int($0) })
+        entry["magnitude_histogram"] = .array(tensor.magnitudeHistogram.map { .int($0) })
         var policies = JSONObject()
         for policy in configuration.policies {
             if let metrics = tensor.policies[policy] {
@@ -78,6 +81,7 @@ extension ReplayResult {
         entry["relative_error"] = .finite(metrics.relativeError)
         entry["non_finite_weights"] = .int(metrics.nonFiniteWeights)
         entry["visible_by_bin"] = .array(metrics.visibleByBin.map { .int($0) })
+        entry["visible_by_magnitude"] = .array(metrics.visibleByMagnitude.map { .int($0) })
         entry["low_magnitude_overlap"] = .array(metrics.lowMagnitudeOverlap.map { .finite($0) })
         return .object(entry)
     }

@@ -14,6 +14,8 @@ public struct PolicyMetrics: Sendable, Equatable {
     public var visibleByBin: [Int]
     /// Visible entries inside the bottom-α |W0| mask, one per configured α.
     public var visibleInLowMagnitude: [Int]
+    /// Visible entries per |W0| magnitude bin (see `MagnitudeBins`).
+    public var visibleByMagnitude: [Int]
 
     /// ||ΔW_policy - ΔW_true||_F / ||ΔW_true||_F; 0 when nothing truly changed and the
     /// policy changed nothing either, +inf when only the policy moved.
@@ -34,7 +36,8 @@ public struct PolicyMetrics: Sendable, Equatable {
     static func zero(bins: Int, alphas: Int) -> PolicyMetrics {
         PolicyMetrics(visibleChanged: 0, hidden: 0, squaredErrorSum: 0, squaredTruthSum: 0,
                       nonFiniteWeights: 0, visibleByBin: Array(repeating: 0, count: bins),
-                      visibleInLowMagnitude: Array(repeating: 0, count: alphas))
+                      visibleInLowMagnitude: Array(repeating: 0, count: alphas),
+                      visibleByMagnitude: Array(repeating: 0, count: MagnitudeBins.binCount))
     }
 
     mutating func add(_ other: PolicyMetrics) {
@@ -47,6 +50,7 @@ public struct PolicyMetrics: Sendable, Equatable {
         for index in visibleInLowMagnitude.indices {
             visibleInLowMagnitude[index] += other.visibleInLowMagnitude[index]
         }
+        for index in visibleByMagnitude.indices { visibleByMagnitude[index] += other.visibleByMagnitude[index] }
     }
 }
 
@@ -93,6 +97,32 @@ public enum VisibilityHistogram {
     }
 }
 
+/// Octaves of |W0|: bin 0 holds zeros, bin 1 magnitudes below 2^lowestExponent, then
+/// one bin per octave [2^e, 2^(e+1)), and the last bin 2^(highestExponent+1) and above
+/// (Inf and NaN included). Visibility depends on |W0| because the ULP does.
+public enum MagnitudeBins {
+    public static let lowestExponent = -24
+    public static let highestExponent = 3
+    public static var binCount: Int { highestExponent - lowestExponent + 4 }
+
+    public static var labels: [String] {
+        var labels = ["0", "<2^\(lowestExponent)"]
+        for exponent in lowestExponent...highestExponent { labels.append("2^\(exponent)") }
+        labels.append(">=2^\(highestExponent + 1)")
+        return labels
+    }
+
+    @inline(__always) static func bin(of value: Float) -> Int {
+        let magnitude = abs(value)
+        if magnitude == 0 { return 0 }
+        guard magnitude.isFinite else { return binCount - 1 }
+        let exponent = Int(magnitude.exponent)
+        if exponent < lowestExponent { return 1 }
+        if exponent > highestExponent { return binCount - 1 }
+        return exponent - lowestExponent + 2
+    }
+}
+
 /// Results for one tensor.
 public struct TensorReplayResult: Sendable {
     public var tensor: ReplayTensor
@@ -104,6 +134,8 @@ public struct TensorReplayResult: Sendable {
     public var infiniteUpdates: Int
     /// Entries per visibility-histogram bin.
     public var histogram: [Int]
+    /// Entries per |W0| magnitude bin (`MagnitudeBins`).
+    public var magnitudeHistogram: [Int]
     public var policies: [ReplayPolicy: PolicyMetrics]
     public var nullModel: NullModelMetrics?
 
@@ -150,6 +182,14 @@ public struct ReplayResult: Sendable {
         var sum = PolicyMetrics.zero(bins: VisibilityHistogram.binCount,
                                      alphas: configuration.lowMagnitudeAlphas.count)
         for tensor in tensors { if let metrics = tensor.policies[policy] { sum.add(metrics) } }
+        return sum
+    }
+
+    public var totalMagnitudeHistogram: [Int] {
+        var sum = Array(repeating: 0, count: MagnitudeBins.binCount)
+        for tensor in tensors {
+            for index in sum.indices { sum[index] += tensor.magnitudeHistogram[index] }
+        }
         return sum
     }
 
