@@ -17,8 +17,13 @@ public enum FileKind: String, Sendable {
         func starts(with prefix: [UInt8]) -> Bool {
             bytes.count >= prefix.count && zip(bytes, prefix).allSatisfy { $0 == $1 }
         }
-        if starts(with: UpdateStreamFormat.magic) { return .updateStream }
-        if starts(with: NpyArray.magic) { return .npy }
+        // A magic with a damaged byte or two still names the kind, so that the reader
+        // reports the wrong byte instead of a confusing safetensors error.
+        func resembles(_ magic: [UInt8]) -> Bool {
+            bytes.count >= magic.count && zip(bytes, magic).filter { $0 == $1 }.count >= magic.count - 2
+        }
+        if resembles(UpdateStreamFormat.magic) { return .updateStream }
+        if resembles(NpyArray.magic) { return .npy }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .npz }
         if let first = bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }), first == UInt8(ascii: "{") {
             return .checkpointIndex
