@@ -4,6 +4,7 @@ import PrecLabSupport
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     static let commands: [any Command.Type] = [
+        InspectCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
