@@ -52,9 +52,11 @@ public enum AxisTicks {
         return exponent
     }
 
-    /// 10^exponent as the Double nearest the decimal value.
+    /// 10^exponent as the Double nearest the decimal value (dividing by an exact power
+    /// of ten where one exists, so 10^-3 is exactly the Double 0.001).
     static func power10(_ exponent: Int) -> Double {
-        exponent >= 0 ? pow(10, Double(exponent)) : 1 / pow(10, Double(-exponent))
+        if exponent >= 0 { return pow(10, Double(exponent)) }
+        return exponent >= -22 ? 1 / pow(10, Double(-exponent)) : pow(10, Double(exponent))
     }
 
     /// A step of mantissa (1, 2 or 5) times 10^exponent.

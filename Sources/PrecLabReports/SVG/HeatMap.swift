@@ -131,7 +131,7 @@ public struct HeatMap: Sendable, ReportFile {
         let outside = cells.values.count { !$0.isNaN && ($0 < lower || $0 > upper) }
         if outside > 0 {
             allNotes.append("\(NumberFormat.count(outside)) cell(s) outside the color range "
-                + "[\(NumberFormat.general(lower)), \(NumberFormat.general(upper))] shown at its ends")
+                + "[\(NumberFormat.shortest(lower)), \(NumberFormat.shortest(upper))] shown at its ends")
         }
         allNotes += notes
 
@@ -234,7 +234,7 @@ public struct HeatMap: Sendable, ReportFile {
 
     /// Ramp colors, then the NaN gray as the last entry.
     static let palette: [(red: UInt8, green: UInt8, blue: UInt8)] =
-        (0..<rampLevels).map { PlotPalette.rampColor(Double($0) / Double(rampLevels - 1)) } + [(0xD0, 0xD0, 0xD0)]
+        (0..<rampLevels).map { PlotPalette.rampColor(Double($0) / Double(rampLevels - 1)) } + [PlotPalette.missing]
 
     static func paletteIndex(_ value: Double, lower: Double, upper: Double) -> UInt8 {
         if value.isNaN { return UInt8(rampLevels) }

@@ -60,7 +60,8 @@ struct PlotChrome {
     /// Title, axis titles, legend and notes.
     func draw(on svg: inout SVGWriter, area: PlotRect, xTickLabelHeight: Double) {
         if !title.isEmpty {
-            svg.text(title, x: width / 2, y: 30, size: 15, anchor: "middle",
+            let fitting = max(10, Int((width - 20) / (15 * 0.6)))
+            svg.text(TextTable.abbreviateMiddle(title, to: fitting), x: width / 2, y: 30, size: 15, anchor: "middle",
                      [("font-weight", "bold"), ("fill", PlotChrome.textColor)])
         }
         if !xLabel.isEmpty {
@@ -183,8 +184,10 @@ extension PlotChrome {
             svg.line(x1: area.x, y1: y, x2: area.maxX, y2: y,
                      [("stroke", "#444444"), ("stroke-width", "1.2"), ("stroke-dasharray", "5 4")])
             if !line.label.isEmpty {
+                // A white halo keeps the label readable over bars and lines.
                 svg.text(line.label, x: area.maxX - 4, y: y - 4, size: 11, anchor: "end",
-                         [("fill", "#333333")])
+                         [("fill", "#333333"), ("stroke", "#FFFFFF"), ("stroke-width", "3"),
+                          ("stroke-linejoin", "round"), ("paint-order", "stroke")])
             }
         }
     }

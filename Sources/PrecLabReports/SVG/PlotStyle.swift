@@ -22,7 +22,7 @@ public enum PlotPalette {
     static func dash(_ index: Int) -> String? { dashes[(index / series.count) % dashes.count] }
 
     /// Color for missing (NaN) heat map cells.
-    static let missing = "#D0D0D0"
+    static let missing: (red: UInt8, green: UInt8, blue: UInt8) = (0xD0, 0xD0, 0xD0)
 
     /// Stops of a viridis-like ramp (dark blue-purple to yellow), evenly spaced on [0, 1].
     static let ramp: [(red: Double, green: Double, blue: Double)] = [
