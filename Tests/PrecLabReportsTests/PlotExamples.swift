@@ -98,8 +98,35 @@ enum PlotExamples {
         return map
     }
 
+    /// Awkward inputs: nothing to plot, one point, many bins, a huge log range, many series.
+    static func edgeCases() -> [(name: String, svg: String)] {
+        var empty = LinePlot(title: "Nothing survived the filters", xLabel: "step", yLabel: "value")
+        empty.addSeries("a", x: [], y: [])
+        var single = LinePlot(title: "One point", xLabel: "x", yLabel: "y")
+        single.addSeries("only", x: [3], y: [0.5])
+        var wide = LinePlot(title: "Tiny to huge", xLabel: "x", yLabel: "y", style: .linesAndMarkers)
+        wide.xScale = .log10
+        wide.yScale = .log10
+        wide.addSeries("s", x: [1e-300, 1e-100, 1, 1e100, 1e300], y: [1e-20, 1e-5, 1, 1e5, 1e20])
+        var many = LinePlot(title: "Thirty series", xLabel: "step", yLabel: "value")
+        for index in 0..<30 { many.addSeries("series \(index)", y: (0..<20).map { Double($0 * (index + 1)) }) }
+        var bins = BarPlot(title: "Fifty-one log2 bins", xLabel: "bin", yLabel: "count",
+                           categories: (-40...10).map(BarPlot.log2BinLabel))
+        bins.addSeries("a", values: (-40...10).map { Double(($0 + 41) * 3) })
+        var negative = BarPlot(title: "Signed changes", xLabel: "tensor", yLabel: "mean Δ",
+                               categories: ["model.layers.0.self_attn.q_proj.weight", "k", "v", "o"])
+        negative.addSeries("run A", values: [-0.002, 0.001, 0.0035, -0.0005])
+        negative.addSeries("run B", values: [0.001, -0.0015, 0.002, .nan])
+        var tall = HeatMap(title: "Row ratios (tall, data range)", rows: 300, columns: 3,
+                           values: (0..<900).map { Double($0 % 7) / 3 - 1 })
+        tall.colorRange = .data
+        return [("edge-empty.svg", empty.svg()), ("edge-single.svg", single.svg()), ("edge-wide-log.svg", wide.svg()),
+                ("edge-many-series.svg", many.svg()), ("edge-many-bins.svg", bins.svg()),
+                ("edge-negative-bars.svg", negative.svg()), ("edge-tall-heatmap.svg", tall.svg())]
+    }
+
     static func all() -> [(name: String, svg: String)] {
-        [
+        edgeCases() + [
             ("line-loglog.svg", lineLogLog().svg()),
             ("line-linear.svg", lineLinear().svg()),
             ("scatter.svg", scatter().svg()),

@@ -1,3 +1,4 @@
+import PrecLabSupport
 import XCTest
 @testable import PrecLabReports
 
@@ -88,5 +89,20 @@ final class TextTableTests: XCTestCase {
         table.addRow([.text("y"), .number(.nan), .number(-.infinity)])
         XCTAssertEqual(table.render(), "a    b     c\n-  ---  ----\nx\ny  nan  -inf\n")
         XCTAssertEqual(table.dataRows.count, 2)
+    }
+
+    func testJSONRowsKeepNumbersAndNullNonFinite() {
+        var table = TextTable(columns: [.text("name"), .number("n", style: .count), .number("f", style: .percent(decimals: 1))])
+        table.addRow([.text("a"), .integer(3), .number(0.125)])
+        table.addSeparator()
+        table.addRow([.text("b"), .empty, .number(.nan)])
+        XCTAssertEqual(table.jsonRows().serialized(indent: 0),
+                       "[{\"name\":\"a\",\"n\":3,\"f\":0.125},{\"name\":\"b\",\"n\":null,\"f\":null}]")
+    }
+
+    func testTerminalColumnsFallsBackWhenNotATerminal() {
+        // Under `swift test` stdout is normally not a terminal; the result is then
+        // $COLUMNS or the fallback, and always a usable width.
+        XCTAssertGreaterThanOrEqual(TextTable.terminalColumns(fallback: 77), 20)
     }
 }

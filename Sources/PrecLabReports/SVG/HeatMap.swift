@@ -140,23 +140,29 @@ public struct HeatMap: Sendable, ReportFile {
         let colorLabels = colorTicks.ticks.map { AxisTicks.label($0, step: colorTicks.step) }
         let colorBarWidth = 16 + 14 + 6 + (colorLabels.map { SVGWriter.textWidth($0, size: 11) }.max() ?? 0)
             + (colorLabel.isEmpty ? 0 : 24)
-        let rowTicks = HeatMap.indexTicks(count: rows)
-        let rowLabelWidth = rowTicks.map { SVGWriter.textWidth(NumberFormat.count($0), size: 11) }.max() ?? 0
+        // Row labels set the left margin; the full height gives at least as many ticks
+        // as the map will have, so the margin is wide enough.
+        let rowLabelWidth = HeatMap.indexTicks(count: rows, length: height).map { SVGWriter.textWidth(NumberFormat.count($0), size: 11) }.max() ?? 0
         let top = 14 + (title.isEmpty ? 0 : 26.0)
         let left = 12 + (yLabel.isEmpty ? 0 : 20) + rowLabelWidth + 8
         let notesHeight = allNotes.isEmpty ? 0 : Double(allNotes.count) * 15 + 6
         let bottom = 8 + 14 + (xLabel.isEmpty ? 0 : 22) + notesHeight + 8
         let availableWidth = max(40, width - left - colorBarWidth - 24)
         let availableHeight = max(40, height - top - bottom)
-        // Sizes of one source-matrix cell (the downsampling blocks need not be square).
-        let cellWidth = availableWidth / Double(max(1, columns))
-        let cellHeight = availableHeight / Double(max(1, rows))
-        let square = min(cellWidth, cellHeight)
-        let area = PlotRect(x: left, y: top,
-                            width: min(cellWidth, square * 4) * Double(max(1, columns)),
-                            height: min(cellHeight, square * 4) * Double(max(1, rows)))
+        // The map keeps the matrix's shape (square cells) unless that is more elongated
+        // than 3:1, in which case it is stretched to 3:1 so a 4096 x 8 matrix stays visible.
+        let aspect = min(max(Double(max(1, columns)) / Double(max(1, rows)), 1.0 / 3), 3)
+        let mapWidth = min(availableWidth, availableHeight * aspect)
+        let area = PlotRect(x: left, y: top, width: mapWidth, height: mapWidth / aspect)
 
-        var svg = SVGWriter(width: width, height: height)
+        let bar = PlotRect(x: area.maxX + 18, y: area.y, width: 16, height: max(area.height, 120))
+        // `width` and `height` are the most the map may take: the document is cropped to
+        // what it uses, so a wide map leaves no empty band below it.
+        let textWidth = max(SVGWriter.textWidth(title, size: 15) + 30,
+                            (allNotes.map { SVGWriter.textWidth($0, size: PlotChrome.noteSize) }.max() ?? 0) + 24)
+        let usedWidth = min(width, max(bar.x + colorBarWidth + 12, textWidth))
+        let usedHeight = min(height, max(area.maxY, bar.maxY) + bottom)
+        var svg = SVGWriter(width: usedWidth, height: usedHeight)
         if cells.values.isEmpty {
             PlotChrome.drawNoData(on: &svg, area: area)
         } else {
@@ -193,13 +199,13 @@ public struct HeatMap: Sendable, ReportFile {
         PlotChrome.drawFrame(on: &svg, area: area)
 
         // Index ticks in source-matrix coordinates: a tick at k marks the edge of row / column k.
-        for tick in HeatMap.indexTicks(count: columns) {
+        for tick in HeatMap.indexTicks(count: columns, length: area.width) {
             let x = area.x + Double(tick) / Double(max(1, columns)) * area.width
             svg.line(x1: x, y1: area.maxY, x2: x, y2: area.maxY + 4, [("stroke", PlotChrome.frameColor)])
             svg.text(NumberFormat.count(tick), x: x, y: area.maxY + 17, size: 11, anchor: "middle",
                      [("fill", PlotChrome.mutedText)])
         }
-        for tick in rowTicks {
+        for tick in HeatMap.indexTicks(count: rows, length: area.height) {
             let y = area.y + Double(tick) / Double(max(1, rows)) * area.height
             svg.line(x1: area.x - 4, y1: y, x2: area.x, y2: y, [("stroke", PlotChrome.frameColor)])
             svg.text(NumberFormat.count(tick), x: area.x - 7, y: y + 4, size: 11, anchor: "end",
@@ -207,7 +213,6 @@ public struct HeatMap: Sendable, ReportFile {
         }
 
         // Color bar: the ramp from `lower` (bottom) to `upper` (top).
-        let bar = PlotRect(x: area.maxX + 18, y: area.y, width: 16, height: max(area.height, 120))
         var stops = ""
         for (index, _) in PlotPalette.ramp.enumerated() {
             let t = Double(index) / Double(PlotPalette.ramp.count - 1)
@@ -226,7 +231,7 @@ public struct HeatMap: Sendable, ReportFile {
                      [("fill", PlotChrome.textColor)])
         }
 
-        let chrome = PlotChrome(width: width, height: height, title: title, xLabel: xLabel, yLabel: yLabel,
+        let chrome = PlotChrome(width: usedWidth, height: usedHeight, title: title, xLabel: xLabel, yLabel: yLabel,
                                 legend: [], notes: allNotes)
         chrome.draw(on: &svg, area: area, xTickLabelHeight: 14)
         return svg.document()
@@ -242,10 +247,12 @@ public struct HeatMap: Sendable, ReportFile {
         return UInt8((t * Double(rampLevels - 1)).rounded())
     }
 
-    /// Nice integer tick positions from 0 to `count` (inclusive) for matrix indices.
-    static func indexTicks(count: Int) -> [Int] {
+    /// Nice integer tick positions from 0 to `count` (inclusive) for matrix indices,
+    /// about one per 70 pixels of `length`.
+    static func indexTicks(count: Int, length: Double) -> [Int] {
         guard count > 0 else { return [0] }
-        let ticks = AxisTicks.linearInside(lower: 0, upper: Double(count), targetCount: 5)
+        let target = min(8, max(1, Int(length / 70)))
+        let ticks = AxisTicks.linearInside(lower: 0, upper: Double(count), targetCount: target)
         let step = max(1, ticks.step)
         return ticks.ticks.filter { $0.truncatingRemainder(dividingBy: step) == 0 && $0 == $0.rounded() }.map { Int($0) }
     }

@@ -91,11 +91,18 @@ struct PlotAxis {
             }
             // Label every k-th decade so labels do not crowd; minor ticks only when
             // each decade is wide enough to hold them.
-            let every = max(1, Int((Double(decades.count) / Double(max(1, targetTicks))).rounded(.up)))
+            // Label every k-th decade (k = 1, 2, 5, 10, 20, ...) so labels do not crowd;
+            // the decades in between get minor grid lines.
+            let every = decades.count <= targetTicks + 1 ? 1
+                : Int(AxisTicks.niceStep(covering: Double(decades.count - 1), intervals: max(1, targetTicks)).value)
             var ticks: [Tick] = []
             var minor: [Double] = []
-            for exponent in decades where exponent % every == 0 {
-                ticks.append(Tick(coordinate: Double(exponent), label: "10^\(exponent)"))
+            for exponent in decades {
+                if exponent % every == 0 {
+                    ticks.append(Tick(coordinate: Double(exponent), label: "10^\(exponent)"))
+                } else if decades.count <= 80 {
+                    minor.append(Double(exponent))
+                }
             }
             if decades.isEmpty, let usableFixed {
                 // A fixed range inside one decade has no power of ten to label: label its ends.
