@@ -5,6 +5,7 @@ enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     static let commands: [any Command.Type] = [
         InspectCommand.self,
+        SynthCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
