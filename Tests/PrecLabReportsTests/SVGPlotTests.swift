@@ -153,7 +153,12 @@ final class SVGPlotTests: XCTestCase {
         _ = assertWellFormed(plot.svg())
         var huge = LinePlot(title: "huge")
         huge.addSeries("s", x: [-1.7e308, 1.7e308], y: [.leastNonzeroMagnitude, -.leastNonzeroMagnitude])
-        _ = assertWellFormed(huge.svg())
+        let hugeInspector = assertWellFormed(huge.svg())
+        // The two points span the whole plot: from the left edge to the right edge.
+        let line = hugeInspector.elements.first { $0.name == "polyline" }?.attributes["points"] ?? ""
+        let xs = line.split(separator: " ").compactMap { Double($0.split(separator: ",")[0]) }
+        XCTAssertEqual(xs.count, 2)
+        XCTAssertGreaterThan(xs[1] - xs[0], 300)
         var badRange = LinePlot(title: "bad fixed range")
         badRange.yScale = .log10
         badRange.yRange = -1...1

@@ -33,7 +33,13 @@ struct PlotAxis {
     /// Where a value falls between the bounds: 0 at `lower`, 1 at `upper`.
     func fraction(_ value: Double) -> Double? {
         guard let coordinate = coordinate(value) else { return nil }
-        return (coordinate - lower) / (upper - lower)
+        return coordinateFraction(coordinate)
+    }
+
+    /// Where a plotting coordinate falls between the bounds. Halved first so that spans
+    /// near the ends of the Double range cannot overflow.
+    func coordinateFraction(_ coordinate: Double) -> Double {
+        (coordinate / 2 - lower / 2) / (upper / 2 - lower / 2)
     }
 
     /// An axis covering `values` (which must all be showable on `scale`), expanded to

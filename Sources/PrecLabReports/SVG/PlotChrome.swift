@@ -114,7 +114,7 @@ struct PlotChrome {
     /// Horizontal grid lines and labels of a numeric y axis.
     static func drawYAxis(_ axis: PlotAxis, on svg: inout SVGWriter, area: PlotRect) {
         func pixel(_ coordinate: Double) -> Double {
-            area.maxY - (coordinate - axis.lower) / (axis.upper - axis.lower) * area.height
+            area.maxY - axis.coordinateFraction(coordinate) * area.height
         }
         for coordinate in axis.minorTicks {
             svg.line(x1: area.x, y1: pixel(coordinate), x2: area.maxX, y2: pixel(coordinate),
@@ -131,7 +131,7 @@ struct PlotChrome {
     /// Vertical grid lines and labels of a numeric x axis.
     static func drawXAxis(_ axis: PlotAxis, on svg: inout SVGWriter, area: PlotRect) {
         func pixel(_ coordinate: Double) -> Double {
-            area.x + (coordinate - axis.lower) / (axis.upper - axis.lower) * area.width
+            area.x + axis.coordinateFraction(coordinate) * area.width
         }
         for coordinate in axis.minorTicks {
             svg.line(x1: pixel(coordinate), y1: area.y, x2: pixel(coordinate), y2: area.maxY,

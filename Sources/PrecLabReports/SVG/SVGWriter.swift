@@ -96,9 +96,15 @@ struct SVGWriter {
     }
 
     /// Roughly how wide a label is, for layout (an average sans-serif glyph is about
-    /// 0.58 em; superscripts are counted at full width, which errs on the roomy side).
+    /// 0.58 em; a raised exponent is drawn at 0.75 size and its caret not at all).
     static func textWidth(_ content: String, size: Double = 12) -> Double {
-        Double(content.count) * size * 0.58
+        let rich = richText(content, size: size)
+        if rich.hasSuffix("</tspan>"), let caret = content.lastIndex(of: "^") {
+            let base = content[..<caret].count
+            let exponent = content[content.index(after: caret)...].count
+            return (Double(base) + 0.75 * Double(exponent)) * size * 0.58
+        }
+        return Double(content.count) * size * 0.58
     }
 }
 
