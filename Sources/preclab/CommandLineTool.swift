@@ -3,6 +3,9 @@ import PrecLabSupport
 /// Dispatch for `preclab COMMAND ...`, `--help`, `help COMMAND` and `--version`.
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
+    nonisolated(unsafe) static let commands: [any Command.Type] = [
+        InspectCommand.self,
+        SynthCommand.self,
     static let commands: [any Command.Type] = [
         ReplayCommand.self,
     ]

@@ -1,2 +1,0 @@
-// PrecLabSynth: placeholder until the module lands.
-enum PrecLabSynthPlaceholder {}
