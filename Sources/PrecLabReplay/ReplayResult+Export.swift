@@ -33,7 +33,7 @@ extension ReplayResult {
         total["magnitude_histogram"] = .array(totalMagnitudeHistogram.map { .int($0) })
         var totalPolicies = JSONObject()
         for policy in configuration.policies {
-            totalPolicies[policy.rawValue] = policyJSON(total(policy), params: params)
+            totalPolicies[policy.rawValue] = policyJSON(self.total(policy), params: params)
         }
         total["policies"] = .object(totalPolicies)
         if let null = totalNullModel { total["null_permute"] = nullJSON(null, params: params) }

@@ -6,7 +6,6 @@ enum CommandLineTool {
     nonisolated(unsafe) static let commands: [any Command.Type] = [
         InspectCommand.self,
         SynthCommand.self,
-    static let commands: [any Command.Type] = [
         ReplayCommand.self,
     ]
 
@@ -50,7 +49,9 @@ enum CommandLineTool {
             try command.run(parsed)
             return 0
         } catch let error as PrecLabError {
-            Console.error("preclab \(command.name): error: \(error.description)")
+            let message = error.description
+            // Some library messages already name the command; never say it twice.
+            Console.error(message.hasPrefix("preclab ") ? message : "preclab \(command.name): error: \(message)")
             return error.exitStatus
         } catch {
             Console.error("preclab \(command.name): error: \(error)")

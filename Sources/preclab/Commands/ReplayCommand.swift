@@ -65,14 +65,15 @@ enum ReplayCommand: Command {
         rounding.flushSubnormals = arguments.flag("--flush-subnormals")
         let seed = try arguments.value("--seed", default: UInt64(0)) { UInt64($0) }
         let policies = try ReplayPolicy.parseList(arguments.value("--policy") ?? "all")
-        let every = try arguments.value("--every", default: Optional<Int>.none) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        let every: Int? = arguments.value("--every") == nil ? nil
+            : try arguments.value("--every", default: 1) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
         let threads = try arguments.value("--threads", default: ParallelChunks.threadCount) {
             Int($0).flatMap { $0 >= 1 ? $0 : nil }
         }
         var nullPermute = false
         if let null = arguments.value("--null") {
             guard null == "permute" else {
-                throw PrecLabError.usage("preclab replay: --null takes 'permute' (got '\(null)')")
+                throw PrecLabError.usage("--null takes 'permute' (got '\(null)')")
             }
             nullPermute = true
         }
