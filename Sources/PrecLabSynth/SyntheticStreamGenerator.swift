@@ -136,9 +136,10 @@ public struct SyntheticStreamGenerator: Sendable {
             ("shapes", shapes),
             ("signal_rms", "\(c.gradient.signalRMS)"),
             ("noise_rms", "\(c.gradient.noiseRMS)"),
-            ("principal_k", ranks),
-            ("signal_rank", signalRanks),
         ]
+        if c.profile != .noise {  // the noise profile has no signal to place
+            pairs += [("principal_k", ranks), ("signal_rank", signalRanks)]
+        }
         if generatedBase {
             pairs += [
                 ("base", "generated"),
