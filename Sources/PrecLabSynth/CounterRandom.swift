@@ -54,10 +54,11 @@ public struct CounterRandom: Sendable {
         var u = SIMD8<Float>(), t = SIMD8<Float>()
         for lane in 0 ..< 8 {
             let random = bits(block &* 8 &+ lane)
-            u[lane] = Float(random >> 41) * 0x1p-23 + 0x1p-24
-            t[lane] = Float(random & 0xFF_FFFF) * 0x1p-24
+            // Through Int32: the UInt64 → Float conversion is a slow path on x86-64.
+            u[lane] = Float(Int32(truncatingIfNeeded: random >> 41)) * 0x1p-23 + 0x1p-24
+            t[lane] = Float(Int32(truncatingIfNeeded: random & 0xFF_FFFF)) * 0x1p-24
         }
-        let radius = (-2 * VectorMath.logarithm(u)).squareRoot()
+        let radius = VectorMath.squareRoot(-2 * VectorMath.logarithm(u))
         let (cosine, sine) = VectorMath.cosineSineOfTurns(t)
         return (radius * cosine, radius * sine)
     }

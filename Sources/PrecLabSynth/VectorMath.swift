@@ -37,6 +37,21 @@ enum VectorMath {
         return e * 0.693_145_751_953_125 + (e * 1.428_606_820_309_417_2e-06 + s * series)
     }
 
+    /// √x for positive normal x, by three Newton steps on 1/√x from the classic bit-level
+    /// first guess, then x·(1/√x): within a few fp32 ULPs. (The SIMD `squareRoot()` of
+    /// the standard library compiles to a lane-by-lane libm call here, which also stops
+    /// the surrounding arithmetic from being vectorised.)
+    @inline(__always)
+    static func squareRoot(_ x: Lanes) -> Lanes {
+        let bits = unsafeBitCast(x, to: SIMD8<Int32>.self)
+        var y = unsafeBitCast(0x5F37_59DF &- (bits &>> 1), to: Lanes.self)
+        let half = x * 0.5
+        y = y * (1.5 - half * y * y)
+        y = y * (1.5 - half * y * y)
+        y = y * (1.5 - half * y * y)
+        return x * y
+    }
+
     /// (cos 2πt, sin 2πt) for t in [0, 1) given with at most 24 fractional bits:
     /// t = q/4 + f with q = round(4t) and |f| ≤ 1/8 (exact), x = 2πf in [−π/4, π/4],
     /// Taylor polynomials of sin and cos on x, then the quadrant q mod 4.

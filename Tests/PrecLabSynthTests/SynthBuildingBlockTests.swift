@@ -140,6 +140,25 @@ final class SynthBuildingBlockTests: XCTestCase {
         }
     }
 
+    func testVectorSquareRootAgainstFloat64() {
+        // The Box-Muller radius range: −2 ln u for u in [2^-24, 1 − 2^-24] is 1.2e-7 ... 33.3.
+        var worst = 0.0
+        for block in 0 ..< 20_000 {
+            var x = SIMD8<Float>()
+            for lane in 0 ..< 8 {
+                let k = Double(block * 8 + lane) / 160_000          // 0 ... 1
+                x[lane] = Float(1.2e-7 * pow(33.3 / 1.2e-7, k))     // log-spaced
+            }
+            let root = VectorMath.squareRoot(x)
+            for lane in 0 ..< 8 {
+                let expected = Double(x[lane]).squareRoot()
+                worst = max(worst, abs(Double(root[lane]) - expected) / expected)
+            }
+        }
+        XCTAssertLessThan(worst, 4e-7)  // about 3 fp32 ULPs
+        XCTAssertEqual(VectorMath.squareRoot(SIMD8(repeating: 4))[0], 2, accuracy: 4e-7)
+    }
+
     func testGaussianMoments() {
         let random = CounterRandom(seed: 4, tensor: 0, purpose: .gradientNoise, step: 1)
         let n = 400_000
