@@ -36,34 +36,44 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let bins = VisibilityHistogram.binCount
         let alphas = configuration.lowMagnitudeAlphas
 
+        // Shared per-element facts, computed once: the histogram bins.
+        let count = tensor.count
+        var ratioBin = [UInt8](repeating: UInt8.max, count: count)  // UInt8.max: no ULP (non-finite base)
+        var magnitudeBin = [UInt8](repeating: 0, count: count)
         var histogram = Array(repeating: 0, count: bins)
         var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
-        var metrics: [ReplayPolicy: PolicyMetrics] = [:]
-        for policy in configuration.policies {
-            metrics[policy] = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
-        }
-
-        for index in range {
+        let halfULP = HalfULPTable(format: format, codeBits: Codec.Code.bitWidth)
+        for local in 0..<count {
+            let index = start + local
             let w0 = core.base[index]
             let truth = core.truth[index]
-            let stored = core.storedBase[index]
-            let changed = truth.bitPattern != w0.bitPattern
-            if changed { trueChanged += 1 }
-            let trueDelta = Double(truth) - Double(w0)
-            let storedValue = Double(codec.decode(stored))
-            let bin: Int?
-            if storedValue.isFinite, trueDelta.isFinite || trueDelta.isNaN {
-                let half = format.halfULP(ofBits: UInt32(truncatingIfNeeded: stored))
-                bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-            } else {
-                bin = nil
+            if truth.bitPattern != w0.bitPattern { trueChanged += 1 }
+            let magnitude = MagnitudeBins.bin(of: w0)
+            magnitudeBin[local] = UInt8(magnitude)
+            magnitudeHistogram[magnitude] += 1
+            let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
+            if half.isFinite {
+                let trueDelta = Double(truth) - Double(w0)
+                let bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
+                ratioBin[local] = UInt8(bin)
+                histogram[bin] += 1
             }
-            if let bin { histogram[bin] += 1 }
-            let magnitudeBin = MagnitudeBins.bin(of: w0)
-            magnitudeHistogram[magnitudeBin] += 1
+        }
 
-            for policy in configuration.policies {
+        // One pass per policy with its counters in locals (policy-major keeps the
+        // inner loop free of dictionary traffic).
+        var metrics: [ReplayPolicy: PolicyMetrics] = [:]
+        for policy in configuration.policies {
+            var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
+            var visibleCount = 0, hidden = 0, nonFinite = 0
+            var squaredError = 0.0, squaredTruth = 0.0
+            for local in 0..<count {
+                let index = start + local
+                let w0 = core.base[index]
+                let truth = core.truth[index]
+                let changed = truth.bitPattern != w0.bitPattern
+                let trueDelta = Double(truth) - Double(w0)
                 let visible: Bool
                 let policyDelta: Double
                 let finalFinite: Bool
@@ -72,28 +82,34 @@ struct FinalAnalysis<Codec: StorageCodec> {
                     policyDelta = trueDelta
                     finalFinite = truth.isFinite
                 } else {
+                    let stored = core.storedBase[index]
                     let code = core.finalCode(policy, index)
                     visible = code != stored
                     let value = Double(codec.decode(code))
-                    policyDelta = value - storedValue
+                    policyDelta = value - Double(codec.decode(stored))
                     finalFinite = value.isFinite
                 }
-                var entry = metrics[policy]!
                 if visible {
-                    entry.visibleChanged += 1
-                    entry.visibleByMagnitude[magnitudeBin] += 1
-                    if let bin { entry.visibleByBin[bin] += 1 }
+                    visibleCount += 1
+                    entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
+                    let bin = ratioBin[local]
+                    if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
                 } else if changed {
-                    entry.hidden += 1
+                    hidden += 1
                 }
-                if !finalFinite { entry.nonFiniteWeights += 1 }
+                if !finalFinite { nonFinite += 1 }
                 if trueDelta.isFinite, policyDelta.isFinite {
                     let error = policyDelta - trueDelta
-                    entry.squaredErrorSum += error * error
-                    entry.squaredTruthSum += trueDelta * trueDelta
+                    squaredError += error * error
+                    squaredTruth += trueDelta * trueDelta
                 }
-                metrics[policy] = entry
             }
+            entry.visibleChanged = visibleCount
+            entry.hidden = hidden
+            entry.nonFiniteWeights = nonFinite
+            entry.squaredErrorSum = squaredError
+            entry.squaredTruthSum = squaredTruth
+            metrics[policy] = entry
         }
 
         // Overlap with the bottom-α |W0| masks: walk W0's entries from the smallest
@@ -170,6 +186,32 @@ struct FinalAnalysis<Codec: StorageCodec> {
         }
         let inLow = countsAtCuts(order: order, cuts: cuts, start: 0) { visible[$0] }
         return NullModelMetrics(visibleChanged: visibleCount, visibleInLowMagnitude: inLow)
+    }
+}
+
+/// Half-ULPs of stored codes: a lookup table for codes of 16 bits or fewer (built
+/// once per analysis), the format's own query otherwise. Non-finite codes give NaN.
+struct HalfULPTable {
+    let format: FloatFormat
+    let table: [Double]?
+
+    init(format: FloatFormat, codeBits: Int) {
+        self.format = format
+        if codeBits <= 16 {
+            table = (0..<(1 << codeBits)).map { HalfULPTable.query(format, UInt32($0)) }
+        } else {
+            table = nil
+        }
+    }
+
+    subscript(code: UInt32) -> Double {
+        if let table { return table[Int(code)] }
+        return HalfULPTable.query(format, code)
+    }
+
+    private static func query(_ format: FloatFormat, _ code: UInt32) -> Double {
+        guard format.decode(code).isFinite else { return .nan }
+        return format.halfULP(ofBits: code)
     }
 }
 
