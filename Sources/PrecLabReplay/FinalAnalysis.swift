@@ -223,22 +223,30 @@ public enum LowMagnitudeMask {
     }
 
     /// Indices ordered by |value| ascending, ties by index; NaN sorts after +Inf.
+    ///
+    /// |x| as its bit pattern orders every non-negative float, Inf and NaN included, so
+    /// a stable least-significant-digit radix sort on those 31 bits (four byte passes)
+    /// gives exactly the (magnitude, index) order, in linear time.
     public static func order(count: Int, value: (Int) -> Float) -> [Int] {
-        // |x| as its bit pattern orders every non-negative float, Inf and NaN included;
-        // packing (magnitude, index) into one word makes the sort key unique.
-        if count <= Int(UInt32.max) {
-            var keys = [UInt64](repeating: 0, count: count)
-            for index in 0..<count {
-                let magnitude = UInt64(value(index).bitPattern & 0x7FFF_FFFF)
-                keys[index] = magnitude << 32 | UInt64(index)
+        var keys = [UInt32](repeating: 0, count: count)
+        for index in 0..<count { keys[index] = value(index).bitPattern & 0x7FFF_FFFF }
+        var order = Array(0..<count)
+        var scratch = [Int](repeating: 0, count: count)
+        for pass in 0..<4 {
+            let shift = UInt32(8 * pass)
+            var buckets = [Int](repeating: 0, count: 257)
+            for index in 0..<count { buckets[Int((keys[index] >> shift) & 0xFF) + 1] += 1 }
+            if buckets[1] == count { continue }  // every key has the same byte here
+            for bucket in 1...256 { buckets[bucket] += buckets[bucket - 1] }
+            for position in 0..<count {
+                let element = order[position]
+                let bucket = Int((keys[element] >> shift) & 0xFF)
+                scratch[buckets[bucket]] = element
+                buckets[bucket] += 1
             }
-            keys.sort()
-            return keys.map { Int($0 & 0xFFFF_FFFF) }
+            swap(&order, &scratch)
         }
-        return (0..<count).sorted {
-            let a = value($0).bitPattern & 0x7FFF_FFFF, b = value($1).bitPattern & 0x7FFF_FFFF
-            return a != b ? a < b : $0 < $1
-        }
+        return order
     }
 }
 

@@ -92,6 +92,16 @@ public final class ReplayEngine: @unchecked Sendable {
                             warnings: allWarnings, finalVerified: finalVerified)
     }
 
+    /// W0 and W_T of a tensor under a policy (after the last `apply`), for spectral
+    /// comparisons of what each storage policy did to the weights.
+    public func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
+        switch core {
+        case .bfloat16(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        case .narrow(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        case .wide(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        }
+    }
+
     /// "[i, j]" for a row-major flat index.
     static func describe(index: Int, shape: [Int]) -> String {
         var remaining = index
@@ -107,6 +117,14 @@ public final class ReplayEngine: @unchecked Sendable {
 func hex(_ value: UInt32) -> String {
     let digits = String(value, radix: 16, uppercase: true)
     return String(repeating: "0", count: 8 - digits.count) + digits
+}
+
+/// A tensor's weights before and after a replay under one policy, row-major, with the
+/// entries whose stored bits changed.
+public struct ReplayWeights: Sendable {
+    public var before: [Double]
+    public var after: [Double]
+    public var changed: [Bool]
 }
 
 /// Per-tensor counts of one curve point.

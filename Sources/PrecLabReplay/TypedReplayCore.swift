@@ -171,4 +171,30 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     func finish() -> [TensorReplayResult] {
         FinalAnalysis(core: self).run()
     }
+
+    /// W0 and W_T of one tensor as a policy stores them (fp32: the base and the truth;
+    /// stored policies: the decoded stored base and final codes), with the mask of
+    /// entries whose stored bits changed.
+    func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
+        var start = 0
+        for index in 0..<tensor { start += tensors[index].count }
+        let count = tensors[tensor].count
+        var before = [Double](repeating: 0, count: count)
+        var after = [Double](repeating: 0, count: count)
+        var changed = [Bool](repeating: false, count: count)
+        for local in 0..<count {
+            let index = start + local
+            if policy == .fp32 {
+                before[local] = Double(base[index])
+                after[local] = Double(truth[index])
+                changed[local] = base[index].bitPattern != truth[index].bitPattern
+            } else {
+                let stored = storedBase[index], final = finalCode(policy, index)
+                before[local] = Double(codec.decode(stored))
+                after[local] = Double(codec.decode(final))
+                changed[local] = stored != final
+            }
+        }
+        return ReplayWeights(before: before, after: after, changed: changed)
+    }
 }
