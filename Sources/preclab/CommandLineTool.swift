@@ -4,6 +4,8 @@ import PrecLabSupport
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     static let commands: [any Command.Type] = [
+        FormatsCommand.self,
+        RoundCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
