@@ -72,8 +72,18 @@ struct VectorPlan {
     let nanPositive: UInt32, nanNegative: UInt32
     let nanKeepsPayload: Bool
     let storageShift: UInt32
+    /// Magnitude bit patterns in [fastLower, fastUpper] take the short path.
+    let fastLower: UInt32
+    let fastUpper: Lanes
+    let signDrop: UInt32          // 31 - signShift
 
     init(_ format: FloatFormat, _ options: RoundingOptions) {
+        // Below the smallest normal the result may be subnormal (flush, or a denormalising
+        // shift); zero needs the slow path where -0 does not exist.
+        let needsLowerBound = format.minNormalExponent > -126 || options.flushSubnormals || !format.hasNegativeZero
+        fastLower = needsLowerBound ? UInt32(format.minNormalExponent + 127) << 23 : 0
+        fastUpper = Lanes(repeating: Float(format.decode(format.maxFiniteMagnitude << UInt32(format.storageShift))).bitPattern)
+        signDrop = UInt32(31 - format.signShift)
         shift = UInt32(23 - format.mantissaBits)
         rebias = UInt32(127 - format.bias) << 23
         minNormalFloatBits = UInt32(format.minNormalExponent + 127) << 23
@@ -109,6 +119,10 @@ protocol LaneRounding {
     /// the sign mask and the random bits.
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask,
                       _ random: Lanes) -> Lanes
+    /// The same rounding for the common case: `rebased` is the re-biased magnitude whose
+    /// low `shift` bits are discarded and the result is a normal number (fewer than 32
+    /// discarded bits, nothing lost beyond them).
+    static func roundNormal(_ rebased: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes
 }
 
 /// 1 in lanes where `mask` is set.
@@ -121,6 +135,12 @@ protocol LaneRounding {
 
 enum NearestEvenLanes: LaneRounding {
     @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        // Add half - 1, plus 1 when the kept part is odd: the carry rounds up.
+        let halfMinusOne = Lanes(repeating: (UInt32(1) << (shift - 1)) - 1)
+        return (r &+ halfMinusOne &+ ((r &>> shift) & 1)) &>> shift
+    }
+    @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         // A fraction of exactly one half only happens when nothing was lost beyond it, so
         // this is the classic "add half - 1 + lsb": carry out of the fraction = round up.
@@ -131,6 +151,10 @@ enum NearestEvenLanes: LaneRounding {
 
 enum NearestAwayLanes: LaneRounding {
     @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ Lanes(repeating: UInt32(1) << (shift - 1))) &>> shift
+    }
+    @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         q &+ (fraction &>> 31)
     }
@@ -138,10 +162,18 @@ enum NearestAwayLanes: LaneRounding {
 
 enum TowardZeroLanes: LaneRounding {
     @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        r &>> shift
+    }
+    @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes { q }
 }
 
 enum UpLanes: LaneRounding {
+    @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (~negative & Lanes(repeating: (UInt32(1) << shift) - 1))) &>> shift
+    }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         q &+ ones(inexactMask(fraction, beyond) & ~negative)
@@ -150,6 +182,10 @@ enum UpLanes: LaneRounding {
 
 enum DownLanes: LaneRounding {
     @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (negative & Lanes(repeating: (UInt32(1) << shift) - 1))) &>> shift
+    }
+    @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         q &+ ones(inexactMask(fraction, beyond) & negative)
     }
@@ -157,12 +193,22 @@ enum DownLanes: LaneRounding {
 
 enum OddLanes: LaneRounding {
     @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &>> shift) | (nonZero(r & Lanes(repeating: (UInt32(1) << shift) - 1)) & 1)
+    }
+    @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         q | ones(inexactMask(fraction, beyond))
     }
 }
 
 enum StochasticLanes: LaneRounding {
+    /// R < F with F = f * 2^(32-s) is (R >> (32-s)) < f, i.e. a carry out of
+    /// f + (~R >> (32-s)): one add instead of a compare.
+    @inline(__always)
+    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (~random &>> (32 - shift))) &>> shift
+    }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         q &+ ones(lessThan(random, fraction))
@@ -177,6 +223,14 @@ func encodeLanes<Rule: LaneRounding>(_ bits: Lanes, _ plan: VectorPlan, _ rule: 
     let negative = unsafeBitCast(unsafeBitCast(bits, to: SIMD8<Int32>.self) &>> 31, to: Lanes.self)
     let s = plan.shift
     let rebased = magnitudeBits &- plan.rebias
+    // Common case: every lane is finite and rounds to a normal number no larger than the
+    // largest finite value (both bounds are below 2^31, so a signed difference compares).
+    var exceptional = topBitMask(plan.fastUpper &- magnitudeBits)
+    if plan.fastLower != 0 { exceptional |= topBitMask(magnitudeBits &- plan.fastLower) }
+    if !anyLane(exceptional) {
+        let code = Rule.roundNormal(rebased, shift: s, negative, random)
+        return (code | ((bits & 0x8000_0000) &>> plan.signDrop)) &<< plan.storageShift
+    }
     var kept = rebased &>> s
     var fraction = rebased &<< (32 &- s)
     var beyond = LaneMask(repeating: 0)
