@@ -111,7 +111,7 @@ extension FloatFormat {
         }
     }
 
-    @inline(__always)
+    @inline(never)
     func encodeVector<Rule: LaneRounding>(_ input: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, count: Int,
                                           _ options: RoundingOptions, _ plan: VectorPlan, _ rule: Rule.Type,
                                           _ state: UInt64, _ firstIndex: Int) {
