@@ -7,8 +7,9 @@ import Glibc
 #endif
 
 let suites: [(name: String, run: () -> Void)] = [
-    ("replay", runReplayBenchmarks),
+    ("formats", runFormatsBenchmarks),
     ("synth", runSynthBenchmark),
+    ("replay", runReplayBenchmarks),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -4,6 +4,8 @@ import PrecLabSupport
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     nonisolated(unsafe) static let commands: [any Command.Type] = [
+        FormatsCommand.self,
+        RoundCommand.self,
         InspectCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
