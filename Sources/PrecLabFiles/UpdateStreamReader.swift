@@ -124,8 +124,25 @@ public final class UpdateStreamReader: @unchecked Sendable {
 
     /// Walks every record, in file order, calling `body` for each one that passed its
     /// checks. Returns what the walk found.
+    /// The views handed to `body` are valid only during the call: the record's pages are
+    /// released from memory afterwards so that resident memory stays near one record.
     @discardableResult
     public func forEachRecord(_ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
+        try walk(payloadNeeded: true, body)
+    }
+
+    /// Walks the stream only to validate it and summarise it; resident memory stays
+    /// near one 64 MiB window whatever the record size.
+    public func summarize() throws -> UpdateStreamSummary {
+        try walk(payloadNeeded: false) { _ in }
+    }
+
+    /// CRC windows: large enough for the parallel CRC, small enough to bound memory.
+    static let crcWindow = 64 << 20
+
+    private func walk(payloadNeeded: Bool, _ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
+        let windowBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: payloadNeeded ? 0 : UpdateStreamReader.crcWindow, alignment: 64)
+        defer { windowBuffer.deallocate() }
         var summary = UpdateStreamSummary()
         summary.crcVerified = options.verifyCRC
         let size = file.count
@@ -181,7 +198,20 @@ public final class UpdateStreamReader: @unchecked Sendable {
             let padding = file.littleEndian(UInt32.self, at: trailer + 4)
             guard padding == 0 else { throw fail(trailer + 4, "padding is \(padding), expected 0") }
             if options.verifyCRC {
-                let computed = CRC32.checksum(file.bytes(position..<trailer))
+                var computed: UInt32 = 0
+                if payloadNeeded || trailer - position <= UpdateStreamReader.crcWindow {
+                    computed = CRC32.checksum(file.bytes(position..<trailer))
+                } else {
+                    // Validation only: stream the record through one reused window.
+                    let buffer = windowBuffer
+                    var window = position
+                    while window < trailer {
+                        let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(trailer - window, buffer.count)])
+                        try file.read(into: piece, at: window)
+                        computed = CRC32.checksum(UnsafeRawBufferPointer(piece), continuing: computed)
+                        window += piece.count
+                    }
+                }
                 guard computed == storedCRC else {
                     throw fail(trailer, "CRC-32 mismatch: stored \(hex(storedCRC)), computed \(hex(computed)) over bytes \(position)..<\(trailer) (the record is corrupt)")
                 }
@@ -236,15 +266,11 @@ public final class UpdateStreamReader: @unchecked Sendable {
             summary.recordCount += 1
             try body(UpdateRecord(kind: kind, step: step, learningRate: learningRate, offset: position,
                                   index: index, values: values, header: header))
+            file.releasePages(position..<(position + recordLength))
             position += recordLength
             index += 1
         }
         return summary
-    }
-
-    /// Walks the stream only to validate it and summarise it.
-    public func summarize() throws -> UpdateStreamSummary {
-        try forEachRecord { _ in }
     }
 
     private func hex(_ value: UInt32) -> String {

@@ -7,6 +7,7 @@ import Glibc
 #endif
 
 let suites: [(name: String, run: () -> Void)] = [
+    ("files", FilesBenchmarks.run),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
