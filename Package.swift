@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "preclab", targets: ["preclab"]),
         .library(name: "PrecLab", targets: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ]),
     ],
     targets: [
@@ -40,24 +40,31 @@ let package = Package(
         .target(name: "PrecLabReplay",
                 dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles"],
                 swiftSettings: numericSettings),
+        // Synthetic update streams: base weights with a realistic spectrum and
+        // simulated AdamW steps (rl / sft / noise profiles) for experiments and the demo.
+        .target(name: "PrecLabSynth",
+                dependencies: ["PrecLabSupport", "PrecLabFiles", "CLapack"],
+                swiftSettings: numericSettings),
         // Terminal tables, JSON, CSV and SVG plots.
         .target(name: "PrecLabReports", dependencies: ["PrecLabSupport"]),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ], swiftSettings: numericSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ], swiftSettings: numericSettings),
         .testTarget(name: "PrecLabSupportTests", dependencies: ["PrecLabSupport"]),
         .testTarget(name: "PrecLabFormatsTests", dependencies: ["PrecLabFormats"]),
         .testTarget(name: "PrecLabFilesTests", dependencies: ["PrecLabFiles", "PrecLabFormats"]),
         .testTarget(name: "PrecLabSpectralTests", dependencies: ["PrecLabSpectral"]),
         .testTarget(name: "PrecLabReplayTests",
-                    dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats"]),
+                    dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
+        .testTarget(name: "PrecLabSynthTests",
+                    dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),
         .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
     ],
     swiftLanguageModes: [.v6]

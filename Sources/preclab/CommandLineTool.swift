@@ -3,8 +3,10 @@ import PrecLabSupport
 /// Dispatch for `preclab COMMAND ...`, `--help`, `help COMMAND` and `--version`.
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
-    static let commands: [any Command.Type] = [
+    nonisolated(unsafe) static let commands: [any Command.Type] = [
         InspectCommand.self,
+        SynthCommand.self,
+        ReplayCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
@@ -47,7 +49,9 @@ enum CommandLineTool {
             try command.run(parsed)
             return 0
         } catch let error as PrecLabError {
-            Console.error("preclab \(command.name): error: \(error.description)")
+            let message = error.description
+            // Some library messages already name the command; never say it twice.
+            Console.error(message.hasPrefix("preclab ") ? message : "preclab \(command.name): error: \(message)")
             return error.exitStatus
         } catch {
             Console.error("preclab \(command.name): error: \(error)")

@@ -1,0 +1,194 @@
+import Foundation
+import PrecLabSupport
+
+/// Options of the per-matrix spectral comparison. Defaults follow the follow-up study
+/// the science notes cite for masks (rank 64, α = 0.5); k = 64 keeps angles cheap.
+public struct SpectralOptions: Sendable, Equatable {
+    /// Dimension of the top singular subspaces compared by principal angles, and of
+    /// the subspace the update energy is measured in.
+    public var k: Int
+    /// Rank of the reconstruction W0^(rank) whose top-α magnitudes form the principal mask.
+    public var rank: Int
+    /// Fraction of entries in the principal and low-magnitude masks.
+    public var alpha: Double
+    /// Exact or randomized top-k SVD (`.automatic`: randomized when
+    /// 4·(max(k, rank) + oversampling) <= min(m, n)).
+    public var method: TopSVDMethod
+    public var randomized: RandomizedSVDOptions
+
+    public init(k: Int = 64, rank: Int = 64, alpha: Double = 0.5, method: TopSVDMethod = .automatic,
+                randomized: RandomizedSVDOptions = RandomizedSVDOptions()) {
+        self.k = k
+        self.rank = rank
+        self.alpha = alpha
+        self.method = method
+        self.randomized = randomized
+    }
+}
+
+/// Every spectral metric of one weight matrix W0 -> W1 (see docs/metrics.md).
+public struct MatrixComparison: Sendable {
+    public let rows: Int
+    public let columns: Int
+    /// The subspace dimension and reconstruction rank actually used (clamped to min(m, n)).
+    public let k: Int
+    public let rank: Int
+    public let alpha: Double
+    /// Whether the top triplets came from the randomized SVD.
+    public let randomized: Bool
+
+    /// Full spectra, descending.
+    public let singularValuesBase: [Double]
+    public let singularValuesTuned: [Double]
+    /// ||σ(W1) - σ(W0)||₂ / ||σ(W0)||₂; nil when W0 = 0.
+    public let nss: Double?
+    /// Principal angles (radians, ascending) between the top-k left (U) and right (V)
+    /// singular subspaces of W0 and W1.
+    public let anglesU: [Double]
+    public let anglesV: [Double]
+
+    /// The update mask's population (entries that changed).
+    public let changed: Int
+    public let principalMaskSize: Int
+    public let lowMaskSize: Int
+    public let controlMaskSize: Int
+    /// |M• ∩ M| / |M| for the principal, low-magnitude and control masks; nil when
+    /// nothing changed. Random baseline: α (control: its own density).
+    public let principalOverlap: Double?
+    public let lowOverlap: Double?
+    public let controlOverlap: Double?
+
+    /// ||U_k U_kᵀ ΔW V_k V_kᵀ||_F² / ||ΔW||_F² with U_k, V_k of W0; nil when ΔW = 0.
+    public let energyTopK: Double?
+    public let deltaFrobenius: Double
+    public let deltaSpectral: Double
+    /// ||ΔW||_F² / ||ΔW||₂²; nil when ΔW = 0.
+    public let stableRank: Double?
+    public let baseFrobenius: Double
+    public let bounds: SpectralBounds
+
+    /// Summaries of the update mask's row ratios ρ_i and column ratios κ_j.
+    public let rowRatios: RatioSummary
+    public let columnRatios: RatioSummary
+
+    public var angleUMaxDegrees: Double { degrees(anglesU.last ?? 0) }
+    public var angleVMaxDegrees: Double { degrees(anglesV.last ?? 0) }
+    public var angleUMeanDegrees: Double { degrees(mean(anglesU)) }
+    public var angleVMeanDegrees: Double { degrees(mean(anglesV)) }
+    /// Density of the control mask M_princ ∩ complement(M_low) (its random baseline).
+    public var controlDensity: Double {
+        rows * columns == 0 ? 0 : Double(controlMaskSize) / Double(rows * columns)
+    }
+
+    /// Compares W0 (`base`) with W1 (`tuned`).
+    ///
+    /// `updateMask` is M over row-major positions, normally from bit inequality of the
+    /// stored low-precision codes; when nil, M is where the float64 values differ.
+    /// Throws bad data for non-finite input or a LAPACK failure.
+    public init(base: Matrix, tuned: Matrix, updateMask: BitMask? = nil,
+                options: SpectralOptions = SpectralOptions()) throws {
+        precondition(base.rows == tuned.rows && base.columns == tuned.columns, "shape mismatch")
+        precondition(options.alpha >= 0 && options.alpha <= 1, "alpha outside [0, 1]")
+        let m = base.rows, n = base.columns
+        let full = min(m, n)
+        rows = m
+        columns = n
+        alpha = options.alpha
+        k = max(0, min(options.k, full))
+        rank = max(0, min(options.rank, full))
+        try LinearAlgebra.requireFinite(base)
+        try LinearAlgebra.requireFinite(tuned)
+
+        let mask = updateMask ?? MatrixComparison.valueMask(base, tuned)
+        precondition(mask.count == m * n, "update mask does not match the shape")
+
+        // Top triplets of both matrices with one method, one sketch size and one seed,
+        // so that approximation errors of the randomized path are shared, not added.
+        let count = max(k, rank)
+        let useRandomized: Bool
+        switch options.method {
+        case .exact: useRandomized = false
+        case .randomized: useRandomized = count + options.randomized.oversampling <= full
+        case .automatic:
+            useRandomized = LinearAlgebra.useRandomized(rows: m, columns: n, k: count, options: options.randomized)
+        }
+        randomized = useRandomized
+        let topBase: SVD, topTuned: SVD
+        if useRandomized {
+            singularValuesBase = try LinearAlgebra.singularValues(of: base)
+            singularValuesTuned = try LinearAlgebra.singularValues(of: tuned)
+            topBase = try LinearAlgebra.randomizedSVD(of: base, k: count, options: options.randomized)
+            topTuned = try LinearAlgebra.randomizedSVD(of: tuned, k: count, options: options.randomized)
+        } else {
+            let fullBase = try LinearAlgebra.thinSVD(of: base)
+            let fullTuned = try LinearAlgebra.thinSVD(of: tuned)
+            singularValuesBase = fullBase.singularValues
+            singularValuesTuned = fullTuned.singularValues
+            topBase = fullBase.truncated(to: count)
+            topTuned = fullTuned.truncated(to: count)
+        }
+
+        let baseNorm = scaledNorm(singularValuesBase)
+        let spectralShift = scaledNorm(zip(singularValuesTuned, singularValuesBase).map { $0 - $1 })
+        nss = baseNorm > 0 ? spectralShift / baseNorm : nil
+        baseFrobenius = base.frobeniusNorm
+
+        let subspaceBase = topBase.truncated(to: k)
+        let subspaceTuned = topTuned.truncated(to: k)
+        anglesU = try PrincipalAngles.between(subspaceBase.u, subspaceTuned.u)
+        anglesV = try PrincipalAngles.between(subspaceBase.v, subspaceTuned.v)
+
+        // Masks.
+        changed = mask.population
+        let principal = MagnitudeMasks.largest(topBase.truncated(to: rank).reconstruction().rowMajorMagnitudes,
+                                               fraction: options.alpha)
+        let low = MagnitudeMasks.smallest(base.rowMajorMagnitudes, fraction: options.alpha)
+        let control = principal.subtracting(low)
+        principalMaskSize = principal.population
+        lowMaskSize = low.population
+        controlMaskSize = control.population
+        principalOverlap = MaskStatistics.overlap(principal, with: mask)
+        lowOverlap = MaskStatistics.overlap(low, with: mask)
+        controlOverlap = MaskStatistics.overlap(control, with: mask)
+        rowRatios = RatioSummary(MaskStatistics.rowRatios(mask, rows: m, columns: n))
+        columnRatios = RatioSummary(MaskStatistics.columnRatios(mask, rows: m, columns: n))
+
+        // The update itself.
+        let delta = tuned - base
+        let deltaValues = try LinearAlgebra.singularValues(of: delta)
+        deltaFrobenius = delta.frobeniusNorm
+        deltaSpectral = deltaValues.first ?? 0
+        stableRank = deltaSpectral > 0 ? (deltaFrobenius * deltaFrobenius) / (deltaSpectral * deltaSpectral) : nil
+        if deltaFrobenius > 0 && k > 0 {
+            // ||U_k U_kᵀ E V_k V_kᵀ||_F = ||U_kᵀ E V_k||_F because U_k, V_k are orthonormal.
+            let projected = BLAS.multiply(BLAS.multiply(subspaceBase.u, transposeA: true, delta), subspaceBase.v)
+            let ratio = projected.frobeniusNorm / deltaFrobenius
+            energyTopK = ratio * ratio
+        } else {
+            energyTopK = deltaFrobenius > 0 ? 0 : nil
+        }
+
+        bounds = SpectralBounds(
+            sigmaBase: singularValuesBase, sigmaTuned: singularValuesTuned, k: k,
+            maxAngleU: anglesU.last ?? 0, maxAngleV: anglesV.last ?? 0,
+            deltaSpectral: deltaSpectral, deltaFrobenius: deltaFrobenius,
+            baseFrobenius: baseFrobenius, nss: nss)
+    }
+
+    /// M where the float64 values differ bit for bit (row-major positions).
+    public static func valueMask(_ base: Matrix, _ tuned: Matrix) -> BitMask {
+        var mask = BitMask(count: base.elementCount)
+        for i in 0..<base.rows {
+            for j in 0..<base.columns where base[i, j].bitPattern != tuned[i, j].bitPattern {
+                mask.insert(i * base.columns + j)
+            }
+        }
+        return mask
+    }
+}
+
+@inline(__always) func degrees(_ radians: Double) -> Double { radians * 180 / Double.pi }
+
+func mean(_ values: [Double]) -> Double {
+    values.isEmpty ? 0 : values.reduce(0, +) / Double(values.count)
+}

@@ -1,2 +1,0 @@
-// PrecLabSpectral: placeholder until the module lands.
-enum PrecLabSpectralPlaceholder {}

@@ -1,0 +1,81 @@
+import PrecLabSupport
+
+/// How the top-k singular triplets are found.
+public enum TopSVDMethod: String, Sendable {
+    /// Randomized when `useRandomized` says so, exact otherwise.
+    case automatic
+    /// The full thin SVD, truncated.
+    case exact
+    /// Halko-Martinsson-Tropp randomized range finder with power iterations.
+    case randomized
+}
+
+/// Settings of the randomized top-k SVD (Halko, Martinsson, Tropp, SIAM Review 2011,
+/// algorithms 4.4 and 5.1).
+public struct RandomizedSVDOptions: Sendable, Equatable {
+    /// Extra columns of the Gaussian test matrix beyond k.
+    public var oversampling: Int
+    /// Power iterations (A Aᵀ)^q A Ω, each followed by a QR re-orthonormalisation.
+    public var powerIterations: Int
+    /// Seed of the Gaussian test matrix. The same seed is used for base and tuned
+    /// matrices so that their approximations are correlated, not independent.
+    public var seed: UInt64
+
+    public init(oversampling: Int = 10, powerIterations: Int = 5, seed: UInt64 = 0x5EED_0F_C0FFEE) {
+        self.oversampling = oversampling
+        self.powerIterations = powerIterations
+        self.seed = seed
+    }
+}
+
+extension LinearAlgebra {
+    /// Whether the randomized method is used for the top `k` triplets of an m×n matrix
+    /// under `.automatic`: when k + oversampling <= min(m, n) / 4, i.e. the sketch is at
+    /// most a quarter of the smaller dimension, where it is clearly cheaper than a full
+    /// SVD.
+    public static func useRandomized(rows: Int, columns: Int, k: Int, options: RandomizedSVDOptions) -> Bool {
+        4 * (k + options.oversampling) <= min(rows, columns)
+    }
+
+    /// The top `k` singular triplets of `matrix` (k is clamped to min(m, n)).
+    public static func topSVD(
+        of matrix: Matrix, k: Int, method: TopSVDMethod = .automatic,
+        options: RandomizedSVDOptions = RandomizedSVDOptions()
+    ) throws -> (svd: SVD, randomized: Bool) {
+        let kept = max(0, min(k, matrix.rows, matrix.columns))
+        let randomized: Bool
+        switch method {
+        case .exact: randomized = false
+        case .randomized: randomized = kept + options.oversampling <= min(matrix.rows, matrix.columns)
+        case .automatic: randomized = useRandomized(rows: matrix.rows, columns: matrix.columns, k: kept, options: options)
+        }
+        if randomized {
+            return (try randomizedSVD(of: matrix, k: kept, options: options), true)
+        }
+        return (try thinSVD(of: matrix).truncated(to: kept), false)
+    }
+
+    /// The randomized top-k SVD: Y = A Ω with a seeded Gaussian Ω (n×(k+p)), q power
+    /// iterations with QR after every product (keeps the small singular directions
+    /// from being lost to rounding), then the exact SVD of the small Qᵀ A.
+    public static func randomizedSVD(
+        of matrix: Matrix, k: Int, options: RandomizedSVDOptions = RandomizedSVDOptions()
+    ) throws -> SVD {
+        let m = matrix.rows, n = matrix.columns
+        let sketch = k + options.oversampling
+        precondition(k >= 0 && sketch <= min(m, n), "sketch size exceeds the matrix")
+        try requireFinite(matrix)
+        let omega = GaussianSampler(seed: options.seed).matrix(rows: n, columns: sketch)
+        var q = try orthonormalBasis(of: BLAS.multiply(matrix, omega))
+        for _ in 0..<options.powerIterations {
+            let z = try orthonormalBasis(of: BLAS.multiply(matrix, transposeA: true, q))
+            q = try orthonormalBasis(of: BLAS.multiply(matrix, z))
+        }
+        let small = BLAS.multiply(q, transposeA: true, matrix)  // sketch×n
+        let smallSVD = try thinSVD(of: small)
+        var result = SVD(u: BLAS.multiply(q, smallSVD.u), singularValues: smallSVD.singularValues,
+                         v: smallSVD.v).truncated(to: k)
+        result.fixSigns()
+        return result
+    }
+}
