@@ -5,6 +5,7 @@ enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     nonisolated(unsafe) static let commands: [any Command.Type] = [
         InspectCommand.self,
+        CastCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
     ]

@@ -122,6 +122,25 @@ final class InspectBadInputTests: XCTestCase {
         }
     }
 
+    /// The malformed checkpoints through `preclab cast`: exit 1, the same located
+    /// message, and no output file (nor temporary file) left behind.
+    func testCastOfMalformedCheckpointsLeavesNoOutput() throws {
+        let directory = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for bad in Self.cases where bad.name.hasSuffix(".safetensors") {
+            let path = directory.appendingPathComponent(bad.name).path
+            try Data(bad.bytes).write(to: URL(fileURLWithPath: path))
+            let output = directory.appendingPathComponent("out.safetensors").path
+            let result = try CLIRunner.run(["cast", path, output, "--dtype", "bf16"])
+            XCTAssertEqual(result.status, 1, "\(bad.name): \(result.stderr)")
+            for fragment in bad.fragments {
+                XCTAssertTrue(result.stderr.contains(fragment), "\(bad.name): '\(fragment)' not in: \(result.stderr)")
+            }
+            let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("out.") }
+            XCTAssertEqual(left, [], bad.name)
+        }
+    }
+
     func testAllowTruncatedKeepsCompleteSteps() throws {
         let directory = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
