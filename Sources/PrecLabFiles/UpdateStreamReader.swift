@@ -137,12 +137,7 @@ public final class UpdateStreamReader: @unchecked Sendable {
         try walk(payloadNeeded: false) { _ in }
     }
 
-    /// CRC windows: large enough for the parallel CRC, small enough to bound memory.
-    static let crcWindow = 64 << 20
-
     private func walk(payloadNeeded: Bool, _ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
-        let windowBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: payloadNeeded ? 0 : UpdateStreamReader.crcWindow, alignment: 64)
-        defer { windowBuffer.deallocate() }
         var summary = UpdateStreamSummary()
         summary.crcVerified = options.verifyCRC
         let size = file.count
@@ -199,18 +194,10 @@ public final class UpdateStreamReader: @unchecked Sendable {
             guard padding == 0 else { throw fail(trailer + 4, "padding is \(padding), expected 0") }
             if options.verifyCRC {
                 var computed: UInt32 = 0
-                if payloadNeeded || trailer - position <= UpdateStreamReader.crcWindow {
+                if payloadNeeded {
                     computed = CRC32.checksum(file.bytes(position..<trailer))
                 } else {
-                    // Validation only: stream the record through one reused window.
-                    let buffer = windowBuffer
-                    var window = position
-                    while window < trailer {
-                        let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<min(trailer - window, buffer.count)])
-                        try file.read(into: piece, at: window)
-                        computed = CRC32.checksum(UnsafeRawBufferPointer(piece), continuing: computed)
-                        window += piece.count
-                    }
+                    computed = try CRC32.checksum(of: file, range: position..<trailer)
                 }
                 guard computed == storedCRC else {
                     throw fail(trailer, "CRC-32 mismatch: stored \(hex(storedCRC)), computed \(hex(computed)) over bytes \(position)..<\(trailer) (the record is corrupt)")
@@ -276,5 +263,32 @@ public final class UpdateStreamReader: @unchecked Sendable {
     private func hex(_ value: UInt32) -> String {
         let digits = String(value, radix: 16, uppercase: false)
         return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
+
+extension CRC32 {
+    /// The CRC of a file range read with pread in 1 MiB pieces, several threads each
+    /// reading and checksumming its own pieces, joined with `combine`. Nothing stays
+    /// resident, so validating a multi-gigabyte record costs a few MiB of memory.
+    static func checksum(of file: MappedFile, range: Range<Int>, threads: Int = ParallelChunks.threadCount) throws -> UInt32 {
+        let errors = Lock()
+        nonisolated(unsafe) var failure: Error?
+        let pieces = ParallelChunks.map(count: range.count, chunkSize: pieceSize, threads: threads) { piece -> UInt32 in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece.count, alignment: 64)
+            defer { buffer.deallocate() }
+            do {
+                try file.read(into: buffer, at: range.lowerBound + piece.lowerBound)
+            } catch {
+                errors.withLock { failure = failure ?? error }
+                return 0
+            }
+            return update(0, UnsafeRawBufferPointer(buffer))
+        }
+        if let failure { throw failure }
+        var crc: UInt32 = 0
+        for (index, piece) in pieces.enumerated() {
+            crc = combine(crc, piece, length: min(pieceSize, range.count - index * pieceSize))
+        }
+        return crc
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import PrecLabFiles
+import PrecLabFormats
 import PrecLabSupport
 
 /// `files` suite: CRC-32 and stream walking against memcpy of the same bytes, and the
@@ -69,6 +70,51 @@ enum FilesBenchmarks {
             try! reader.forEachRecord { record in checksum += record.values[0] }
         }
         print("walk + CRC-verify 512 MiB cached stream with record views: \(gbps(streamBytes, walkTime)) GB/s (\(ratio(memcpyTime * Double(streamBytes) / Double(count), walkTime)) of memcpy)\(checksum.isNaN ? " " : "")")
+        try? FileManager.default.removeItem(atPath: inMemoryPath)
+
+        benchmarkCast(directory: directory, source: UnsafeRawBufferPointer(source))
+    }
+
+    /// `preclab cast` of a 256 MiB F32 checkpoint to bf16, next to the bare encode kernel
+    /// on the same values in memory (the cast adds reading the mapping and writing).
+    static func benchmarkCast(directory: String, source: UnsafeRawBufferPointer) {
+        let count = source.count / 4
+        let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        defer { floats.deallocate() }
+        // Finite values spread over a wide range (random bits with the exponent tamed).
+        for i in 0..<count {
+            let bits = source.load(fromByteOffset: 4 * i, as: UInt32.self)
+            floats[i] = Float(bitPattern: (bits & 0x807F_FFFF) | (UInt32(100 + bits % 50) << 23))
+        }
+        let codes = UnsafeMutableRawBufferPointer.allocate(byteCount: count * 2, alignment: 64)
+        defer { codes.deallocate() }
+        let kernelTime = best { FloatFormat.bf16.encode(UnsafeBufferPointer(floats), into: codes) }
+        print("encode kernel fp32 -> bf16 (nearest-even), 256 MiB in memory: \(gbps(count * 4, kernelTime)) GB/s of input")
+
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("preclab").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            print("preclab cast: not measured (build the CLI first: make build)")
+            return
+        }
+        let input = directory + "/cast-in.safetensors"
+        try! SafetensorsWriter.write(to: input, tensors: [SafetensorsTensorSpec(name: "w", dtype: .f32, shape: [count])]) { _, sink in
+            try sink(UnsafeRawBufferPointer(floats))
+        }
+        var fastest = Double.infinity
+        for round in 0..<3 {
+            let output = directory + "/cast-out-\(round).safetensors"
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = ["cast", input, output, "--dtype", "bf16"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            let start = now()
+            try! process.run()
+            process.waitUntilExit()
+            fastest = min(fastest, now() - start)
+            try? FileManager.default.removeItem(atPath: output)
+        }
+        print("preclab cast 256 MiB F32 checkpoint -> bf16 file (process, incl. fsync): \(gbps(count * 4, fastest)) GB/s of input (\(ratio(kernelTime, fastest)) of the kernel)")
     }
 
     static func makeSparseSafetensors(_ path: String, bytes: Int) {
@@ -88,7 +134,7 @@ enum FilesBenchmarks {
     static func makeSparseStream(_ path: String, payloadBytes: Int, records: Int) {
         let header = try! UpdateStreamHeader(tensors: [UpdateStreamTensor(name: "w", shape: [payloadBytes / 4])])
         let prefix = header.encodedPrefix()
-        let chunk = 64 << 20
+        let chunk = 1 << 20
         let zeros = [UInt8](repeating: 0, count: chunk)
         let zeroCRC = CRC32.checksum(zeros)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
