@@ -50,5 +50,13 @@ bench: deps
 	$(SWIFT) build -c release --product preclab-bench
 	$(RELEASE)/preclab-bench
 
+# Fuzzes the stream, safetensors, npy/npz and JSON parsers with libFuzzer for
+# FUZZ_SECONDS; new inputs go to fuzz-out/corpus, crashes to fuzz-out/crash-*.
+fuzz:
+	@mkdir -p fuzz-out/corpus
+	fuzz/build.sh >/dev/null
+	.build/fuzz/fuzz-files -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
+	  -artifact_prefix=fuzz-out/ fuzz-out/corpus fuzz/corpus
+
 clean:
 	rm -rf .build

@@ -335,6 +335,11 @@ class UpdateStreamReader:
         raw = bytes(data[16:16 + length])
         try:
             header = _strict_json(raw)
+        except json.JSONDecodeError as error:
+            where = 16 + len(error.doc[:error.pos].encode("utf-8"))
+            raise _fail(path, where, "header is not valid UTF-8 JSON: %s" % error.msg)
+        except UnicodeDecodeError as error:
+            raise _fail(path, 16 + error.start, "header is not valid UTF-8 JSON: invalid UTF-8")
         except (UnicodeError, ValueError, RecursionError) as error:
             raise _fail(path, 16, "header is not valid UTF-8 JSON: %s" % error)
         try:

@@ -84,7 +84,7 @@ public final class Checkpoint: @unchecked Sendable {
             guard let shard = value.stringValue, !shard.isEmpty else {
                 throw PrecLabError.badData("\(indexPath): weight_map entry '\(tensor)' must name a shard file, found \(value.kindName)")
             }
-            guard !shard.contains("/") || !shard.hasPrefix("/") else {
+            guard !shard.hasPrefix("/") else {
                 throw PrecLabError.badData("\(indexPath): weight_map entry '\(tensor)' names an absolute path '\(shard)'; expected a file next to the index")
             }
             if !shardNames.contains(shard) { shardNames.append(shard) }

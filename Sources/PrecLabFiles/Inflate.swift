@@ -13,6 +13,10 @@ public enum Inflate {
 
     /// Decompresses `input`, which must produce exactly `expectedSize` bytes.
     public static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
+        // DEFLATE expands at most 1032:1 (258-byte matches in under two bits each).
+        guard expectedSize <= input.count * 1032 + 64 else {
+            throw Failure(description: "claims \(expectedSize) bytes from \(input.count) compressed bytes, more than DEFLATE can produce")
+        }
         var decoder = Decoder(input: input, limit: expectedSize)
         try decoder.run()
         guard decoder.output.count == expectedSize else {

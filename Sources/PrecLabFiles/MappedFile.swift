@@ -15,6 +15,8 @@ public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let count: Int
     private let base: UnsafeRawPointer?
+    /// Kept open for `read(into:at:)`, which copies without faulting pages into the mapping.
+    private let descriptor: Int32
 
     /// Maps `path`. Errors name the file and the system's reason.
     public init(path: String) throws {
@@ -23,14 +25,16 @@ public final class MappedFile: @unchecked Sendable {
         guard descriptor >= 0 else {
             throw PrecLabError.badData("\(path): cannot open: \(errnoText())")
         }
-        defer { close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else {
+            close(descriptor)
             throw PrecLabError.badData("\(path): cannot stat: \(errnoText())")
         }
         guard (info.st_mode & S_IFMT) == S_IFREG else {
+            close(descriptor)
             throw PrecLabError.badData("\(path): not a regular file")
         }
+        self.descriptor = descriptor
         count = Int(info.st_size)
         if count == 0 {
             base = nil
@@ -38,13 +42,52 @@ public final class MappedFile: @unchecked Sendable {
         }
         let address = mmap(nil, count, PROT_READ, MAP_PRIVATE, descriptor, 0)
         guard let address, address != MAP_FAILED else {
+            close(descriptor)
             throw PrecLabError.badData("\(path): cannot map into memory: \(errnoText())")
         }
         base = UnsafeRawPointer(address)
     }
 
+    /// An in-memory copy of `bytes` behaving like a mapped file named `name` (for
+    /// fuzzing and tests; the parsers take a `MappedFile`).
+    public init(name: String, copying bytes: UnsafeRawBufferPointer) {
+        path = name
+        count = bytes.count
+        descriptor = -1
+        if bytes.isEmpty {
+            base = nil
+        } else {
+            let storage = UnsafeMutableRawPointer.allocate(byteCount: bytes.count, alignment: 4096)
+            storage.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            base = UnsafeRawPointer(storage)
+        }
+    }
+
     deinit {
-        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        if descriptor < 0 {
+            base.map { UnsafeMutableRawPointer(mutating: $0).deallocate() }
+        } else {
+            if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+            close(descriptor)
+        }
+    }
+
+    /// Copies `buffer.count` bytes from `offset` with pread: for one pass over data that
+    /// is not kept (CRC checks), this avoids a page fault per page of the mapping.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws {
+        if descriptor < 0 {
+            buffer.copyMemory(from: bytes(offset..<(offset + buffer.count)))
+            return
+        }
+        var done = 0
+        while done < buffer.count {
+            let got = pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else {
+                throw PrecLabError.badData(file: path, offset: offset + done, "read failed: \(got < 0 ? errnoText() : "unexpected end of file")")
+            }
+            done += got
+        }
     }
 
     /// The whole file.
@@ -59,7 +102,19 @@ public final class MappedFile: @unchecked Sendable {
 
     /// Tells the kernel the file will be read front to back (larger read-ahead).
     public func adviseSequential() {
-        if let base { madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_SEQUENTIAL) }
+        if let base, descriptor >= 0 { madvise(UnsafeMutableRawPointer(mutating: base), count, MADV_SEQUENTIAL) }
+    }
+
+    /// Drops the resident pages wholly inside `range` from this process (they are read
+    /// again from the file if touched later). Walking a multi-gigabyte file this way
+    /// keeps resident memory near one window instead of the whole file.
+    public func releasePages(_ range: Range<Int>) {
+        guard let base, !range.isEmpty, descriptor >= 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = range.upperBound == count ? range.upperBound : range.upperBound / page * page
+        guard end > start else { return }
+        madvise(UnsafeMutableRawPointer(mutating: base + start), end - start, MADV_DONTNEED)
     }
 
     /// Reads a little-endian integer at an arbitrary (possibly unaligned) offset.

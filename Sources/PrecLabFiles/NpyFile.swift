@@ -88,7 +88,7 @@ public final class NpyArray: @unchecked Sendable {
         }
         self.dtype = dtype
         isBigEndian = bigEndian
-        guard let count = PrecLabFiles.elementCount(of: shape), let size = dtype.byteCount(elements: count) else {
+        guard let count = shapeElementCount(shape), let size = dtype.byteCount(elements: count) else {
             throw fail(headerStart, "shape \(shape) overflows the element count")
         }
         elementCount = count

@@ -168,7 +168,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         guard end <= Int64(bufferSize) else {
             throw fail("data_offsets [\(begin), \(end)] run past the end of the file (data buffer is \(bufferSize) bytes)")
         }
-        guard let count = elementCount(of: shape) else {
+        guard let count = shapeElementCount(shape) else {
             throw fail("shape \(shape) overflows the element count")
         }
         let range = Int(begin)..<Int(end)

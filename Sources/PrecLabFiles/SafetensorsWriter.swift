@@ -12,7 +12,7 @@ public struct SafetensorsTensorSpec: Sendable, Equatable {
         self.shape = shape
     }
 
-    public var byteCount: Int? { elementCount(of: shape).flatMap { dtype.byteCount(elements: $0) } }
+    public var byteCount: Int? { shapeElementCount(shape).flatMap { dtype.byteCount(elements: $0) } }
 }
 
 /// Writes `.safetensors` files the way the reference writer lays them out: tensors

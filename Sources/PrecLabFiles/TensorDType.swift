@@ -57,7 +57,7 @@ public enum TensorDType: String, CaseIterable, Sendable {
 }
 
 /// The product of a shape's dimensions, or nil on overflow or a negative dimension.
-public func elementCount(of shape: [Int]) -> Int? {
+public func shapeElementCount(_ shape: [Int]) -> Int? {
     var count = 1
     for dimension in shape {
         guard dimension >= 0 else { return nil }

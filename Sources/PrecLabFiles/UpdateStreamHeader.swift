@@ -92,7 +92,7 @@ public struct UpdateStreamHeader: Sendable {
                 throw PrecLabError.badData("tensor '\(tensor.name)': shape \(tensor.shape) must hold positive integers")
             }
             // Element count and payload size must fit in 63 bits (Int is 64-bit signed).
-            guard let count = elementCount(of: tensor.shape),
+            guard let count = shapeElementCount(tensor.shape),
                   case let (end, overflow) = offset.addingReportingOverflow(count), !overflow,
                   !end.multipliedReportingOverflow(by: 4).overflow else {
                 throw PrecLabError.badData("tensor '\(tensor.name)': shape \(tensor.shape) makes the payload larger than 2^63 bytes")

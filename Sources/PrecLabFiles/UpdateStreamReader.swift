@@ -124,8 +124,20 @@ public final class UpdateStreamReader: @unchecked Sendable {
 
     /// Walks every record, in file order, calling `body` for each one that passed its
     /// checks. Returns what the walk found.
+    /// The views handed to `body` are valid only during the call: the record's pages are
+    /// released from memory afterwards so that resident memory stays near one record.
     @discardableResult
     public func forEachRecord(_ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
+        try walk(payloadNeeded: true, body)
+    }
+
+    /// Walks the stream only to validate it and summarise it; resident memory stays
+    /// near one 64 MiB window whatever the record size.
+    public func summarize() throws -> UpdateStreamSummary {
+        try walk(payloadNeeded: false) { _ in }
+    }
+
+    private func walk(payloadNeeded: Bool, _ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
         var summary = UpdateStreamSummary()
         summary.crcVerified = options.verifyCRC
         let size = file.count
@@ -181,7 +193,12 @@ public final class UpdateStreamReader: @unchecked Sendable {
             let padding = file.littleEndian(UInt32.self, at: trailer + 4)
             guard padding == 0 else { throw fail(trailer + 4, "padding is \(padding), expected 0") }
             if options.verifyCRC {
-                let computed = CRC32.checksum(file.bytes(position..<trailer))
+                var computed: UInt32 = 0
+                if payloadNeeded {
+                    computed = CRC32.checksum(file.bytes(position..<trailer))
+                } else {
+                    computed = try CRC32.checksum(of: file, range: position..<trailer)
+                }
                 guard computed == storedCRC else {
                     throw fail(trailer, "CRC-32 mismatch: stored \(hex(storedCRC)), computed \(hex(computed)) over bytes \(position)..<\(trailer) (the record is corrupt)")
                 }
@@ -236,19 +253,42 @@ public final class UpdateStreamReader: @unchecked Sendable {
             summary.recordCount += 1
             try body(UpdateRecord(kind: kind, step: step, learningRate: learningRate, offset: position,
                                   index: index, values: values, header: header))
+            file.releasePages(position..<(position + recordLength))
             position += recordLength
             index += 1
         }
         return summary
     }
 
-    /// Walks the stream only to validate it and summarise it.
-    public func summarize() throws -> UpdateStreamSummary {
-        try forEachRecord { _ in }
-    }
-
     private func hex(_ value: UInt32) -> String {
         let digits = String(value, radix: 16, uppercase: false)
         return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+}
+
+extension CRC32 {
+    /// The CRC of a file range read with pread in 1 MiB pieces, several threads each
+    /// reading and checksumming its own pieces, joined with `combine`. Nothing stays
+    /// resident, so validating a multi-gigabyte record costs a few MiB of memory.
+    static func checksum(of file: MappedFile, range: Range<Int>, threads: Int = ParallelChunks.threadCount) throws -> UInt32 {
+        let errors = Lock()
+        nonisolated(unsafe) var failure: Error?
+        let pieces = ParallelChunks.map(count: range.count, chunkSize: pieceSize, threads: threads) { piece -> UInt32 in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: piece.count, alignment: 64)
+            defer { buffer.deallocate() }
+            do {
+                try file.read(into: buffer, at: range.lowerBound + piece.lowerBound)
+            } catch {
+                errors.withLock { failure = failure ?? error }
+                return 0
+            }
+            return update(0, UnsafeRawBufferPointer(buffer))
+        }
+        if let failure { throw failure }
+        var crc: UInt32 = 0
+        for (index, piece) in pieces.enumerated() {
+            crc = combine(crc, piece, length: min(pieceSize, range.count - index * pieceSize))
+        }
+        return crc
     }
 }

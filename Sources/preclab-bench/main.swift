@@ -8,6 +8,7 @@ import Glibc
 
 let suites: [(name: String, run: () -> Void)] = [
     ("formats", runFormatsBenchmarks),
+    ("files", FilesBenchmarks.run),
     ("synth", runSynthBenchmark),
     ("replay", runReplayBenchmarks),
 ]

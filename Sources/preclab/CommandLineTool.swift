@@ -7,6 +7,7 @@ enum CommandLineTool {
         FormatsCommand.self,
         RoundCommand.self,
         InspectCommand.self,
+        CastCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
     ]

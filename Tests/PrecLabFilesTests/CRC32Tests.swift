@@ -41,6 +41,19 @@ final class CRC32Tests: XCTestCase {
         }
     }
 
+    func testFileRangeChecksumMatchesInMemory() throws {
+        let directory = try TemporaryDirectory()
+        let count = 3 * CRC32.pieceSize + 777
+        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 40503) >> 5) }
+        let file = try MappedFile(path: directory.write("crc.bin", bytes))
+        for range in [0..<count, 5..<(count - 3), 100..<200] {
+            let expected = bytes.withUnsafeBytes { CRC32.update(0, UnsafeRawBufferPointer(rebasing: $0[range])) }
+            for threads in [1, 2, 3] {
+                XCTAssertEqual(try CRC32.checksum(of: file, range: range, threads: threads), expected, "\(range) threads \(threads)")
+            }
+        }
+    }
+
     private func bitwiseCRC(_ bytes: [UInt8]) -> UInt32 {
         var crc: UInt32 = 0xFFFF_FFFF
         for byte in bytes {

@@ -105,7 +105,7 @@ final class FilesCrossLanguageTests: XCTestCase {
 
         let inspect = try CLIRunner.run(["inspect", path("py.bin")])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
-        XCTAssertTrue(inspect.stdout.contains("steps: 3 (first 1, last 5), 1 gaps"), inspect.stdout)
+        XCTAssertTrue(inspect.stdout.contains("steps: 3 (first 1, last 5), 1 gap (2 steps missing"), inspect.stdout)
         XCTAssertTrue(inspect.stdout.contains("BASE: present (step 0); FINL: present (step 5)"), inspect.stdout)
         XCTAssertTrue(inspect.stdout.contains("CRC-32: all 5 records verified"), inspect.stdout)
     }

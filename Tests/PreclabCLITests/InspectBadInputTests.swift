@@ -122,6 +122,74 @@ final class InspectBadInputTests: XCTestCase {
         }
     }
 
+    /// The malformed checkpoints through `preclab cast`: exit 1, the same located
+    /// message, and no output file (nor temporary file) left behind.
+    func testCastOfMalformedCheckpointsLeavesNoOutput() throws {
+        let directory = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for bad in Self.cases where bad.name.hasSuffix(".safetensors") {
+            let path = directory.appendingPathComponent(bad.name).path
+            try Data(bad.bytes).write(to: URL(fileURLWithPath: path))
+            let output = directory.appendingPathComponent("out.safetensors").path
+            let result = try CLIRunner.run(["cast", path, output, "--dtype", "bf16"])
+            XCTAssertEqual(result.status, 1, "\(bad.name): \(result.stderr)")
+            for fragment in bad.fragments {
+                XCTAssertTrue(result.stderr.contains(fragment), "\(bad.name): '\(fragment)' not in: \(result.stderr)")
+            }
+            let left = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasPrefix("out.") }
+            XCTAssertEqual(left, [], bad.name)
+        }
+    }
+
+    /// The Python reader (tools/preclab_record.py) must refuse every malformed stream
+    /// too, at the same byte offset.
+    func testPythonReaderRefusesTheSameStreams() throws {
+        let directory = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let streams = Self.cases.filter { $0.name.hasSuffix(".bin") }
+        for bad in streams {
+            try Data(bad.bytes).write(to: directory.appendingPathComponent(bad.name))
+        }
+        let script = """
+        import sys, os, preclab_record as pr
+        for name in sorted(os.listdir(sys.argv[1])):
+            try:
+                with pr.UpdateStreamReader(os.path.join(sys.argv[1], name)) as reader:
+                    for _ in reader.records():
+                        pass
+                print(name + "\\tACCEPTED")
+            except pr.StreamFormatError as error:
+                print(name + "\\t" + str(error))
+        """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, directory.path]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PYTHONPATH"] = CLIRunner.packageRoot.appendingPathComponent("tools").path
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        try XCTSkipIf(output.contains("No module named 'numpy'"), "numpy is not installed")
+        XCTAssertEqual(process.terminationStatus, 0, output)
+        var verdicts: [String: String] = [:]
+        for line in output.split(separator: "\n") {
+            let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)
+            if parts.count == 2 { verdicts[parts[0]] = parts[1] }
+        }
+        for bad in streams {
+            let verdict = verdicts[bad.name] ?? "missing"
+            XCTAssertNotEqual(verdict, "ACCEPTED", bad.name)
+            // Python's json module does not say where a duplicate key is.
+            for fragment in bad.fragments where fragment.hasPrefix("offset ") && !bad.fragments.contains("duplicate key") {
+                XCTAssertTrue(verdict.contains(fragment + ":"), "\(bad.name): Python said '\(verdict)', expected \(fragment)")
+            }
+        }
+    }
+
     func testAllowTruncatedKeepsCompleteSteps() throws {
         let directory = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

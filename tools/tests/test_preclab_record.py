@@ -118,7 +118,7 @@ class ReaderTests(TemporaryFiles):
             (patched(12, struct.pack("<I", 16_777_224)), "offset 12: header length"),
             (patched(12, struct.pack("<I", 87)), "offset 12: .*multiple of 8"),
             (VALID[:60], "offset 60: file ends inside the header"),
-            (header('{"format":"preclab-updates",}'), "offset 16: header is not valid"),
+            (header('{"format":"preclab-updates",}'), "offset 44: header is not valid"),
             (header('{"format":"preclab-updates","format":"x"}'), "duplicate key"),
             (header('{"format":"preclab-updates","delta_dtype":NaN}'), "not valid"),
             (header('{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"\\ud800","shape":[1]}]}'), "not valid"),

@@ -138,7 +138,7 @@ enum InspectCommand: Command {
             report.json["metadata"] = .object(JSONObject(report.metadata.map { ($0.key, JSONValue.string($0.value)) }))
         }
         report.json["tensors"] = .array(report.rows.map { row in
-            var object = JSONObject([("name", .string(row.name)), ("dtype", .string(row.dtype)),
+            var object = JSONObject([("name", .string(row.name)), ("dtype", row.dtype == "-" ? .null : .string(row.dtype)),
                                      ("shape", .array(row.shape.map { .int($0) }))])
             if let bytes = row.bytes { object["bytes"] = .int(bytes) }
             return .object(object)
@@ -156,7 +156,7 @@ enum InspectCommand: Command {
             steps += " (first \(first), last \(last))"
         }
         steps += summary.gapCount == 0 ? ", no gaps"
-            : ", \(summary.gapCount) gaps (\(summary.missingSteps) steps missing, largest stride \(summary.largestStride)): per-step rounding can only be approximated on replay"
+            : ", \(summary.gapCount) gap\(summary.gapCount == 1 ? "" : "s") (\(summary.missingSteps) step\(summary.missingSteps == 1 ? "" : "s") missing, largest stride \(summary.largestStride)): per-step rounding can only be approximated on replay"
         report.lines.append(steps)
         var rates = "learning rate: "
         if let low = summary.learningRateMin, let high = summary.learningRateMax {
