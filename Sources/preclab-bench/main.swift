@@ -7,6 +7,7 @@ import Glibc
 #endif
 
 let suites: [(name: String, run: () -> Void)] = [
+    ("spectral", runSpectralBenchmarks),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
