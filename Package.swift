@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "preclab", targets: ["preclab"]),
         .library(name: "PrecLab", targets: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ]),
     ],
     targets: [
@@ -40,16 +40,21 @@ let package = Package(
         .target(name: "PrecLabReplay",
                 dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles"],
                 swiftSettings: numericSettings),
+        // Synthetic update streams: base weights with a realistic spectrum and
+        // simulated AdamW steps (rl / sft / noise profiles) for experiments and the demo.
+        .target(name: "PrecLabSynth",
+                dependencies: ["PrecLabSupport", "PrecLabFiles", "CLapack"],
+                swiftSettings: numericSettings),
         // Terminal tables, JSON, CSV and SVG plots.
         .target(name: "PrecLabReports", dependencies: ["PrecLabSupport"]),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ], swiftSettings: numericSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ], swiftSettings: numericSettings),
         .testTarget(name: "PrecLabSupportTests", dependencies: ["PrecLabSupport"]),
         .testTarget(name: "PrecLabFormatsTests", dependencies: ["PrecLabFormats"]),
@@ -58,6 +63,8 @@ let package = Package(
         .testTarget(name: "PrecLabReplayTests",
                     dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats"]),
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
+        .testTarget(name: "PrecLabSynthTests",
+                    dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),
         .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
     ],
     swiftLanguageModes: [.v6]

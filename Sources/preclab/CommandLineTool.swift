@@ -3,7 +3,9 @@ import PrecLabSupport
 /// Dispatch for `preclab COMMAND ...`, `--help`, `help COMMAND` and `--version`.
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
-    static let commands: [any Command.Type] = [
+    nonisolated(unsafe) static let commands: [any Command.Type] = [
+        InspectCommand.self,
+        SynthCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {

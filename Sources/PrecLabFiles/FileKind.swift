@@ -1,0 +1,33 @@
+/// What a file on disk holds, decided from its first bytes (never from its name).
+public enum FileKind: String, Sendable {
+    case updateStream = "update-stream"
+    case npy
+    case npz
+    case checkpointIndex = "safetensors-index"
+    case safetensors
+    case directory
+
+    /// Detects the kind of `path`: a directory is a (possibly sharded) checkpoint;
+    /// otherwise the stream magic, the npy magic, a zip signature, or a JSON object
+    /// (an index) decide, and anything else is read as safetensors.
+    public static func detect(_ path: String) throws -> FileKind {
+        if isDirectory(path) { return .directory }
+        let file = try MappedFile(path: path)
+        let bytes = file.bytes
+        func starts(with prefix: [UInt8]) -> Bool {
+            bytes.count >= prefix.count && zip(bytes, prefix).allSatisfy { $0 == $1 }
+        }
+        // A magic with a damaged byte or two still names the kind, so that the reader
+        // reports the wrong byte instead of a confusing safetensors error.
+        func resembles(_ magic: [UInt8]) -> Bool {
+            bytes.count >= magic.count && zip(bytes, magic).filter { $0 == $1 }.count >= magic.count - 2
+        }
+        if resembles(UpdateStreamFormat.magic) { return .updateStream }
+        if resembles(NpyArray.magic) { return .npy }
+        if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .npz }
+        if let first = bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }), first == UInt8(ascii: "{") {
+            return .checkpointIndex
+        }
+        return .safetensors
+    }
+}

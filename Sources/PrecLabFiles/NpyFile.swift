@@ -1,0 +1,314 @@
+import PrecLabSupport
+
+/// A numpy `.npy` array (format versions 1.0, 2.0 and 3.0), viewed in place.
+///
+/// The header is a Python dict literal (`{'descr': '<f4', 'fortran_order': False,
+/// 'shape': (3, 4), }`); it is parsed, never assumed to have a fixed size. `V2` (how
+/// ml_dtypes saves bfloat16) is read as BF16 only when the caller asks, because numpy
+/// itself only knows it as two opaque bytes.
+public final class NpyArray: @unchecked Sendable {
+    public let name: String
+    public let descr: String
+    public let dtype: TensorDType
+    public let isBigEndian: Bool
+    public let fortranOrder: Bool
+    public let shape: [Int]
+    public let elementCount: Int
+    public let version: (major: UInt8, minor: UInt8)
+    /// The element bytes exactly as stored (byte order and memory order of the file).
+    public let storedBytes: UnsafeRawBufferPointer
+    /// Keeps the memory behind `storedBytes` alive (a mapping or an inflated buffer).
+    private let owner: AnyObject
+
+    public static let magic: [UInt8] = [0x93, 0x4E, 0x55, 0x4D, 0x50, 0x59]  // \x93NUMPY
+
+    /// Maps and parses a `.npy` file.
+    public convenience init(path: String, bfloat16ForV2: Bool = false) throws {
+        let file = try MappedFile(path: path)
+        try self.init(bytes: file.bytes, name: path, owner: file, bfloat16ForV2: bfloat16ForV2)
+    }
+
+    /// Parses `.npy` bytes held alive by `owner`. `name` is used in error messages.
+    public init(bytes: UnsafeRawBufferPointer, name: String, owner: AnyObject, bfloat16ForV2: Bool = false) throws {
+        self.name = name
+        self.owner = owner
+        func fail(_ offset: Int, _ what: String) -> PrecLabError {
+            PrecLabError.badData(file: name, offset: offset, what)
+        }
+        guard bytes.count >= 10 else { throw fail(bytes.count, "file ends inside the .npy preamble (\(bytes.count) bytes, need at least 10)") }
+        for (index, byte) in NpyArray.magic.enumerated() where bytes[index] != byte {
+            throw fail(index, "wrong magic: expected \\x93NUMPY")
+        }
+        let major = bytes[6], minor = bytes[7]
+        version = (major, minor)
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail(bytes.count, "file ends inside the .npy preamble") }
+            headerLength = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+            headerStart = 12
+        default:
+            throw fail(6, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0")
+        }
+        guard minor == 0 else { throw fail(7, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0") }
+        let dataStart = headerStart + headerLength
+        guard dataStart <= bytes.count else {
+            throw fail(8, "header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)")
+        }
+        // Versions 1 and 2 use latin-1 headers, version 3 UTF-8; the keys we read are ASCII.
+        let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[headerStart..<dataStart])
+        var parser = PythonLiteralParser(bytes: headerBytes, baseOffset: headerStart, name: name)
+        let dictionary = try parser.parseHeaderDictionary()
+        guard case .string(let descr)? = dictionary["descr"] else {
+            throw fail(headerStart, "header has no string 'descr' (a structured dtype is not supported)")
+        }
+        guard case .bool(let fortran)? = dictionary["fortran_order"] else {
+            throw fail(headerStart, "header has no boolean 'fortran_order'")
+        }
+        guard case .tuple(let dims)? = dictionary["shape"] else {
+            throw fail(headerStart, "header has no tuple 'shape'")
+        }
+        var shape: [Int] = []
+        for dim in dims {
+            guard case .integer(let value) = dim, value >= 0 else {
+                throw fail(headerStart, "shape must hold non-negative integers")
+            }
+            shape.append(value)
+        }
+        self.descr = descr
+        fortranOrder = fortran
+        self.shape = shape
+        guard let (dtype, bigEndian) = NpyArray.dtype(descr: descr, bfloat16ForV2: bfloat16ForV2) else {
+            let hint = descr.hasSuffix("V2") ? " (V2 is read as bfloat16 only when asked, e.g. --npy-v2-as-bf16)" : ""
+            throw fail(headerStart, "unsupported descr '\(descr)'\(hint); expected a boolean, integer, float or complex64 type")
+        }
+        self.dtype = dtype
+        isBigEndian = bigEndian
+        guard let count = PrecLabFiles.elementCount(of: shape), let size = dtype.byteCount(elements: count) else {
+            throw fail(headerStart, "shape \(shape) overflows the element count")
+        }
+        elementCount = count
+        guard bytes.count - dataStart == size else {
+            throw fail(dataStart, "data holds \(bytes.count - dataStart) bytes, expected \(size) (\(count) elements of '\(descr)')")
+        }
+        storedBytes = UnsafeRawBufferPointer(rebasing: bytes[dataStart..<bytes.count])
+    }
+
+    /// The safetensors dtype and byte order of a numpy descr, when supported.
+    static func dtype(descr: String, bfloat16ForV2: Bool) -> (TensorDType, Bool)? {
+        guard let first = descr.first else { return nil }
+        var order: Character = "="
+        var code = Substring(descr)
+        if "<>|=".contains(first) { order = first; code = code.dropFirst() }
+        let table: [Substring: TensorDType] = [
+            "b1": .bool, "u1": .u8, "i1": .i8, "i2": .i16, "u2": .u16, "i4": .i32, "u4": .u32,
+            "i8": .i64, "u8": .u64, "f2": .f16, "f4": .f32, "f8": .f64, "c8": .c64,
+        ]
+        var dtype = table[code]
+        if dtype == nil, code == "V2", bfloat16ForV2 { dtype = .bf16 }
+        guard let dtype else { return nil }
+        // V2 stores bytes as they are in memory (little-endian on every numpy platform in use).
+        return (dtype, order == ">" && dtype.bitWidth > 8 && code != "V2")
+    }
+
+    /// The elements in C (row-major) order and little-endian byte order: swaps bytes of
+    /// big-endian arrays and transposes Fortran-ordered ones.
+    public func rowMajorLittleEndianBytes() -> [UInt8] {
+        let width = max(1, dtype.bitWidth / 8)
+        var output = [UInt8](repeating: 0, count: storedBytes.count)
+        // Byte swap unit: C64 is two F32 values.
+        let swapUnit = dtype == .c64 ? 4 : width
+        output.withUnsafeMutableBytes { out in
+            if !fortranOrder || shape.count <= 1 {
+                out.copyMemory(from: storedBytes)
+            } else {
+                // Stored index of C-order element: Fortran strides are the reversed products.
+                var fortranStrides = [Int](repeating: 1, count: shape.count)
+                for axis in 1..<shape.count { fortranStrides[axis] = fortranStrides[axis - 1] * shape[axis - 1] }
+                var index = [Int](repeating: 0, count: shape.count)
+                for element in 0..<elementCount {
+                    var source = 0
+                    for axis in 0..<shape.count { source += index[axis] * fortranStrides[axis] }
+                    for byte in 0..<width { out[element * width + byte] = storedBytes[source * width + byte] }
+                    var axis = shape.count - 1
+                    while axis >= 0 {
+                        index[axis] += 1
+                        if index[axis] < shape[axis] { break }
+                        index[axis] = 0
+                        axis -= 1
+                    }
+                }
+            }
+            if isBigEndian {
+                var start = 0
+                while start + swapUnit <= out.count {
+                    var low = start, high = start + swapUnit - 1
+                    while low < high { out.swapAt(low, high); low += 1; high -= 1 }
+                    start += swapUnit
+                }
+            }
+        }
+        return output
+    }
+
+    /// The values as Float (exact for F16, BF16 and F32; F64 and 64-bit integers round
+    /// to nearest), in row-major order. Nil for BOOL and C64.
+    public func floatValues() -> [Float]? {
+        let bytes = rowMajorLittleEndianBytes()
+        return bytes.withUnsafeBytes { raw -> [Float]? in
+            func load<T: FixedWidthInteger>(_ type: T.Type, _ i: Int) -> T {
+                T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+            }
+            switch dtype {
+            case .f32: return (0..<elementCount).map { Float(bitPattern: load(UInt32.self, $0)) }
+            case .f64: return (0..<elementCount).map { Float(Double(bitPattern: load(UInt64.self, $0))) }
+            case .bf16: return (0..<elementCount).map { Float(bitPattern: UInt32(load(UInt16.self, $0)) << 16) }
+            case .f16: return (0..<elementCount).map { halfToFloat(load(UInt16.self, $0)) }
+            case .u8: return (0..<elementCount).map { Float(load(UInt8.self, $0)) }
+            case .i8: return (0..<elementCount).map { Float(load(Int8.self, $0)) }
+            case .u16: return (0..<elementCount).map { Float(load(UInt16.self, $0)) }
+            case .i16: return (0..<elementCount).map { Float(load(Int16.self, $0)) }
+            case .u32: return (0..<elementCount).map { Float(load(UInt32.self, $0)) }
+            case .i32: return (0..<elementCount).map { Float(load(Int32.self, $0)) }
+            case .u64: return (0..<elementCount).map { Float(load(UInt64.self, $0)) }
+            case .i64: return (0..<elementCount).map { Float(load(Int64.self, $0)) }
+            default: return nil
+            }
+        }
+    }
+}
+
+/// IEEE binary16 to binary32, exact (done by hand so the module needs no format library).
+func halfToFloat(_ bits: UInt16) -> Float {
+    let sign = UInt32(bits & 0x8000) << 16
+    let exponent = Int(bits >> 10) & 0x1F
+    let mantissa = UInt32(bits & 0x3FF)
+    switch exponent {
+    case 0:
+        // Zero or subnormal: mantissa × 2^-24, exact in binary32.
+        let magnitude = Float(mantissa) * Float(sign: .plus, exponent: -24, significand: 1)
+        return sign != 0 ? -magnitude : magnitude
+    case 31:
+        return Float(bitPattern: sign | 0x7F80_0000 | mantissa << 13)
+    default:
+        return Float(bitPattern: sign | UInt32(exponent + 112) << 23 | mantissa << 13)
+    }
+}
+
+/// The few Python literals a `.npy` header uses.
+enum PythonLiteral: Equatable {
+    case string(String)
+    case integer(Int)
+    case bool(Bool)
+    case none
+    case tuple([PythonLiteral])
+    case dictionary([String: PythonLiteral])
+}
+
+/// Parses the dict literal of a `.npy` header (strings, ints, booleans, None, tuples,
+/// lists, nested dicts), with offsets in errors.
+struct PythonLiteralParser {
+    let bytes: UnsafeRawBufferPointer
+    let baseOffset: Int
+    let name: String
+    var position = 0
+
+    init(bytes: UnsafeRawBufferPointer, baseOffset: Int, name: String) {
+        self.bytes = bytes
+        self.baseOffset = baseOffset
+        self.name = name
+    }
+
+    func fail(_ what: String) -> PrecLabError {
+        PrecLabError.badData(file: name, offset: baseOffset + position, "invalid .npy header: \(what)")
+    }
+
+    mutating func parseHeaderDictionary() throws -> [String: PythonLiteral] {
+        skipSpace()
+        guard case .dictionary(let dictionary) = try parseValue(depth: 0) else {
+            throw fail("expected a dict literal")
+        }
+        skipSpace()
+        guard position == bytes.count else { throw fail("unexpected text after the dict") }
+        return dictionary
+    }
+
+    mutating func skipSpace() {
+        while position < bytes.count, [0x20, 0x0A, 0x0D, 0x09].contains(bytes[position]) { position += 1 }
+    }
+
+    mutating func parseValue(depth: Int) throws -> PythonLiteral {
+        guard depth < 32 else { throw fail("nesting too deep") }
+        guard position < bytes.count else { throw fail("unexpected end of header") }
+        let byte = bytes[position]
+        switch byte {
+        case UInt8(ascii: "{"):
+            position += 1
+            var dictionary: [String: PythonLiteral] = [:]
+            while true {
+                skipSpace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: "}") { position += 1; return .dictionary(dictionary) }
+                guard case .string(let key) = try parseValue(depth: depth + 1) else { throw fail("dict keys must be strings") }
+                skipSpace()
+                guard position < bytes.count, bytes[position] == UInt8(ascii: ":") else { throw fail("expected ':'") }
+                position += 1
+                skipSpace()
+                guard dictionary[key] == nil else { throw fail("duplicate key '\(key)'") }
+                dictionary[key] = try parseValue(depth: depth + 1)
+                skipSpace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                guard position < bytes.count, bytes[position] == UInt8(ascii: "}") else { throw fail("expected ',' or '}'") }
+                position += 1
+                return .dictionary(dictionary)
+            }
+        case UInt8(ascii: "("), UInt8(ascii: "["):
+            let close = byte == UInt8(ascii: "(") ? UInt8(ascii: ")") : UInt8(ascii: "]")
+            position += 1
+            var items: [PythonLiteral] = []
+            while true {
+                skipSpace()
+                if position < bytes.count, bytes[position] == close { position += 1; return .tuple(items) }
+                items.append(try parseValue(depth: depth + 1))
+                skipSpace()
+                if position < bytes.count, bytes[position] == UInt8(ascii: ",") { position += 1; continue }
+                guard position < bytes.count, bytes[position] == close else { throw fail("expected ',' or a closing bracket") }
+                position += 1
+                return .tuple(items)
+            }
+        case UInt8(ascii: "'"), UInt8(ascii: "\""):
+            position += 1
+            var text: [UInt8] = []
+            while position < bytes.count, bytes[position] != byte {
+                if bytes[position] == UInt8(ascii: "\\") { throw fail("escapes in strings are not supported") }
+                text.append(bytes[position])
+                position += 1
+            }
+            guard position < bytes.count else { throw fail("unterminated string") }
+            position += 1
+            return .string(String(decoding: text, as: UTF8.self))
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"):
+            let start = position
+            position += 1
+            while position < bytes.count, (0x30...0x39).contains(bytes[position]) { position += 1 }
+            // numpy 1.x wrote Python 2 longs as "3L".
+            let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
+            if position < bytes.count, bytes[position] == UInt8(ascii: "L") { position += 1 }
+            guard let value = Int(text) else { throw fail("integer '\(text)' out of range") }
+            return .integer(value)
+        default:
+            for (word, value) in [("True", PythonLiteral.bool(true)), ("False", .bool(false)), ("None", .none)] {
+                let utf8 = Array(word.utf8)
+                if position + utf8.count <= bytes.count,
+                   Array(bytes[position..<(position + utf8.count)]) == utf8 {
+                    position += utf8.count
+                    return value
+                }
+            }
+            throw fail("unexpected character")
+        }
+    }
+}

@@ -1,2 +1,0 @@
-// PrecLabFiles: placeholder until the module lands.
-enum PrecLabFilesPlaceholder {}

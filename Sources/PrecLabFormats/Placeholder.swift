@@ -1,2 +1,0 @@
-// PrecLabFormats: placeholder until the module lands.
-enum PrecLabFormatsPlaceholder {}

@@ -1,2 +1,0 @@
-// PrecLabReports: placeholder until the module lands.
-enum PrecLabReportsPlaceholder {}

@@ -1,0 +1,64 @@
+import PrecLabFiles
+import PrecLabSupport
+
+/// Base weights taken from a checkpoint instead of generated: its 2-D floating-point
+/// tensors (optionally those whose names match a pattern), in checkpoint order,
+/// converted to fp32.
+public enum CheckpointBase {
+    /// The element types read as a base. Each converts to fp32 exactly, except F64,
+    /// which rounds to nearest (ties to even).
+    public static let supportedDTypes: [TensorDType] = [.f32, .bf16, .f16, .f64]
+
+    /// The tensors of `checkpoint` to simulate. `include` selects tensors by name
+    /// (nil: every 2-D tensor of a supported dtype). A matched tensor that is not 2-D or
+    /// not of a supported dtype is an error naming it.
+    public static func tensors(of checkpoint: Checkpoint,
+                               include: ((String) -> Bool)?) throws -> [SynthTensorSource] {
+        var sources: [SynthTensorSource] = []
+        for tensor in checkpoint.tensors {
+            let usable = tensor.shape.count == 2 && supportedDTypes.contains(tensor.dtype)
+            if let include {
+                guard include(tensor.name) else { continue }
+                guard usable else {
+                    throw PrecLabError.badData("\(checkpoint.path): tensor \(tensor.name) is \(tensor.dtype.name) with shape \(tensor.shape); synth needs a 2-D tensor of F32, BF16, F16 or F64")
+                }
+            } else if !usable {
+                continue
+            }
+            let weights = try decode(checkpoint.bytes(of: tensor), dtype: tensor.dtype,
+                                     count: tensor.info.elementCount, name: tensor.name, path: checkpoint.path)
+            sources.append(.given(name: tensor.name, rows: tensor.shape[0], columns: tensor.shape[1],
+                                  weights: weights, dtype: tensor.dtype.name))
+        }
+        guard !sources.isEmpty else {
+            throw PrecLabError.badData("\(checkpoint.path): no 2-D F32/BF16/F16/F64 tensor \(include == nil ? "in the checkpoint" : "matches the tensor pattern")")
+        }
+        return sources
+    }
+
+    /// Little-endian values of `dtype` as fp32.
+    static func decode(_ bytes: UnsafeRawBufferPointer, dtype: TensorDType, count: Int,
+                       name: String, path: String) throws -> [Float] {
+        guard let width = dtype.byteWidth, bytes.count == count * width else {
+            throw PrecLabError.badData("\(path): tensor \(name) holds \(bytes.count) bytes, expected \(count) \(dtype.name) values")
+        }
+        var values = [Float](repeating: 0, count: count)
+        for i in 0 ..< count {
+            switch dtype {
+            case .f32:
+                values[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+            case .bf16:
+                let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                values[i] = Float(bitPattern: UInt32(bits) << 16)
+            case .f16:
+                let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                values[i] = Float(Float16(bitPattern: bits))
+            case .f64:
+                values[i] = Float(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
+            default:
+                throw PrecLabError.badData("\(path): tensor \(name) is \(dtype.name), which synth cannot read")
+            }
+        }
+        return values
+    }
+}

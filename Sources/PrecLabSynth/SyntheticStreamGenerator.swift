@@ -1,0 +1,210 @@
+import PrecLabSupport
+
+/// One tensor of a synthetic stream: a 2-D matrix whose base is either generated
+/// (power-law spectrum) or given (for example read from a checkpoint).
+public struct SynthTensorSource: Sendable {
+    public var name: String
+    public var rows: Int
+    public var columns: Int
+    /// The dtype written to the stream header (the model's storage dtype).
+    public var dtype: String?
+    /// The base weights, row-major; nil to generate them.
+    public var base: [Float]?
+
+    /// A tensor whose base the generator draws.
+    public static func generated(name: String, rows: Int, columns: Int,
+                                 dtype: String? = "BF16") -> SynthTensorSource {
+        SynthTensorSource(name: name, rows: rows, columns: columns, dtype: dtype, base: nil)
+    }
+
+    /// A tensor with given base weights (row-major, rows × columns values).
+    public static func given(name: String, rows: Int, columns: Int, weights: [Float],
+                             dtype: String?) -> SynthTensorSource {
+        SynthTensorSource(name: name, rows: rows, columns: columns, dtype: dtype, base: weights)
+    }
+
+    /// The name generated tensors get: `synth.<index>.weight`.
+    public static func defaultName(index: Int) -> String { "synth.\(index).weight" }
+}
+
+/// Everything that determines a synthetic stream besides its tensors.
+public struct SynthConfiguration: Sendable {
+    public var steps: Int
+    public var learningRate: Double
+    public var seed: UInt64
+    public var adam: AdamParameters
+    public var gradient: GradientModel
+    public var spectrum: BaseSpectrum
+    /// Worker threads for the AdamW loop; the output never depends on it.
+    public var threads: Int
+
+    public init(steps: Int, learningRate: Double, profile: SynthProfile, seed: UInt64 = 0,
+                adam: AdamParameters = AdamParameters(), gradient: GradientModel? = nil,
+                spectrum: BaseSpectrum = BaseSpectrum(), threads: Int = ParallelChunks.threadCount) {
+        self.steps = steps
+        self.learningRate = learningRate
+        self.seed = seed
+        self.adam = adam
+        self.gradient = gradient ?? GradientModel(profile: profile)
+        self.spectrum = spectrum
+        self.threads = threads
+    }
+
+    public var profile: SynthProfile { gradient.profile }
+
+    /// Rejects values the model is not defined for, as usage errors naming the option.
+    public func validate() throws {
+        func require(_ condition: Bool, _ message: String) throws {
+            if !condition { throw PrecLabError.usage(message) }
+        }
+        try require(steps >= 1, "--steps must be at least 1, got \(steps)")
+        try require(learningRate.isFinite && learningRate >= 0, "--lr must be finite and >= 0, got \(learningRate)")
+        try require((0 ..< 1).contains(adam.beta1) && (0 ..< 1).contains(adam.beta2),
+                    "Adam betas must lie in [0, 1), got \(adam.beta1), \(adam.beta2)")
+        try require(adam.epsilon.isFinite && adam.epsilon > 0, "Adam epsilon must be finite and > 0, got \(adam.epsilon)")
+        try require(adam.weightDecay.isFinite && adam.weightDecay >= 0,
+                    "--weight-decay must be finite and >= 0, got \(adam.weightDecay)")
+        try require(spectrum.exponent.isFinite && spectrum.exponent >= 0,
+                    "the spectrum exponent must be finite and >= 0, got \(spectrum.exponent)")
+        try require(spectrum.entryRMS.isFinite && spectrum.entryRMS > 0,
+                    "the entry RMS must be finite and > 0, got \(spectrum.entryRMS)")
+        try require(gradient.signalRMS.isFinite && gradient.signalRMS >= 0,
+                    "the signal RMS must be finite and >= 0, got \(gradient.signalRMS)")
+        try require(gradient.noiseRMS.isFinite && gradient.noiseRMS >= 0,
+                    "the noise RMS must be finite and >= 0, got \(gradient.noiseRMS)")
+        try require(threads >= 1, "threads must be at least 1")
+    }
+}
+
+/// Writes a synthetic update stream: BASE (W0), `steps` STEP records of simulated
+/// AdamW updates on signal-plus-noise gradients, and FINL (the fp32 master after the
+/// last step). The model is described in docs/synth-model.md.
+///
+/// Every random number is counter-based, keyed by (seed, tensor, purpose, step,
+/// element), so the bytes depend on the seed and the inputs only: not on the thread
+/// count, and not on the order chunks run in.
+public struct SyntheticStreamGenerator: Sendable {
+    public static let modelVersion = "1"
+
+    public let configuration: SynthConfiguration
+    public let tensors: [SynthTensorSource]
+
+    public init(configuration: SynthConfiguration, tensors: [SynthTensorSource]) throws {
+        try configuration.validate()
+        guard !tensors.isEmpty else { throw PrecLabError.usage("no tensors to simulate") }
+        var names = Set<String>()
+        for tensor in tensors {
+            guard !tensor.name.isEmpty else { throw PrecLabError.usage("a tensor name is empty") }
+            guard names.insert(tensor.name).inserted else {
+                throw PrecLabError.usage("tensor name '\(tensor.name)' appears twice")
+            }
+            try configuration.gradient.validate(rows: tensor.rows, columns: tensor.columns, name: tensor.name)
+            if let base = tensor.base {
+                guard base.count == tensor.rows * tensor.columns else {
+                    throw PrecLabError.badData("tensor \(tensor.name): base holds \(base.count) values, expected \(tensor.rows)x\(tensor.columns)")
+                }
+                if let bad = base.firstIndex(where: { !$0.isFinite }) {
+                    throw PrecLabError.badData("tensor \(tensor.name): base value \(bad) is \(base[bad]), expected a finite number")
+                }
+            }
+        }
+        self.configuration = configuration
+        self.tensors = tensors
+    }
+
+    /// The header metadata: generator, model parameters and shapes, as strings.
+    public var metadata: [(key: String, value: String)] {
+        let c = configuration
+        let shapes = tensors.map { "\($0.rows)x\($0.columns)" }.joined(separator: ",")
+        let ranks = tensors.map { "\(c.gradient.principalRank(rows: $0.rows, columns: $0.columns))" }
+            .joined(separator: ",")
+        let signalRanks = tensors.map { "\(c.gradient.signalRank(rows: $0.rows, columns: $0.columns))" }
+            .joined(separator: ",")
+        let generatedBase = tensors.allSatisfy { $0.base == nil }
+        var pairs: [(key: String, value: String)] = [
+            ("generator", "preclab synth \(precLabVersion)"),
+            ("synth_model", SyntheticStreamGenerator.modelVersion),
+            ("optimizer", "AdamW"),
+            ("profile", c.profile.rawValue),
+            ("seed", "\(c.seed)"),
+            ("steps", "\(c.steps)"),
+            ("lr", "\(c.learningRate)"),
+            ("adam_beta1", "\(c.adam.beta1)"),
+            ("adam_beta2", "\(c.adam.beta2)"),
+            ("adam_eps", "\(c.adam.epsilon)"),
+            ("weight_decay", "\(c.adam.weightDecay)"),
+            ("shapes", shapes),
+            ("signal_rms", "\(c.gradient.signalRMS)"),
+            ("noise_rms", "\(c.gradient.noiseRMS)"),
+            ("principal_k", ranks),
+            ("signal_rank", signalRanks),
+        ]
+        if generatedBase {
+            pairs += [
+                ("base", "generated"),
+                ("spectrum_exponent", "\(c.spectrum.exponent)"),
+                ("entry_rms", "\(c.spectrum.entryRMS)"),
+                ("base_rounding", c.spectrum.roundToBFloat16 ? "bf16" : "f32"),
+            ]
+        } else {
+            pairs.append(("base", "given"))
+        }
+        return pairs
+    }
+
+    /// Runs the simulation, sending every record to `sink`. `progress` is called after
+    /// each step with the step number.
+    public func generate<Sink: UpdateStreamSink>(into sink: inout Sink,
+                                                 extraMetadata: [(key: String, value: String)] = [],
+                                                 progress: ((Int) -> Void)? = nil) throws {
+        let c = configuration
+        let states = try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+        let infos = tensors.map { StreamTensorInfo(name: $0.name, shape: [$0.rows, $0.columns], dtype: $0.dtype) }
+        // The payloads are pointers into the states' buffers: keep the states alive
+        // until the sink has consumed the last record.
+        try withExtendedLifetime(states) {
+            try sink.begin(tensors: infos, metadata: metadata + extraMetadata)
+            try sink.writeBase(step: 0, tensors: states.map { UnsafeBufferPointer($0.weights) })
+            for t in 1 ... c.steps {
+                let constants = AdamWStepConstants(adam: c.adam, learningRate: c.learningRate, step: t,
+                                                   signalScale: c.gradient.signalRMS)
+                for (index, state) in states.enumerated() {
+                    let noise = CounterRandom(seed: c.seed, tensor: index, purpose: .gradientNoise, step: t)
+                    AdamWKernel.step(state, constants: constants, noise: noise,
+                                     noiseRMS: c.gradient.noiseRMS, threads: c.threads)
+                }
+                try sink.writeStep(UInt64(t), learningRate: c.learningRate,
+                                   deltas: states.map { UnsafeBufferPointer($0.delta) })
+                progress?(t)
+            }
+            try sink.writeFinal(step: UInt64(c.steps), tensors: states.map { UnsafeBufferPointer($0.weights) })
+        }
+    }
+
+    /// The base weights and the fixed signal of one tensor.
+    private func prepare(_ tensor: SynthTensorSource, index: Int) throws -> AdamWTensorState {
+        let c = configuration
+        let k = c.gradient.principalRank(rows: tensor.rows, columns: tensor.columns)
+        let base: BaseMatrix
+        if let weights = tensor.base {
+            let principal: PrincipalSubspace
+            if c.profile == .noise {  // the noise profile never looks at the subspace
+                principal = PrincipalSubspace(rows: tensor.rows, columns: tensor.columns, rank: k,
+                                              left: [], right: [])
+            } else {
+                principal = try SyntheticBase.principalSubspace(
+                    of: weights, rows: tensor.rows, columns: tensor.columns, rank: k, name: tensor.name)
+            }
+            base = BaseMatrix(weights: weights, principal: principal)
+        } else {
+            base = try SyntheticBase.generate(rows: tensor.rows, columns: tensor.columns,
+                                              spectrum: c.spectrum, principalRank: k,
+                                              seed: c.seed, tensor: index)
+        }
+        let signal = GradientSignal.make(
+            profile: c.profile, principal: base.principal,
+            signalRank: c.gradient.signalRank(rows: tensor.rows, columns: tensor.columns),
+            seed: c.seed, tensor: index)
+        return AdamWTensorState(base: base.weights, signal: signal)
+    }
+}

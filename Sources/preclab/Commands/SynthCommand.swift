@@ -1,0 +1,201 @@
+import PrecLabFiles
+import PrecLabSupport
+import PrecLabSynth
+
+/// `preclab synth -o FILE ...`: writes a synthetic update stream (BASE, STEPs, FINL)
+/// from simulated AdamW steps, as a built-in source of data for replays and sweeps.
+enum SynthCommand: Command {
+    static let name = "synth"
+    static let summary = "write a synthetic update stream (simulated AdamW, rl/sft/noise profiles)"
+    static let help = """
+    usage: preclab synth -o FILE --shape RxC[,RxC...] --steps N --lr LR --profile rl|sft|noise [options]
+           preclab synth -o FILE --base CHECKPOINT [--tensors REGEX] --steps N --lr LR --profile P [options]
+
+    Writes an update stream v1 file: the base weights W0 (BASE), one STEP record per
+    simulated AdamW step with the fp32 change of the fp32 master weights, and the final
+    master weights (FINL). The gradient of every matrix is G_t = a_s*S + a_n*N_t: S a
+    fixed rank-r signal, N_t fresh Gaussian noise. The profile places the signal:
+      rl     weak signal (a_s 1e-4 under a_n 1e-3) orthogonal to the top-k singular
+             subspaces of W0
+      sft    stronger signal (a_s 1e-3 over a_n 5e-4) inside the top-k subspaces
+      noise  no signal (a_n 1e-3)
+    This is a model with stated parameters, not a claim about real training; see
+    docs/synth-model.md for the equations.
+
+    options:
+      -o, --output FILE        the stream to write (required)
+      --shape LIST             matrix shapes, e.g. 1024x1024,1024x4096 (generated base)
+      --base CHECKPOINT        take W0 from the 2-D float tensors of a safetensors file,
+                               index or directory instead of generating it
+      --tensors REGEX          with --base: only tensors whose names match
+      --steps N                optimizer steps (required)
+      --lr LR                  constant learning rate (required)
+      --profile P              rl, sft or noise (required)
+      --seed S                 seed of every random draw (default 0)
+      --adam B1,B2,EPS         AdamW betas and epsilon (default 0.9,0.999,1e-8)
+      --weight-decay W         decoupled weight decay (default 0.01)
+      --spectrum-exponent B    generated base: sigma_i ~ (i+1)^-B (default 0.6)
+      --entry-rms R            generated base: RMS of the entries (default 0.02)
+      --base-rounding bf16|f32 generated base: round W0 to bf16 values, as a bf16
+                               checkpoint loaded into fp32 master weights (default bf16)
+      --principal-k K          principal rank k (default min(rows, cols)/16, at least 1)
+      --signal-rank R          rank of the signal S (default min(8, k))
+      --signal-rms A           signal amplitude a_s (default by profile)
+      --noise-rms A            noise amplitude a_n (default by profile)
+      --threads N              worker threads (the bytes never depend on it)
+      --quiet                  no progress line
+      --force                  replace an existing output file
+
+    The same arguments give the same bytes. The stream needs
+    (steps + 2) x (elements of all matrices) x 4 bytes plus headers.
+    Exit status: 0 success, 1 bad data (unreadable checkpoint), 2 bad usage.
+    """
+    static let options: [OptionSpec] = [
+        .value("--output", short: "-o"), .value("--shape"), .value("--base"), .value("--tensors"),
+        .value("--steps"), .value("--lr"), .value("--profile"), .value("--seed"), .value("--adam"),
+        .value("--weight-decay"), .value("--spectrum-exponent"), .value("--entry-rms"),
+        .value("--base-rounding"), .value("--principal-k"), .value("--signal-rank"),
+        .value("--signal-rms"), .value("--noise-rms"), .value("--threads"), .flag("--quiet"),
+        .flag("--force"),
+    ]
+
+    /// Element count above which a run is refused: the simulation holds five fp32
+    /// buffers per element.
+    static let maximumElements = 1 << 28
+
+    static func run(_ arguments: ParsedArguments) throws {
+        _ = try arguments.requirePositionals(0, names: "no positional arguments")
+        guard let output = arguments.value("--output") else {
+            throw PrecLabError.usage("-o FILE is required (see 'preclab help synth')")
+        }
+        guard let stepsText = arguments.value("--steps") else {
+            throw PrecLabError.usage("--steps N is required")
+        }
+        guard let steps = Int(stepsText), steps >= 1 else {
+            throw PrecLabError.usage("invalid value '\(stepsText)' for --steps (expected an integer >= 1)")
+        }
+        guard let lrText = arguments.value("--lr") else {
+            throw PrecLabError.usage("--lr LR is required")
+        }
+        guard let lr = Double(lrText), lr.isFinite, lr >= 0 else {
+            throw PrecLabError.usage("invalid value '\(lrText)' for --lr (expected a finite number >= 0)")
+        }
+        guard let profileText = arguments.value("--profile") else {
+            throw PrecLabError.usage("--profile rl|sft|noise is required")
+        }
+        guard let profile = SynthProfile(rawValue: profileText) else {
+            throw PrecLabError.usage("unknown profile '\(profileText)' (expected rl, sft or noise)")
+        }
+        let seed = try arguments.value("--seed", default: UInt64(0)) { UInt64($0) }
+        var adam = AdamParameters()
+        if let text = arguments.value("--adam") {
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
+            guard parts.count == 3, let b1 = parts[0], let b2 = parts[1], let eps = parts[2] else {
+                throw PrecLabError.usage("invalid value '\(text)' for --adam (expected B1,B2,EPS, e.g. 0.9,0.999,1e-8)")
+            }
+            adam.beta1 = b1; adam.beta2 = b2; adam.epsilon = eps
+        }
+        adam.weightDecay = try arguments.double("--weight-decay", default: adam.weightDecay)
+        var spectrum = BaseSpectrum()
+        spectrum.exponent = try arguments.double("--spectrum-exponent", default: spectrum.exponent)
+        spectrum.entryRMS = try arguments.double("--entry-rms", default: spectrum.entryRMS)
+        switch arguments.value("--base-rounding") ?? "bf16" {
+        case "bf16": spectrum.roundToBFloat16 = true
+        case "f32": spectrum.roundToBFloat16 = false
+        case let other:
+            throw PrecLabError.usage("invalid value '\(other)' for --base-rounding (expected bf16 or f32)")
+        }
+        let positive: (String) -> Int? = { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        let gradient = GradientModel(
+            profile: profile,
+            signalRMS: try optional(arguments, "--signal-rms") { Double($0) },
+            noiseRMS: try optional(arguments, "--noise-rms") { Double($0) },
+            principalRank: try optional(arguments, "--principal-k", positive),
+            signalRank: try optional(arguments, "--signal-rank", positive))
+        let threads = try arguments.value("--threads", default: ParallelChunks.threadCount, positive)
+        let configuration = SynthConfiguration(steps: steps, learningRate: lr, profile: profile, seed: seed,
+                                               adam: adam, gradient: gradient, spectrum: spectrum,
+                                               threads: threads)
+
+        var inputs: [String] = []
+        var extraMetadata: [(key: String, value: String)] = []
+        let tensors: [SynthTensorSource]
+        if let basePath = arguments.value("--base") {
+            guard arguments.value("--shape") == nil else {
+                throw PrecLabError.usage("give either --shape or --base, not both")
+            }
+            tensors = try checkpointTensors(basePath, pattern: arguments.value("--tensors"))
+            inputs = [basePath]
+            extraMetadata.append(("base_checkpoint", basePath))
+        } else {
+            guard arguments.value("--tensors") == nil else {
+                throw PrecLabError.usage("--tensors selects tensors of --base; it needs --base")
+            }
+            guard let shapeText = arguments.value("--shape") else {
+                throw PrecLabError.usage("give --shape RxC[,RxC...] or --base CHECKPOINT")
+            }
+            tensors = try parseShapes(shapeText).enumerated().map { index, shape in
+                .generated(name: SynthTensorSource.defaultName(index: index), rows: shape.rows, columns: shape.columns)
+            }
+        }
+        let elements = tensors.reduce(0) { $0 + $1.rows * $1.columns }
+        guard elements <= maximumElements else {
+            throw PrecLabError.usage("\(elements) elements in all matrices, above the limit of \(maximumElements)")
+        }
+
+        let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
+        var sink = try UpdateStreamFileSink(path: output, force: arguments.flag("--force"), inputs: inputs)
+        let quiet = arguments.flag("--quiet") || !Console.stderrIsTerminal
+        let every = max(1, steps / 100)
+        try generator.generate(into: &sink, extraMetadata: extraMetadata) { step in
+            if !quiet, step % every == 0 || step == steps {
+                Console.progress("preclab synth: step \(step)/\(steps)")
+            }
+        }
+        try sink.close()
+        if !quiet { Console.endProgress() }
+        let bytes = (steps + 2) * elements * 4
+        Console.out("wrote \(output): \(profile.rawValue) profile, \(tensors.count) matrices (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
+    }
+
+    /// An option's parsed value, nil when absent; a value that does not parse is a usage error.
+    static func optional<T>(_ arguments: ParsedArguments, _ name: String,
+                            _ parse: (String) -> T?) throws -> T? {
+        guard let text = arguments.value(name) else { return nil }
+        guard let value = parse(text) else {
+            throw PrecLabError.usage("invalid value '\(text)' for \(name)")
+        }
+        return value
+    }
+
+    /// "1024x1024,896x4864" as (rows, columns) pairs.
+    static func parseShapes(_ text: String) throws -> [(rows: Int, columns: Int)] {
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+            let sides = item.lowercased().split(separator: "x", omittingEmptySubsequences: false)
+            guard sides.count == 2, let rows = Int(sides[0]), let columns = Int(sides[1]),
+                  rows >= 1, columns >= 1 else {
+                throw PrecLabError.usage("invalid shape '\(item)' in --shape (expected ROWSxCOLS, e.g. 1024x1024)")
+            }
+            guard rows <= maximumElements, columns <= maximumElements, rows * columns <= maximumElements else {
+                throw PrecLabError.usage("shape '\(item)' is too large (at most \(maximumElements) elements)")
+            }
+            return (rows, columns)
+        }
+    }
+
+    /// The 2-D float tensors of a checkpoint (those matching `pattern` when given).
+    static func checkpointTensors(_ path: String, pattern: String?) throws -> [SynthTensorSource] {
+        let checkpoint = try Checkpoint.open(path)
+        var include: ((String) -> Bool)? = nil
+        if let pattern {
+            let regex: Regex<AnyRegexOutput>
+            do {
+                regex = try Regex(pattern)
+            } catch {
+                throw PrecLabError.usage("invalid --tensors pattern '\(pattern)': \(error)")
+            }
+            include = { name in (try? regex.firstMatch(in: name)) != nil }
+        }
+        return try CheckpointBase.tensors(of: checkpoint, include: include)
+    }
+}

@@ -1,0 +1,52 @@
+import XCTest
+@testable import PrecLabFiles
+
+final class CRC32Tests: XCTestCase {
+    func testKnownValues() {
+        // The standard check value of CRC-32/ISO-HDLC, and zlib.crc32 of short inputs.
+        XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
+        XCTAssertEqual(CRC32.checksum([]), 0)
+        XCTAssertEqual(CRC32.checksum([0]), 0xD202_EF8D)  // zlib.crc32(b'\x00')
+        XCTAssertEqual(CRC32.checksum(Array("The quick brown fox jumps over the lazy dog".utf8)), 0x414F_A339)
+    }
+
+    /// Slicing-by-16 against a bit-at-a-time reference, across the 16-byte boundaries.
+    func testSlicingMatchesBitwiseReference() {
+        var generator = SystemRandomNumberGenerator()
+        for length in [0, 1, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            XCTAssertEqual(CRC32.checksum(bytes), bitwiseCRC(bytes), "length \(length)")
+        }
+    }
+
+    func testContinuationAndCombine() {
+        let bytes = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+        let whole = bitwiseCRC(bytes)
+        for split in [0, 1, 17, 2500, 4999, 5000] {
+            let a = Array(bytes[..<split]), b = Array(bytes[split...])
+            let crcA = CRC32.checksum(a)
+            XCTAssertEqual(b.withUnsafeBytes { CRC32.checksum($0, continuing: crcA) }, whole, "split \(split)")
+            XCTAssertEqual(CRC32.combine(crcA, CRC32.checksum(b), length: b.count), whole, "split \(split)")
+        }
+    }
+
+    func testParallelResultDoesNotDependOnThreadCount() {
+        let count = CRC32.parallelThreshold * 2 + 12345
+        let bytes = (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 7) }
+        bytes.withUnsafeBytes { raw in
+            let single = CRC32.update(0, raw)
+            for threads in [1, 2, 3, 8] {
+                XCTAssertEqual(CRC32.checksum(raw, threads: threads), single, "threads \(threads)")
+            }
+        }
+    }
+
+    private func bitwiseCRC(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = (crc >> 1) ^ (crc & 1 == 1 ? 0xEDB8_8320 : 0) }
+        }
+        return ~crc
+    }
+}
