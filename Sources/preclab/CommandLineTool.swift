@@ -6,6 +6,8 @@ enum CommandLineTool {
     nonisolated(unsafe) static let commands: [any Command.Type] = [
         InspectCommand.self,
         SynthCommand.self,
+        CompareCommand.self,
+        ConsistencyCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
