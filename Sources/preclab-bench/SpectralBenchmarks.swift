@@ -153,16 +153,28 @@ private func benchmarkManySmallTensors() {
     }
     let shapes = Array(repeating: (rows: 256, columns: 256), count: count)
     let options = SpectralOptions(k: 16, rank: 16)
-    func run(_ threads: Int) -> Double {
-        bestTime(1) {
+    /// Wall seconds and CPU seconds (user + system) of one scheduler run.
+    func run(_ threads: Int) -> (wall: Double, cpu: Double) {
+        let before = cpuSeconds()
+        let wall = bestTime(1) {
             SpectralScheduler.run(shapes: shapes, threads: threads) { index in
                 _ = try? MatrixComparison(base: pairs[index].0, tuned: pairs[index].1, options: options)
             }
         }
+        return (wall, cpuSeconds() - before)
     }
     let one = run(1)
     let all = run(ParallelChunks.threadCount)
-    print("   1 worker \(format(one)) s, \(ParallelChunks.threadCount) workers \(format(all)) s: speed-up \(format(one / all))x")
+    print("   1 worker \(format(one.wall)) s (\(format(one.cpu / one.wall)) cores busy), \(ParallelChunks.threadCount) workers \(format(all.wall)) s (\(format(all.cpu / all.wall)) cores busy): speed-up \(format(one.wall / all.wall))x")
+    print("   (cores busy = CPU seconds / wall seconds of this process; other load on the machine lowers it)")
+}
+
+/// User + system CPU seconds of this process so far.
+private func cpuSeconds() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
 
 private func format(_ value: Double) -> String {
