@@ -125,7 +125,9 @@ enum CompareCommand: Command {
         if let csvPath { try report.csv().write(to: csvPath, force: force, inputs: inputs) }
         if let plotsPath {
             let directory = try ReportDirectory(path: plotsPath, force: force, inputs: inputs)
-            try directory.write(report.plots())
+            let plots = report.plots()
+            if plots.isEmpty { Console.error("preclab \(name): no 2-D tensor was compared, so no plot was written to \(plotsPath)") }
+            try directory.write(plots)
         }
         Console.out(report.text(width: TextTable.terminalColumns()))
     }
