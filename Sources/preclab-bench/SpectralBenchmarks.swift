@@ -32,8 +32,11 @@ private func bestTime(_ repeats: Int, _ body: () throws -> Void) rethrows -> Dou
 }
 
 /// Runs python3 with `script` and returns stdout, or nil when it fails.
-private func python(_ script: String, arguments: [String] = []) -> String? {
+private func python(_ script: String, arguments: [String] = [], environment: [String: String] = [:]) -> String? {
     let process = Process()
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3", "-c", script] + arguments
     let out = Pipe()
@@ -58,7 +61,7 @@ private func benchmarkSVDAgainstNumpy(sizes: [Int]) {
     print('numpy', np.__version__, c.get('name'), c.get('version'), 'threads:', t)
     """)
     print("   \(info?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "numpy not available: ratios skipped")")
-    BLASThreads.set(BLASThreads.largeMatrixThreads)
+    print("   (each side timed with 2 BLAS threads and with 1; OpenBLAS threads spin while waiting, so a loaded machine hurts 2-thread times)")
     for n in sizes {
         let matrix = GaussianSampler(seed: UInt64(n)).matrix(rows: n, columns: n)
         let path = NSTemporaryDirectory() + "preclab-bench-svd-\(n).f64"
@@ -67,26 +70,30 @@ private func benchmarkSVDAgainstNumpy(sizes: [Int]) {
         try? bytes.write(to: URL(fileURLWithPath: path))
         defer { unlink(path) }
         let repeats = n >= 2048 ? 2 : 3
-        let swiftValues = bestTime(repeats) { _ = try? LinearAlgebra.singularValues(of: matrix) }
-        let swiftThin = bestTime(repeats) { _ = try? LinearAlgebra.thinSVD(of: matrix) }
-        let numpy = python("""
-        import sys, time, numpy as np
-        n = int(sys.argv[2]); r = int(sys.argv[3])
-        a = np.fromfile(sys.argv[1], dtype=np.float64).reshape(n, n)
-        def best(f):
-            b = 1e9
-            for _ in range(r):
-                t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
-            return b
-        print(best(lambda: np.linalg.svd(a, compute_uv=False)), best(lambda: np.linalg.svd(a, full_matrices=False)))
-        """, arguments: [path, String(n), String(repeats)])
-        let fields = numpy?.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) } ?? []
-        var line = "   \(n)x\(n): values only \(format(swiftValues)) s, thin U,S,V \(format(swiftThin)) s"
-        if fields.count == 2 {
-            line += "; numpy \(format(fields[0])) s / \(format(fields[1])) s; ratio Swift/numpy \(format(swiftValues / fields[0])) / \(format(swiftThin / fields[1]))"
+        for threads: Int32 in [BLASThreads.largeMatrixThreads, 1] {
+            BLASThreads.set(threads)
+            let swiftValues = bestTime(repeats) { _ = try? LinearAlgebra.singularValues(of: matrix) }
+            let swiftThin = bestTime(repeats) { _ = try? LinearAlgebra.thinSVD(of: matrix) }
+            let numpy = python("""
+            import sys, time, numpy as np
+            n = int(sys.argv[2]); r = int(sys.argv[3])
+            a = np.fromfile(sys.argv[1], dtype=np.float64).reshape(n, n)
+            def best(f):
+                b = 1e9
+                for _ in range(r):
+                    t = time.perf_counter(); f(); b = min(b, time.perf_counter() - t)
+                return b
+            print(best(lambda: np.linalg.svd(a, compute_uv=False)), best(lambda: np.linalg.svd(a, full_matrices=False)))
+            """, arguments: [path, String(n), String(repeats)], environment: ["OPENBLAS_NUM_THREADS": String(threads)])
+            let fields = numpy?.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Double($0) } ?? []
+            var line = "   \(n)x\(n), \(threads) thread(s): values only \(format(swiftValues)) s, thin U,S,V \(format(swiftThin)) s"
+            if fields.count == 2 {
+                line += "; numpy \(format(fields[0])) s / \(format(fields[1])) s; ratio Swift/numpy \(format(swiftValues / fields[0])) / \(format(swiftThin / fields[1]))"
+            }
+            print(line)
         }
-        print(line)
     }
+    BLASThreads.set(BLASThreads.largeMatrixThreads)
 }
 
 private func benchmarkRandomizedAngles(size n: Int) {
