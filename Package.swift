@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "PrecLabFilesTests", dependencies: ["PrecLabFiles", "PrecLabFormats"]),
         .testTarget(name: "PrecLabSpectralTests", dependencies: ["PrecLabSpectral"]),
         .testTarget(name: "PrecLabReplayTests",
-                    dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats"]),
+                    dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
         .testTarget(name: "PrecLabSynthTests",
                     dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),

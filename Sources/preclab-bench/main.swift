@@ -8,6 +8,7 @@ import Glibc
 
 let suites: [(name: String, run: () -> Void)] = [
     ("spectral", runSpectralBenchmarks),
+    ("replay", runReplayBenchmarks),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

@@ -52,7 +52,7 @@ struct ParsedArguments {
                 inlineValue = String(argument[argument.index(after: equals)...])
             }
             guard let spec = byName[name] else {
-                throw PrecLabError.usage("preclab \(command): unknown option '\(name)' (see 'preclab help \(command)')")
+                throw PrecLabError.usage("unknown option '\(name)' (see 'preclab help \(command)')")
             }
             if spec.takesValue {
                 let value: String
@@ -60,18 +60,18 @@ struct ParsedArguments {
                     value = inlineValue
                 } else {
                     guard index < arguments.count else {
-                        throw PrecLabError.usage("preclab \(command): option \(spec.name) needs a value")
+                        throw PrecLabError.usage("option \(spec.name) needs a value")
                     }
                     value = arguments[index]
                     index += 1
                 }
                 if !spec.repeatable, values[spec.name] != nil {
-                    throw PrecLabError.usage("preclab \(command): option \(spec.name) given twice")
+                    throw PrecLabError.usage("option \(spec.name) given twice")
                 }
                 values[spec.name, default: []].append(value)
             } else {
                 if inlineValue != nil {
-                    throw PrecLabError.usage("preclab \(command): option \(spec.name) takes no value")
+                    throw PrecLabError.usage("option \(spec.name) takes no value")
                 }
                 flags.insert(spec.name)
             }
@@ -101,7 +101,7 @@ struct ParsedArguments {
     func value<T>(_ name: String, default defaultValue: T, _ parse: (String) -> T?) throws -> T {
         guard let text = value(name) else { return defaultValue }
         guard let parsed = parse(text) else {
-            throw PrecLabError.usage("preclab \(command): invalid value '\(text)' for \(name)")
+            throw PrecLabError.usage("invalid value '\(text)' for \(name)")
         }
         return parsed
     }
@@ -119,7 +119,7 @@ struct ParsedArguments {
     /// Exactly `count` positional arguments, or a usage error naming what is missing.
     func requirePositionals(_ count: Int, names: String) throws -> [String] {
         guard positionals.count == count else {
-            throw PrecLabError.usage("preclab \(command): expected \(names) (see 'preclab help \(command)')")
+            throw PrecLabError.usage("expected \(names) (see 'preclab help \(command)')")
         }
         return positionals
     }
@@ -127,7 +127,7 @@ struct ParsedArguments {
     /// At least one positional argument.
     func requireSomePositionals(names: String) throws -> [String] {
         guard !positionals.isEmpty else {
-            throw PrecLabError.usage("preclab \(command): expected \(names) (see 'preclab help \(command)')")
+            throw PrecLabError.usage("expected \(names) (see 'preclab help \(command)')")
         }
         return positionals
     }

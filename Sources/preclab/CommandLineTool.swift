@@ -8,6 +8,7 @@ enum CommandLineTool {
         SynthCommand.self,
         CompareCommand.self,
         ConsistencyCommand.self,
+        ReplayCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
@@ -50,7 +51,9 @@ enum CommandLineTool {
             try command.run(parsed)
             return 0
         } catch let error as PrecLabError {
-            Console.error("preclab \(command.name): error: \(error.description)")
+            let message = error.description
+            // Some library messages already name the command; never say it twice.
+            Console.error(message.hasPrefix("preclab ") ? message : "preclab \(command.name): error: \(message)")
             return error.exitStatus
         } catch {
             Console.error("preclab \(command.name): error: \(error)")

@@ -119,9 +119,10 @@ func tensorFilter(_ pattern: String?, command: String) throws -> (String) -> Boo
     return { name in (try? regex.firstMatch(in: name)) != nil }
 }
 
-/// Prints "[done/total] what, elapsed, ETA" on stderr at most once a second (and at the
-/// end), with the ETA from the share of estimated work done.
-final class ProgressMeter: @unchecked Sendable {
+/// Progress for items of uneven cost finished by several threads: prints
+/// "[done/total] item, elapsed, ETA" on stderr at most once a second (and at the end),
+/// with the ETA from the share of estimated work done, not of items.
+final class WeightedProgress: @unchecked Sendable {
     private let lock = Lock()
     private let label: String
     private let totalWork: Double

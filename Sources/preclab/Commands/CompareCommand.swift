@@ -193,7 +193,7 @@ enum CompareCommand: Command {
             let elements = Double(m) * Double(n)
             return pairs[index].0.shape.count == 2 ? elements * Double(min(m, n)) / 64 + elements : elements
         }
-        let meter = ProgressMeter(label: "preclab compare", work: work, enabled: !quiet)
+        let meter = WeightedProgress(label: "preclab compare", work: work, enabled: !quiet)
         let slots = Slots<Result<Row, PrecLabError>>(count: pairs.count)
         let shared = UnsafeSendable((pairs, base, tuned, settings))
         SpectralScheduler.run(shapes: shapes) { index in

@@ -121,7 +121,7 @@ enum ConsistencyCommand: Command {
             throw PrecLabError.badData(message)
         }
 
-        let meter = ProgressMeter(label: "preclab \(name)", work: selected.map { Double($0.0.info.elementCount * runs.count) },
+        let meter = WeightedProgress(label: "preclab \(name)", work: selected.map { Double($0.0.info.elementCount * runs.count) },
                                   enabled: !arguments.flag("--quiet"))
         var rows: [Row] = []
         for (tensor, others) in selected {

@@ -1,2 +1,0 @@
-// PrecLabReplay: placeholder until the module lands.
-enum PrecLabReplayPlaceholder {}

@@ -1,0 +1,64 @@
+import PrecLabFormats
+import PrecLabSupport
+
+/// What a replay simulates and measures.
+public struct ReplayConfiguration: Sendable {
+    /// The storage format (`--dtype`).
+    public var format: FloatFormat
+    /// Rounding for the `pure` policy (`--rounding`), plus the overflow and subnormal
+    /// options that apply to every rounding into storage. The stored base, the master
+    /// export and the Kahan buffers always round to nearest-even with these options.
+    public var rounding: RoundingOptions
+    /// Seed of the stochastic-rounding generator and of the null model.
+    public var seed: UInt64
+    /// The policies to run, in report order.
+    public var policies: [ReplayPolicy]
+    /// Run the permutation null model on the master policy.
+    public var nullPermute: Bool
+    /// Bottom-α fractions of |W0| at which the overlap with the visible mask is reported.
+    public var lowMagnitudeAlphas: [Double]
+    /// Worker threads (results never depend on it).
+    public var threads: Int
+
+    public init(
+        format: FloatFormat, rounding: RoundingOptions = RoundingOptions(), seed: UInt64 = 0,
+        policies: [ReplayPolicy] = ReplayPolicy.allCases, nullPermute: Bool = false,
+        lowMagnitudeAlphas: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9],
+        threads: Int = ParallelChunks.threadCount
+    ) {
+        self.format = format
+        self.rounding = rounding
+        self.seed = seed
+        self.policies = policies.sorted()
+        self.nullPermute = nullPermute
+        self.lowMagnitudeAlphas = lowMagnitudeAlphas
+        self.threads = threads
+    }
+
+    /// Nearest-even with the configured overflow and subnormal options.
+    var nearestOptions: RoundingOptions {
+        var options = rounding
+        options.mode = .nearestEven
+        return options
+    }
+
+    var stochasticOptions: RoundingOptions {
+        var options = rounding
+        options.mode = .stochastic
+        return options
+    }
+
+    func runs(_ policy: ReplayPolicy) -> Bool { policies.contains(policy) }
+}
+
+/// A tensor the replay tracks: its name and row-major shape.
+public struct ReplayTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var count: Int { shape.reduce(1, *) }
+
+    public init(name: String, shape: [Int]) {
+        self.name = name
+        self.shape = shape
+    }
+}

@@ -1,0 +1,130 @@
+import PrecLabFormats
+import PrecLabSupport
+
+/// Replays fp32 updates under every configured storage policy at once.
+///
+/// The engine holds only state (base, fp32 truth, one code buffer per stored policy),
+/// so its memory does not grow with the number of steps. Each `apply` makes one fused
+/// pass over the elements, split into fixed work units run on all cores; counts for the
+/// per-step curve are taken in that same pass when asked for.
+public final class ReplayEngine: @unchecked Sendable {
+    public let tensors: [ReplayTensor]
+    public let configuration: ReplayConfiguration
+    private let core: any ReplayCore
+    private var curve: [CurvePoint] = []
+    private var stepsApplied = 0
+    private var firstStep: UInt64?
+    private var lastStep: UInt64?
+    private var finalVerified = false
+
+    /// - Parameters:
+    ///   - tensors: names and shapes, in the order of the flat buffers.
+    ///   - base: the weights before the first step, all tensors concatenated.
+    public init(tensors: [ReplayTensor], base: UnsafeBufferPointer<Float>,
+                configuration: ReplayConfiguration) throws {
+        let total = tensors.reduce(0) { $0 + $1.count }
+        guard base.count == total else {
+            throw PrecLabError.badData("base weights hold \(base.count) values, the tensors need \(total)")
+        }
+        self.tensors = tensors
+        self.configuration = configuration
+        if BFloat16Codec.applies(to: configuration) {
+            core = TypedReplayCore(codec: BFloat16Codec(configuration: configuration),
+                                   tensors: tensors, base: base, configuration: configuration)
+        } else if configuration.format.storageBytes <= 2 {
+            core = TypedReplayCore(codec: GenericCodec<UInt16>(configuration: configuration),
+                                   tensors: tensors, base: base, configuration: configuration)
+        } else {
+            core = TypedReplayCore(codec: GenericCodec<UInt32>(configuration: configuration),
+                                   tensors: tensors, base: base, configuration: configuration)
+        }
+    }
+
+    /// The typed state, for white-box tests.
+    var testingCore: any ReplayCore { core }
+
+    /// Total number of elements across tensors.
+    public var elementCount: Int { tensors.reduce(0) { $0 + $1.count } }
+
+    /// Applies one optimizer step's updates (all tensors concatenated, fp32).
+    /// - Parameter recordCurvePoint: also count changed and visible entries for the
+    ///   per-step curve, in the same pass.
+    public func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, recordCurvePoint: Bool) throws {
+        guard delta.count == elementCount else {
+            throw PrecLabError.badData("step \(step): update holds \(delta.count) values, expected \(elementCount)")
+        }
+        let counts = core.apply(step: step, delta: delta, count: recordCurvePoint)
+        if let counts { curve.append(CurvePoint(step: step, trueChanged: counts.trueChanged,
+                                                visibleChanged: counts.visible)) }
+        stepsApplied += 1
+        if firstStep == nil { firstStep = step }
+        lastStep = step
+    }
+
+    /// Checks the fp32 replay against a FINL record, bit for bit.
+    /// Throws bad data naming the first differing element.
+    public func verifyFinal(_ final: UnsafeBufferPointer<Float>) throws {
+        guard final.count == elementCount else {
+            throw PrecLabError.badData("FINL holds \(final.count) values, expected \(elementCount)")
+        }
+        if let mismatch = core.firstTruthMismatch(final) {
+            let tensor = tensors[mismatch.tensor]
+            let position = ReplayEngine.describe(index: mismatch.index, shape: tensor.shape)
+            throw PrecLabError.badData(
+                "the fp32 replay does not reproduce FINL: tensor '\(tensor.name)' element \(position): "
+                    + "replayed \(mismatch.replayed) (0x\(hex(mismatch.replayed.bitPattern))), "
+                    + "FINL \(mismatch.recorded) (0x\(hex(mismatch.recorded.bitPattern)))")
+        }
+        finalVerified = true
+    }
+
+    /// The measured metrics of every tensor and policy.
+    public func finish(warnings: [String] = []) -> ReplayResult {
+        var allWarnings = warnings
+        let results = core.finish()
+        let nonFinite = results.filter { $0.nanUpdates + $0.infiniteUpdates > 0 }
+        if !nonFinite.isEmpty {
+            let list = nonFinite.map { "\($0.tensor.name) (\($0.nanUpdates) NaN, \($0.infiniteUpdates) Inf)" }
+            allWarnings.append("non-finite values in updates: " + list.joined(separator: ", "))
+        }
+        return ReplayResult(configuration: configuration, steps: stepsApplied, firstStep: firstStep,
+                            lastStep: lastStep, tensors: results, curve: curve,
+                            warnings: allWarnings, finalVerified: finalVerified)
+    }
+
+    /// "[i, j]" for a row-major flat index.
+    static func describe(index: Int, shape: [Int]) -> String {
+        var remaining = index
+        var coordinates = Array(repeating: 0, count: shape.count)
+        for axis in shape.indices.reversed() {
+            coordinates[axis] = remaining % max(shape[axis], 1)
+            remaining /= max(shape[axis], 1)
+        }
+        return "[" + coordinates.map(String.init).joined(separator: ", ") + "] (flat \(index))"
+    }
+}
+
+func hex(_ value: UInt32) -> String {
+    let digits = String(value, radix: 16, uppercase: true)
+    return String(repeating: "0", count: 8 - digits.count) + digits
+}
+
+/// Per-tensor counts of one curve point.
+struct CurveCounts {
+    var trueChanged: [Int]
+    var visible: [ReplayPolicy: [Int]]
+}
+
+struct TruthMismatch {
+    let tensor: Int
+    let index: Int
+    let replayed: Float
+    let recorded: Float
+}
+
+/// The type-erased face of `TypedReplayCore`, so the engine need not be generic.
+protocol ReplayCore: AnyObject, Sendable {
+    func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, count: Bool) -> CurveCounts?
+    func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch?
+    func finish() -> [TensorReplayResult]
+}

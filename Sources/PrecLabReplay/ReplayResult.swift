@@ -1,0 +1,215 @@
+/// What one policy did to one tensor (or to all of them, in the total).
+public struct PolicyMetrics: Sendable, Equatable {
+    /// Entries whose stored bits differ from the stored base.
+    public var visibleChanged: Int
+    /// Entries truly changed (fp32 truth differs from the base) but not visible.
+    public var hidden: Int
+    /// Σ (ΔW_policy - ΔW_true)², for the relative error.
+    public var squaredErrorSum: Double
+    /// Σ ΔW_true², the denominator of the relative error.
+    public var squaredTruthSum: Double
+    /// Final stored weights that are NaN or infinite.
+    public var nonFiniteWeights: Int
+    /// Visible entries per visibility-histogram bin (see `VisibilityHistogram`).
+    public var visibleByBin: [Int]
+    /// Visible entries inside the bottom-α |W0| mask, one per configured α.
+    public var visibleInLowMagnitude: [Int]
+    /// Visible entries per |W0| magnitude bin (see `MagnitudeBins`).
+    public var visibleByMagnitude: [Int]
+
+    /// ||ΔW_policy - ΔW_true||_F / ||ΔW_true||_F; 0 when nothing truly changed and the
+    /// policy changed nothing either, +inf when only the policy moved.
+    public var relativeError: Double {
+        if squaredTruthSum > 0 { return (squaredErrorSum / squaredTruthSum).squareRoot() }
+        return squaredErrorSum == 0 ? 0 : .infinity
+    }
+
+    public func sparsity(params: Int) -> Double {
+        params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
+    }
+
+    /// |visible ∩ bottom-α| / |visible| for each α; NaN when nothing is visible.
+    public var lowMagnitudeOverlap: [Double] {
+        visibleInLowMagnitude.map { visibleChanged == 0 ? .nan : Double($0) / Double(visibleChanged) }
+    }
+
+    static func zero(bins: Int, alphas: Int) -> PolicyMetrics {
+        PolicyMetrics(visibleChanged: 0, hidden: 0, squaredErrorSum: 0, squaredTruthSum: 0,
+                      nonFiniteWeights: 0, visibleByBin: Array(repeating: 0, count: bins),
+                      visibleInLowMagnitude: Array(repeating: 0, count: alphas),
+                      visibleByMagnitude: Array(repeating: 0, count: MagnitudeBins.binCount))
+    }
+
+    mutating func add(_ other: PolicyMetrics) {
+        visibleChanged += other.visibleChanged
+        hidden += other.hidden
+        squaredErrorSum += other.squaredErrorSum
+        squaredTruthSum += other.squaredTruthSum
+        nonFiniteWeights += other.nonFiniteWeights
+        for index in visibleByBin.indices { visibleByBin[index] += other.visibleByBin[index] }
+        for index in visibleInLowMagnitude.indices {
+            visibleInLowMagnitude[index] += other.visibleInLowMagnitude[index]
+        }
+        for index in visibleByMagnitude.indices { visibleByMagnitude[index] += other.visibleByMagnitude[index] }
+    }
+}
+
+/// The permutation null model: the master policy's counts when the cumulative update
+/// of each matrix is shuffled among its entries. Same update magnitudes, no geometry.
+public struct NullModelMetrics: Sendable, Equatable {
+    public var visibleChanged: Int
+    public var visibleInLowMagnitude: [Int]
+
+    public func sparsity(params: Int) -> Double {
+        params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
+    }
+
+    public var lowMagnitudeOverlap: [Double] {
+        visibleInLowMagnitude.map { visibleChanged == 0 ? .nan : Double($0) / Double(visibleChanged) }
+    }
+}
+
+/// Bins of |ΔW_true| / half-ULP(stored base): bin 0 holds entries that did not change
+/// at all, bin 1 ratios below 2^lowestExponent, bins 2... one octave each
+/// [2^e, 2^(e+1)), and the last bin ratios at or above 2^(highestExponent+1). Entries
+/// whose stored base is NaN or infinite are left out (they have no ULP).
+public enum VisibilityHistogram {
+    public static let lowestExponent = -16
+    public static let highestExponent = 15
+    public static var binCount: Int { highestExponent - lowestExponent + 4 }
+
+    /// Human-readable bin labels, in bin order.
+    public static var labels: [String] {
+        var labels = ["0", "<2^\(lowestExponent)"]
+        for exponent in lowestExponent...highestExponent { labels.append("2^\(exponent)") }
+        labels.append(">=2^\(highestExponent + 1)")
+        return labels
+    }
+
+    /// The bin of a ratio (non-negative; NaN maps to the top bin).
+    @inline(__always) static func bin(ofRatio ratio: Double) -> Int {
+        if ratio == 0 { return 0 }
+        guard ratio.isFinite else { return binCount - 1 }
+        let exponent = Int(ratio.exponent)  // floor(log2(ratio)), exact
+        if exponent < lowestExponent { return 1 }
+        if exponent > highestExponent { return binCount - 1 }
+        return exponent - lowestExponent + 2
+    }
+}
+
+/// Octaves of |W0|: bin 0 holds zeros, bin 1 magnitudes below 2^lowestExponent, then
+/// one bin per octave [2^e, 2^(e+1)), and the last bin 2^(highestExponent+1) and above
+/// (Inf and NaN included). Visibility depends on |W0| because the ULP does.
+public enum MagnitudeBins {
+    public static let lowestExponent = -24
+    public static let highestExponent = 3
+    public static var binCount: Int { highestExponent - lowestExponent + 4 }
+
+    public static var labels: [String] {
+        var labels = ["0", "<2^\(lowestExponent)"]
+        for exponent in lowestExponent...highestExponent { labels.append("2^\(exponent)") }
+        labels.append(">=2^\(highestExponent + 1)")
+        return labels
+    }
+
+    @inline(__always) static func bin(of value: Float) -> Int {
+        let magnitude = abs(value)
+        if magnitude == 0 { return 0 }
+        guard magnitude.isFinite else { return binCount - 1 }
+        let exponent = Int(magnitude.exponent)
+        if exponent < lowestExponent { return 1 }
+        if exponent > highestExponent { return binCount - 1 }
+        return exponent - lowestExponent + 2
+    }
+}
+
+/// Results for one tensor.
+public struct TensorReplayResult: Sendable {
+    public var tensor: ReplayTensor
+    public var params: Int { tensor.count }
+    /// Entries whose fp32 truth differs (bitwise) from the base.
+    public var trueChanged: Int
+    /// NaN and infinite values met in this tensor's updates.
+    public var nanUpdates: Int
+    public var infiniteUpdates: Int
+    /// Entries per visibility-histogram bin.
+    public var histogram: [Int]
+    /// Entries per |W0| magnitude bin (`MagnitudeBins`).
+    public var magnitudeHistogram: [Int]
+    public var policies: [ReplayPolicy: PolicyMetrics]
+    public var nullModel: NullModelMetrics?
+
+    public var trueSparsity: Double {
+        params == 0 ? 1 : 1 - Double(trueChanged) / Double(params)
+    }
+}
+
+/// Counts at one step of the per-step curve.
+public struct CurvePoint: Sendable {
+    public var step: UInt64
+    /// Per tensor, entries whose fp32 truth differs from the base.
+    public var trueChanged: [Int]
+    /// Per policy and tensor, entries whose stored bits differ from the stored base.
+    public var visibleChanged: [ReplayPolicy: [Int]]
+
+    public var totalTrueChanged: Int { trueChanged.reduce(0, +) }
+    public func totalVisible(_ policy: ReplayPolicy) -> Int {
+        visibleChanged[policy]?.reduce(0, +) ?? 0
+    }
+}
+
+/// Everything a replay measured.
+public struct ReplayResult: Sendable {
+    public var configuration: ReplayConfiguration
+    public var steps: Int
+    public var firstStep: UInt64?
+    public var lastStep: UInt64?
+    public var tensors: [TensorReplayResult]
+    public var curve: [CurvePoint]
+    /// Warnings every output format must carry (gaps, truncation, non-finite values).
+    public var warnings: [String]
+    /// Whether a FINL record was present and matched the fp32 replay bit for bit.
+    public var finalVerified: Bool
+
+    public var params: Int { tensors.reduce(0) { $0 + $1.params } }
+    public var trueChanged: Int { tensors.reduce(0) { $0 + $1.trueChanged } }
+    public var nanUpdates: Int { tensors.reduce(0) { $0 + $1.nanUpdates } }
+    public var infiniteUpdates: Int { tensors.reduce(0) { $0 + $1.infiniteUpdates } }
+
+    /// Totals over all tensors: counts add, so ratios are weighted by parameter count,
+    /// and the relative error is the Frobenius norm over every tensor together.
+    public func total(_ policy: ReplayPolicy) -> PolicyMetrics {
+        var sum = PolicyMetrics.zero(bins: VisibilityHistogram.binCount,
+                                     alphas: configuration.lowMagnitudeAlphas.count)
+        for tensor in tensors { if let metrics = tensor.policies[policy] { sum.add(metrics) } }
+        return sum
+    }
+
+    public var totalMagnitudeHistogram: [Int] {
+        var sum = Array(repeating: 0, count: MagnitudeBins.binCount)
+        for tensor in tensors {
+            for index in sum.indices { sum[index] += tensor.magnitudeHistogram[index] }
+        }
+        return sum
+    }
+
+    public var totalHistogram: [Int] {
+        var sum = Array(repeating: 0, count: VisibilityHistogram.binCount)
+        for tensor in tensors { for index in sum.indices { sum[index] += tensor.histogram[index] } }
+        return sum
+    }
+
+    public var totalNullModel: NullModelMetrics? {
+        guard configuration.nullPermute else { return nil }
+        var sum = NullModelMetrics(visibleChanged: 0,
+                                   visibleInLowMagnitude: Array(repeating: 0, count: configuration.lowMagnitudeAlphas.count))
+        for tensor in tensors {
+            guard let null = tensor.nullModel else { continue }
+            sum.visibleChanged += null.visibleChanged
+            for index in sum.visibleInLowMagnitude.indices {
+                sum.visibleInLowMagnitude[index] += null.visibleInLowMagnitude[index]
+            }
+        }
+        return sum
+    }
+}

@@ -1,0 +1,101 @@
+import PrecLabFormats
+
+/// Rounds fp32 values into a storage format and back, specialised so the step kernels
+/// compile to tight loops. Every codec must give the same bits as `FloatFormat`'s own
+/// `encode`/`decode` (the tests compare them); the bf16 one exists only for speed.
+protocol StorageCodec: Sendable {
+    associatedtype Code: FixedWidthInteger & UnsignedInteger & Sendable
+
+    /// Nearest-even with the configured overflow and subnormal options.
+    func nearest(_ value: Float) -> Code
+    /// The `pure` policy's rounding (`--rounding`); `random` is used only when that
+    /// mode is stochastic.
+    func pureRound(_ value: Float, random: UInt32) -> Code
+    /// Stochastic rounding with the given 32 random bits.
+    func stochastic(_ value: Float, random: UInt32) -> Code
+    /// The exact fp32 value of a code.
+    func decode(_ code: Code) -> Float
+    /// Whether `pureRound` consumes random bits.
+    var pureIsStochastic: Bool { get }
+}
+
+/// Any format through `FloatFormat`'s scalar paths.
+struct GenericCodec<Code: FixedWidthInteger & UnsignedInteger & Sendable>: StorageCodec {
+    let format: FloatFormat
+    let nearestOptions: RoundingOptions
+    let pureOptions: RoundingOptions
+    let stochasticOptions: RoundingOptions
+
+    init(configuration: ReplayConfiguration) {
+        format = configuration.format
+        nearestOptions = configuration.nearestOptions
+        pureOptions = configuration.rounding
+        stochasticOptions = configuration.stochasticOptions
+    }
+
+    var pureIsStochastic: Bool { pureOptions.mode == .stochastic }
+
+    @inline(__always) func nearest(_ value: Float) -> Code {
+        Code(truncatingIfNeeded: format.encode(value, nearestOptions))
+    }
+
+    @inline(__always) func pureRound(_ value: Float, random: UInt32) -> Code {
+        Code(truncatingIfNeeded: format.encode(value, pureOptions, random: random))
+    }
+
+    @inline(__always) func stochastic(_ value: Float, random: UInt32) -> Code {
+        Code(truncatingIfNeeded: format.encode(value, stochasticOptions, random: random))
+    }
+
+    @inline(__always) func decode(_ code: Code) -> Float {
+        format.decodeFloat(UInt32(truncatingIfNeeded: code))
+    }
+}
+
+/// bf16 with default options (subnormals kept, non-saturating), where rounding an fp32
+/// value is integer arithmetic on its top half. Used only when it applies; other
+/// settings fall back to `GenericCodec`.
+struct BFloat16Codec: StorageCodec {
+    typealias Code = UInt16
+    let generic: GenericCodec<UInt16>
+
+    init(configuration: ReplayConfiguration) {
+        generic = GenericCodec(configuration: configuration)
+    }
+
+    /// The fast path is exact only for plain bf16 without flush or saturation.
+    static func applies(to configuration: ReplayConfiguration) -> Bool {
+        configuration.format == .bf16 && !configuration.rounding.flushSubnormals
+            && !configuration.rounding.saturate
+    }
+
+    var pureIsStochastic: Bool { generic.pureIsStochastic }
+
+    @inline(__always) func nearest(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return generic.nearest(value) }  // NaN: formats decides
+        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
+        return UInt16(truncatingIfNeeded: rounded >> 16)
+    }
+
+    @inline(__always) func pureRound(_ value: Float, random: UInt32) -> UInt16 {
+        switch generic.pureOptions.mode {
+        case .nearestEven: return nearest(value)
+        case .stochastic: return stochastic(value, random: random)
+        default: return generic.pureRound(value, random: random)
+        }
+    }
+
+    /// Rounds the magnitude up iff the top 16 random bits are below the 16 discarded
+    /// bits: probability exactly (discarded / 2^16), the rule of `FloatFormat`.
+    @inline(__always) func stochastic(_ value: Float, random: UInt32) -> UInt16 {
+        let bits = value.bitPattern
+        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return generic.nearest(value) }
+        let up: UInt32 = (random >> 16) < (bits & 0xFFFF) ? 1 : 0
+        return UInt16(truncatingIfNeeded: (bits >> 16) &+ up)
+    }
+
+    @inline(__always) func decode(_ code: UInt16) -> Float {
+        Float(bitPattern: UInt32(code) << 16)
+    }
+}

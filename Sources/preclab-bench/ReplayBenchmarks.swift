@@ -1,0 +1,123 @@
+import Foundation
+import PrecLabFiles
+import PrecLabFormats
+import PrecLabReplay
+import PrecLabSupport
+
+/// `preclab-bench replay`: element-steps per second of the replay engine, for the
+/// master policy alone and all five policies, on 1 and 2 threads, against a plain
+/// numpy + ml_dtypes replay of the same stream in the same run. Targets: master
+/// >= 1.5 G element-steps/s, all five >= 0.4 G/s, >= 10x numpy.
+func runReplayBenchmarks() {
+    let rows = 1024, columns = 512, tensorCount = 4, steps = 32
+    let elements = rows * columns * tensorCount
+    let path = NSTemporaryDirectory() + "preclab-bench-replay-\(getpid()).bin"
+    defer { unlink(path) }
+    do {
+        try writeBenchmarkStream(path: path, rows: rows, columns: columns, tensors: tensorCount, steps: steps)
+    } catch {
+        print("replay: cannot write the benchmark stream: \(error)")
+        return
+    }
+    let elementSteps = Double(elements * steps)
+    print("stream: \(tensorCount) tensors of \(rows)x\(columns), \(steps) steps, "
+          + "\(elements * steps * 4 / 1_000_000) MB of updates")
+
+    var rates: [String: Double] = [:]
+    for (label, policies) in [("master", [ReplayPolicy.master]), ("all five", ReplayPolicy.allCases)] {
+        for threads in [1, 2] {
+            for verify in [false, true] {
+                let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: threads)
+                let options = StreamReplayOptions(verifyCRC: verify)
+                let seconds = bestOf(3) {
+                    _ = try? StreamReplay.run(path: path, configuration: configuration, options: options)
+                }
+                let rate = elementSteps / seconds
+                rates["\(label)/\(threads)/\(verify)"] = rate
+                print(String(format: "%-9@ threads %d crc %@  %7.3f G element-steps/s", label as NSString,
+                             threads, verify ? "on " : "off", rate / 1e9))
+            }
+        }
+    }
+    let master = rates["master/2/false"] ?? 0, all = rates["all five/2/false"] ?? 0
+    print(String(format: "target master >= 1.5 G/s (2 threads, CRC off): %@",
+                 master >= 1.5e9 ? "met" : "NOT met"))
+    print(String(format: "target all five >= 0.4 G/s (2 threads, CRC off): %@",
+                 all >= 0.4e9 ? "met" : "NOT met"))
+
+    guard let numpy = numpyReference(path: path) else { return }
+    let numpyMaster = elementSteps / numpy.master, numpyAll = elementSteps / numpy.all
+    print(String(format: "numpy + ml_dtypes: master %.3f G/s, all %.3f G/s", numpyMaster / 1e9, numpyAll / 1e9))
+    let masterRatio = (rates["master/2/true"] ?? 0) / numpyMaster
+    let allRatio = (rates["all five/2/true"] ?? 0) / numpyAll
+    print(String(format: "speed-up over numpy (CRC on): master %.1fx, all five %.1fx; target >= 10x: %@",
+                 masterRatio, allRatio, min(masterRatio, allRatio) >= 10 ? "met" : "NOT met"))
+}
+
+/// Best wall-clock time of `repeats` runs.
+func bestOf(_ repeats: Int, _ body: () -> Void) -> Double {
+    var best = Double.infinity
+    for _ in 0..<repeats {
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+    return best
+}
+
+private func writeBenchmarkStream(path: String, rows: Int, columns: Int, tensors: Int, steps: Int) throws {
+    let tensorList = (0..<tensors).map {
+        UpdateStreamTensor(name: "layers.\($0).weight", shape: [rows, columns], dtype: "BF16")
+    }
+    let writer = try UpdateStreamWriter(path: path, tensors: tensorList, force: true)
+    let count = rows * columns * tensors
+    var state: UInt64 = 0x1234_5678_9ABC_DEF1
+    func uniform() -> Float {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return Float(Int64(state >> 40) - (1 << 23)) / Float(1 << 23)
+    }
+    var weights = (0..<count).map { _ in uniform() * 0.04 }
+    try weights.withUnsafeBufferPointer { try writer.writeBase(values: $0) }
+    var update = [Float](repeating: 0, count: count)
+    for step in 1...steps {
+        for index in 0..<count { update[index] = uniform() * 2e-5 }
+        for index in 0..<count { weights[index] += update[index] }
+        try update.withUnsafeBufferPointer { try writer.writeStep(step: UInt64(step), learningRate: 1e-6, values: $0) }
+    }
+    try weights.withUnsafeBufferPointer { try writer.writeFinal(values: $0) }
+    try writer.close()
+}
+
+private func numpyReference(path: String) -> (master: Double, all: Double)? {
+    let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("tools/bench/replay_numpy.py").path
+    _ = runProcess("/usr/bin/env", ["python3", "-m", "pip", "install", "-q", "ml_dtypes"])
+    guard let output = runProcess("/usr/bin/env", ["python3", script, path]),
+          let data = output.data(using: .utf8),
+          let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        print("numpy reference: skipped (python3 with numpy not available)")
+        return nil
+    }
+    if let reason = json["skipped"] as? String {
+        print("numpy reference: skipped (\(reason))")
+        return nil
+    }
+    guard let seconds = json["seconds"] as? [String: Double], let master = seconds["master"],
+          let all = seconds["all"] else { return nil }
+    return (master, all)
+}
+
+/// Runs a program and returns its standard output, or nil when it fails.
+func runProcess(_ executable: String, _ arguments: [String]) -> String? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init)
+}

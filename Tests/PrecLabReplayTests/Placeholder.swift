@@ -1,4 +1,0 @@
-import XCTest
-
-// Placeholder until the module's tests land.
-final class PrecLabReplayTestsPlaceholder: XCTestCase {}

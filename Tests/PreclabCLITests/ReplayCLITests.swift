@@ -1,0 +1,184 @@
+import Foundation
+import XCTest
+import PrecLabFiles
+import PrecLabSupport
+
+/// `preclab replay` end to end through the built binary.
+final class ReplayCLITests: XCTestCase {
+    var directory: URL!
+
+    override func setUpWithError() throws {
+        directory = try CLIRunner.temporaryDirectory()
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    private let tensors = [
+        UpdateStreamTensor(name: "model.layers.0.q_proj.weight", shape: [16, 8], dtype: "BF16"),
+        UpdateStreamTensor(name: "model.layers.0.norm.weight", shape: [8], dtype: "BF16"),
+    ]
+
+    /// Writes a stream: BASE, STEP at `steps`, FINL (optionally corrupted).
+    @discardableResult
+    private func writeStream(_ name: String, steps: [UInt64] = Array(1...10), base: Bool = true,
+                             final: Bool = true, corruptFinal: Bool = false) throws -> (String, [Float]) {
+        let file = path(name)
+        let writer = try UpdateStreamWriter(path: file, tensors: tensors, metadata: [("test", "replay")])
+        let count = 136
+        var weights = (0..<count).map { Float($0 % 17) * 0.01 - 0.08 }
+        let initial = weights
+        if base { try weights.withUnsafeBufferPointer { try writer.writeBase(values: $0) } }
+        for step in steps {
+            let update = (0..<count).map { Float((($0 + Int(step)) % 7) - 3) * 1e-4 }
+            for index in 0..<count { weights[index] += update[index] }
+            try update.withUnsafeBufferPointer { try writer.writeStep(step: step, learningRate: 1e-4, values: $0) }
+        }
+        if final {
+            var recorded = weights
+            if corruptFinal { recorded[20] = recorded[20].nextUp }
+            try recorded.withUnsafeBufferPointer { try writer.writeFinal(values: $0) }
+        }
+        try writer.close()
+        return (file, initial)
+    }
+
+    func testReplayPrintsTablesAndWritesEveryOutput() throws {
+        let (stream, _) = try writeStream("run.bin")
+        let result = try CLIRunner.run(["replay", stream, "--dtype", "bf16", "--null", "permute",
+                                        "--json", path("out.json"), "--csv", path("out.csv"),
+                                        "--plots", path("plots")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("model.layers.0.q_proj.weight"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("stochastic"))
+        XCTAssertTrue(result.stdout.contains("matches FINL bit for bit"))
+        for line in result.stdout.split(separator: "\n") {
+            XCTAssertLessThanOrEqual(line.count, 100, "table line wider than 100 columns: \(line)")
+        }
+
+        let json = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path("out.json")))))
+        let root = try XCTUnwrap(json.objectValue)
+        XCTAssertEqual(root["dtype"], "bf16")
+        XCTAssertEqual(root["rounding"], "nearest-even")
+        XCTAssertEqual(root["steps"], 10)
+        XCTAssertEqual(root["policies"], ["fp32", "master", "pure", "stochastic", "kahan"])
+        let first = try XCTUnwrap(root["tensors"]?.arrayValue?.first?.objectValue)
+        XCTAssertEqual(first["shape"], [16, 8])
+        XCTAssertEqual(first["params"], 128)
+        let master = try XCTUnwrap(first["policies"]?.objectValue?["master"]?.objectValue)
+        for key in ["visible_changed", "sparsity", "hidden", "relative_error"] {
+            XCTAssertNotNil(master[key], key)
+        }
+        let total = try XCTUnwrap(root["total"]?.objectValue)
+        XCTAssertEqual(total["params"], 136)
+        XCTAssertNotNil(total["null_permute"])
+        XCTAssertEqual(root["curve"]?.arrayValue?.count, 10)
+
+        let csv = try String(contentsOfFile: path("out.csv"), encoding: .utf8)
+        let lines = csv.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1 + 2 * 5 + 5)  // header, tensor x policy, totals
+        XCTAssertTrue(lines[0].hasPrefix("tensor,shape,params,policy,"))
+        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg"] {
+            let svg = try String(contentsOfFile: path("plots/" + name), encoding: .utf8)
+            XCTAssertTrue(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"), name)
+        }
+
+        // Outputs exist now: a second run without --force must refuse and change nothing.
+        let before = try Data(contentsOf: URL(fileURLWithPath: path("out.json")))
+        let again = try CLIRunner.run(["replay", stream, "--quiet", "--json", path("out.json")])
+        XCTAssertEqual(again.status, 2)
+        XCTAssertTrue(again.stderr.contains("--force"), again.stderr)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("out.json"))), before)
+        // And it never overwrites its input, even with --force.
+        let input = try CLIRunner.run(["replay", stream, "--quiet", "--force", "--json", stream])
+        XCTAssertEqual(input.status, 2)
+    }
+
+    func testFinalMismatchIsBadData() throws {
+        let (stream, _) = try writeStream("bad-final.bin", corruptFinal: true)
+        let result = try CLIRunner.run(["replay", stream, "--quiet", "--json", path("never.json")])
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("does not reproduce FINL"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("model.layers.0.q_proj.weight"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("[2, 4]"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("never.json")))
+    }
+
+    func testGapsWarnInEveryOutputFormat() throws {
+        let (stream, _) = try writeStream("gaps.bin", steps: [1, 2, 5, 6, 10])
+        let result = try CLIRunner.run(["replay", stream, "--json", path("gaps.json"), "--csv", path("gaps.csv"),
+                                        "--plots", path("gplots")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("gap"), result.stdout)
+        XCTAssertTrue(result.stderr.contains("gap"), result.stderr)
+        XCTAssertTrue(try String(contentsOfFile: path("gaps.json"), encoding: .utf8).contains("2 gap(s)"))
+        XCTAssertTrue(try String(contentsOfFile: path("gaps.csv"), encoding: .utf8).contains("2 gap(s)"))
+        XCTAssertTrue(try String(contentsOfFile: path("gplots/visible_per_step.svg"), encoding: .utf8).contains("gap"))
+    }
+
+    func testStreamWithoutBaseNeedsACheckpoint() throws {
+        let (stream, initial) = try writeStream("nobase.bin", base: false)
+        let missing = try CLIRunner.run(["replay", stream, "--quiet"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("--base"), missing.stderr)
+
+        // A safetensors checkpoint with the base weights (F32), written by hand.
+        let checkpoint = path("base.safetensors")
+        try writeSafetensors(checkpoint, tensors: [
+            ("model.layers.0.q_proj.weight", [16, 8], Array(initial[0..<128])),
+            ("model.layers.0.norm.weight", [8], Array(initial[128..<136])),
+        ])
+        let replayed = try CLIRunner.run(["replay", stream, "--quiet", "--base", checkpoint, "--json", path("b.json")])
+        XCTAssertEqual(replayed.status, 0, replayed.stderr)
+        XCTAssertTrue(try String(contentsOfFile: path("b.json"), encoding: .utf8).contains("\"final_verified\": true"))
+
+        let wrongShape = path("wrong.safetensors")
+        try writeSafetensors(wrongShape, tensors: [("model.layers.0.q_proj.weight", [8, 16], Array(initial[0..<128]))])
+        let mismatch = try CLIRunner.run(["replay", stream, "--quiet", "--base", wrongShape])
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("shape"), mismatch.stderr)
+        XCTAssertTrue(mismatch.stderr.contains("model.layers.0.norm.weight' is missing"), mismatch.stderr)
+    }
+
+    func testUsageErrors() throws {
+        let (stream, _) = try writeStream("u.bin")
+        XCTAssertEqual(try CLIRunner.run(["replay"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--policy", "fp64"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--dtype", "fp7"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--null", "shuffle"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--every", "0"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", path("absent.bin")]).status, 1)
+    }
+
+    func testOtherFormatsAndPolicySubsets() throws {
+        let (stream, _) = try writeStream("f.bin")
+        for dtype in ["fp16", "e4m3fn", "e5m2", "e5m10", "tf32"] {
+            let result = try CLIRunner.run(["replay", stream, "--dtype", dtype, "--policy", "master,pure",
+                                            "--rounding", "toward-zero", "--json", path("\(dtype).json")])
+            XCTAssertEqual(result.status, 0, "\(dtype): \(result.stderr)")
+            let text = try String(contentsOfFile: path("\(dtype).json"), encoding: .utf8)
+            XCTAssertTrue(text.contains("\"policies\": [\"master\", \"pure\"]"), dtype)
+        }
+    }
+
+    /// A minimal safetensors writer for the test (F32 tensors, offsets in order).
+    private func writeSafetensors(_ file: String, tensors: [(String, [Int], [Float])]) throws {
+        var header = JSONObject()
+        var offset = 0
+        for (name, shape, values) in tensors {
+            header[name] = .object(JSONObject([("dtype", "F32"), ("shape", .array(shape.map { .int($0) })),
+                                               ("data_offsets", [.int(offset), .int(offset + values.count * 4)])]))
+            offset += values.count * 4
+        }
+        var text = Array(JSONValue.object(header).serialized(indent: 0).utf8)
+        while text.count % 8 != 0 { text.append(0x20) }
+        var bytes: [UInt8] = []
+        withUnsafeBytes(of: UInt64(text.count).littleEndian) { bytes += $0 }
+        bytes += text
+        for (_, _, values) in tensors { values.withUnsafeBytes { bytes += $0 } }
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+    }
+}
