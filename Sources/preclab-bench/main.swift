@@ -10,6 +10,7 @@ let suites: [(name: String, run: () -> Void)] = [
     ("formats", runFormatsBenchmarks),
     ("files", FilesBenchmarks.run),
     ("synth", runSynthBenchmark),
+    ("spectral", runSpectralBenchmarks),
     ("replay", runReplayBenchmarks),
 ]
 

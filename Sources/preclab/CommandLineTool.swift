@@ -10,6 +10,8 @@ enum CommandLineTool {
         CastCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
+        CompareCommand.self,
+        ConsistencyCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
