@@ -66,21 +66,26 @@ enum StepKernels {
         }
     }
 
-    /// Stochastic rounding with bits keyed by (seed, tensor, step, element index).
+    /// Stochastic rounding with bits keyed by (seed, tensor, step, element index). The
+    /// bits are drawn for the whole slice first (a vectorisable hash loop), then used by
+    /// a branch-free rounding loop.
     @inline(__always)
     static func addStochastic<Codec: StorageCodec>(
         _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int,
         key: StochasticKey, firstIndex: Int, pure: Bool
     ) {
+        // A heap buffer rather than withUnsafeTemporaryAllocation: its closure kept the
+        // loops below from being specialised for the codec (measured with perf).
+        let random = UnsafeMutablePointer<UInt32>.allocate(capacity: max(length, 1))
+        defer { random.deallocate() }
+        key.fillRandomBits(from: firstIndex, count: length, into: random)
         if pure {
             for index in 0..<length {
-                let random = key.randomBits(index: firstIndex + index)
-                codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: random)
+                codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: random[index])
             }
         } else {
             for index in 0..<length {
-                let random = key.randomBits(index: firstIndex + index)
-                codes[index] = codec.stochastic(codec.decode(codes[index]) + update[index], random: random)
+                codes[index] = codec.stochastic(codec.decode(codes[index]) + update[index], random: random[index])
             }
         }
     }
