@@ -473,10 +473,14 @@ class TorchUpdateRecorder:
     as ``masters={name: fp32_tensor}`` and those are recorded instead.
 
     The BASE record holds the masters before the first step, each STEP the difference
-    ``master_after - master_before`` computed in fp32 (with ``every=k`` only every
-    k-th step is written, and its delta covers all steps since the previous record,
-    so the sum of deltas still reaches the final weights), and ``close()`` writes FINL
-    with the final masters.
+    ``master_after - master_before`` computed in fp32, where ``master_before`` is the
+    weights the stream has reached (BASE plus the recorded deltas, added in fp32), and
+    ``close()`` writes FINL with the weights the stream reaches, which an fp32 replay
+    reproduces bit for bit. They equal the true masters except where fp32 subtraction
+    was inexact (a weight crossing zero or changing scale); ``inexact_values`` and
+    ``largest_inexact_gap`` report how often and by how much, and such misses never
+    accumulate. With ``every=k`` only every k-th step is written, and its delta covers
+    all steps since the previous record.
 
     Usage::
 
@@ -510,6 +514,14 @@ class TorchUpdateRecorder:
         meta.update(metadata or {})
         self.writer = UpdateStreamWriter(path, tensors, meta, overwrite=overwrite)
         self._snapshot = self._read_masters()
+        # fp32 subtraction is exact only when the two values are within a factor of two
+        # (Sterbenz); where a weight crosses zero or changes scale, ``after - before``
+        # rounds and ``before + delta`` misses ``after`` by a fraction of an ULP. Deltas
+        # are therefore taken from the weights the stream has reached, which keeps the
+        # recorded trajectory within one such rounding of the true masters (errors do not
+        # accumulate) and makes FINL exactly reproducible. These count the misses.
+        self.inexact_values = 0
+        self.largest_inexact_gap = 0.0
         if record_base:
             self.writer.write_base(self._snapshot, step=self.step_number)
 
@@ -532,24 +544,36 @@ class TorchUpdateRecorder:
         result = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
         self.step_number += 1
         if self.step_number % self.every == 0:
-            after = self._read_masters()
-            deltas = [a - b for a, b in zip(after, self._snapshot)]  # float32 - float32 in fp32
-            self.writer.write_step(self.step_number, lr, deltas)
-            self._snapshot = after
+            self._record(self.step_number, lr, self._read_masters())
         return result
 
+    def _record(self, step, lr, after):
+        """Writes one STEP: the fp32 difference between the new masters and the weights
+        the stream has reached so far (BASE plus every delta, added in fp32), so that an
+        fp32 replay lands exactly on what is recorded."""
+        deltas = [a - r for a, r in zip(after, self._snapshot)]  # float32 - float32 in fp32
+        self.writer.write_step(step, lr, deltas)
+        reached = [r + d for r, d in zip(self._snapshot, deltas)]  # the replay's fp32 add
+        for now, true in zip(reached, after):
+            differing = now.view(np.uint32) != true.view(np.uint32)
+            count = int(np.count_nonzero(differing))
+            if count:
+                self.inexact_values += count
+                gap = np.abs(now[differing].astype(np.float64) - true[differing].astype(np.float64))
+                self.largest_inexact_gap = max(self.largest_inexact_gap, float(gap.max()))
+        self._snapshot = reached
+
     def close(self, write_final=True):
-        """Writes FINL (the final masters) and closes the file."""
+        """Writes FINL (the weights the stream reaches) and closes the file."""
         if write_final:
             current = self._read_masters()
             previous = self.writer._previous_step
-            changed = any(not np.array_equal(c.view(np.uint32), s.view(np.uint32))
-                          for c, s in zip(current, self._snapshot))
-            if changed and (previous is None or self.step_number > previous):
-                # Steps after the last recorded one: record them so FINL matches.
-                deltas = [c - s for c, s in zip(current, self._snapshot)]
-                self.writer.write_step(self.step_number, self._learning_rate(), deltas)
-                self._snapshot = current
+            if previous is None or self.step_number > previous:
+                changed = any(not np.array_equal(c.view(np.uint32), s.view(np.uint32))
+                              for c, s in zip(current, self._snapshot))
+                if changed:
+                    # Steps after the last recorded one: record them so FINL matches.
+                    self._record(self.step_number, self._learning_rate(), current)
             if self.writer._last_step is not None or self.writer._base_step is not None:
-                self.writer.write_final(current)
+                self.writer.write_final(self._snapshot)
         self.writer.close()

@@ -183,9 +183,20 @@ class TorchRecorderTests(TemporaryFiles):
                 self.assertAlmostEqual(record.learning_rate, 0.1)
                 for name, delta in record.tensors().items():
                     weights[name] = (weights[name] + delta).astype(np.float32)
+            differing = 0
             for name, final in records[-1].tensors().items():
+                # The contract: an fp32 replay reproduces FINL bit for bit.
                 np.testing.assert_array_equal(weights[name].view(np.uint32), final.view(np.uint32))
-                np.testing.assert_array_equal(final, dict(model.named_parameters())[name].detach().numpy())
+                # FINL is the true final master, except where an fp32 delta could not be
+                # exact; those are counted and stay within the largest gap the recorder saw.
+                true = dict(model.named_parameters())[name].detach().numpy()
+                mask = final.view(np.uint32) != true.view(np.uint32)
+                differing += int(np.count_nonzero(mask))
+                if mask.any():
+                    gap = np.abs(final[mask].astype(np.float64) - true[mask].astype(np.float64)).max()
+                    self.assertLessEqual(gap, recorder.largest_inexact_gap)
+                    self.assertLess(gap, 1e-6)
+            self.assertLessEqual(differing, recorder.inexact_values)
 
 
 if __name__ == "__main__":
