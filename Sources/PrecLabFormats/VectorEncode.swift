@@ -76,6 +76,7 @@ struct VectorPlan {
     let fastLower: UInt32
     let fastUpper: Lanes
     let signDrop: UInt32          // 31 - signShift
+    let signRidesAlong: Bool      // exponentBits == 8: sign lands at signShift after >> shift
 
     init(_ format: FloatFormat, _ options: RoundingOptions) {
         // Below the smallest normal the result may be subnormal (flush, or a denormalising
@@ -84,6 +85,7 @@ struct VectorPlan {
         fastLower = needsLowerBound ? UInt32(format.minNormalExponent + 127) << 23 : 0
         fastUpper = Lanes(repeating: Float(format.decode(format.maxFiniteMagnitude << UInt32(format.storageShift))).bitPattern)
         signDrop = UInt32(31 - format.signShift)
+        signRidesAlong = format.exponentBits == 8 && format.bias == 127 && format.hasSignBit
         shift = UInt32(23 - format.mantissaBits)
         rebias = UInt32(127 - format.bias) << 23
         minNormalFloatBits = UInt32(format.minNormalExponent + 127) << 23
@@ -228,8 +230,15 @@ func encodeLanes<Rule: LaneRounding>(_ bits: Lanes, _ plan: VectorPlan, _ rule: 
     var exceptional = topBitMask(plan.fastUpper &- magnitudeBits)
     if plan.fastLower != 0 { exceptional |= topBitMask(magnitudeBits &- plan.fastLower) }
     if !anyLane(exceptional) {
-        let code = Rule.roundNormal(rebased, shift: s, negative, random)
-        return (code | ((bits & 0x8000_0000) &>> plan.signDrop)) &<< plan.storageShift
+        let code: Lanes
+        if plan.signRidesAlong {
+            // 8-bit exponent (bias 127, no re-bias): the sign bit shifts into place with
+            // the rest and no carry can reach it.
+            code = Rule.roundNormal(bits, shift: s, negative, random)
+        } else {
+            code = Rule.roundNormal(rebased, shift: s, negative, random) | ((bits & 0x8000_0000) &>> plan.signDrop)
+        }
+        return plan.storageShift == 0 ? code : code &<< plan.storageShift
     }
     var kept = rebased &>> s
     var fraction = rebased &<< (32 &- s)
