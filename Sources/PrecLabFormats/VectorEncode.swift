@@ -76,6 +76,11 @@ struct VectorPlan {
     let fastLower: UInt32
     let fastUpper: Lanes
     let signDrop: UInt32          // 31 - signShift
+    let signRidesAlong: Bool      // exponentBits == 8: sign lands at signShift after >> shift
+    let half: Lanes               // 1 << (shift - 1)
+    let halfMinusOne: Lanes
+    let discardMask: Lanes        // (1 << shift) - 1
+    let randomDrop: UInt32        // 32 - shift
 
     init(_ format: FloatFormat, _ options: RoundingOptions) {
         // Below the smallest normal the result may be subnormal (flush, or a denormalising
@@ -84,6 +89,12 @@ struct VectorPlan {
         fastLower = needsLowerBound ? UInt32(format.minNormalExponent + 127) << 23 : 0
         fastUpper = Lanes(repeating: Float(format.decode(format.maxFiniteMagnitude << UInt32(format.storageShift))).bitPattern)
         signDrop = UInt32(31 - format.signShift)
+        signRidesAlong = format.exponentBits == 8 && format.bias == 127 && format.hasSignBit
+        let shiftBits = 23 - format.mantissaBits
+        half = Lanes(repeating: UInt32(1) << (shiftBits - 1))
+        halfMinusOne = Lanes(repeating: (UInt32(1) << (shiftBits - 1)) - 1)
+        discardMask = Lanes(repeating: (UInt32(1) << shiftBits) - 1)
+        randomDrop = UInt32(32 - shiftBits)
         shift = UInt32(23 - format.mantissaBits)
         rebias = UInt32(127 - format.bias) << 23
         minNormalFloatBits = UInt32(format.minNormalExponent + 127) << 23
@@ -122,7 +133,7 @@ protocol LaneRounding {
     /// The same rounding for the common case: `rebased` is the re-biased magnitude whose
     /// low `shift` bits are discarded and the result is a normal number (fewer than 32
     /// discarded bits, nothing lost beyond them).
-    static func roundNormal(_ rebased: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes
+    static func roundNormal(_ rebased: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes
 }
 
 /// 1 in lanes where `mask` is set.
@@ -135,10 +146,9 @@ protocol LaneRounding {
 
 enum NearestEvenLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
         // Add half - 1, plus 1 when the kept part is odd: the carry rounds up.
-        let halfMinusOne = Lanes(repeating: (UInt32(1) << (shift - 1)) - 1)
-        return (r &+ halfMinusOne &+ ((r &>> shift) & 1)) &>> shift
+        (r &+ plan.halfMinusOne &+ ((r &>> plan.shift) & 1)) &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -151,8 +161,8 @@ enum NearestEvenLanes: LaneRounding {
 
 enum NearestAwayLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        (r &+ Lanes(repeating: UInt32(1) << (shift - 1))) &>> shift
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ plan.half) &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -162,8 +172,8 @@ enum NearestAwayLanes: LaneRounding {
 
 enum TowardZeroLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        r &>> shift
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        r &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes { q }
@@ -171,8 +181,8 @@ enum TowardZeroLanes: LaneRounding {
 
 enum UpLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        (r &+ (~negative & Lanes(repeating: (UInt32(1) << shift) - 1))) &>> shift
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (~negative & plan.discardMask)) &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -182,8 +192,8 @@ enum UpLanes: LaneRounding {
 
 enum DownLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        (r &+ (negative & Lanes(repeating: (UInt32(1) << shift) - 1))) &>> shift
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (negative & plan.discardMask)) &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -193,8 +203,8 @@ enum DownLanes: LaneRounding {
 
 enum OddLanes: LaneRounding {
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        (r &>> shift) | (nonZero(r & Lanes(repeating: (UInt32(1) << shift) - 1)) & 1)
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &>> plan.shift) | (nonZero(r & plan.discardMask) & 1)
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -206,8 +216,8 @@ enum StochasticLanes: LaneRounding {
     /// R < F with F = f * 2^(32-s) is (R >> (32-s)) < f, i.e. a carry out of
     /// f + (~R >> (32-s)): one add instead of a compare.
     @inline(__always)
-    static func roundNormal(_ r: Lanes, shift: UInt32, _ negative: LaneMask, _ random: Lanes) -> Lanes {
-        (r &+ (~random &>> (32 - shift))) &>> shift
+    static func roundNormal(_ r: Lanes, _ plan: VectorPlan, _ negative: LaneMask, _ random: Lanes) -> Lanes {
+        (r &+ (~random &>> plan.randomDrop)) &>> plan.shift
     }
     @inline(__always)
     static func round(_ q: Lanes, _ fraction: Lanes, _ beyond: LaneMask, _ negative: LaneMask, _ random: Lanes) -> Lanes {
@@ -228,8 +238,15 @@ func encodeLanes<Rule: LaneRounding>(_ bits: Lanes, _ plan: VectorPlan, _ rule: 
     var exceptional = topBitMask(plan.fastUpper &- magnitudeBits)
     if plan.fastLower != 0 { exceptional |= topBitMask(magnitudeBits &- plan.fastLower) }
     if !anyLane(exceptional) {
-        let code = Rule.roundNormal(rebased, shift: s, negative, random)
-        return (code | ((bits & 0x8000_0000) &>> plan.signDrop)) &<< plan.storageShift
+        let code: Lanes
+        if plan.signRidesAlong {
+            // 8-bit exponent (bias 127, no re-bias): the sign bit shifts into place with
+            // the rest and no carry can reach it.
+            code = Rule.roundNormal(bits, plan, negative, random)
+        } else {
+            code = Rule.roundNormal(rebased, plan, negative, random) | ((bits & 0x8000_0000) &>> plan.signDrop)
+        }
+        return plan.storageShift == 0 ? code : code &<< plan.storageShift
     }
     var kept = rebased &>> s
     var fraction = rebased &<< (32 &- s)
@@ -244,8 +261,8 @@ func encodeLanes<Rule: LaneRounding>(_ bits: Lanes, _ plan: VectorPlan, _ rule: 
             let significand = (magnitudeBits & 0x7F_FFFF) | (~isZeroField & 0x80_0000)
             let effectiveExponent = select(isZeroField, Lanes(repeating: 1), exponentField)
             // d = (Emin + 127) - field, clamped to 56 - s (everything is discarded by then).
-            let limit = Lanes(repeating: UInt32(56) - s)
-            var d = Lanes(repeating: UInt32(bitPattern: plan.minNormalExponent + 127)) &- effectiveExponent
+            let limit = Lanes(repeating: UInt32(56) &- s)
+            var d = Lanes(repeating: UInt32(bitPattern: plan.minNormalExponent &+ 127)) &- effectiveExponent
             d = select(lessThan(limit, d), limit, d) & subnormal
             var high = significand &>> s
             var low = significand &<< (32 &- s)

@@ -99,7 +99,10 @@ func runFormatsBenchmarks() {
     ]
     print("encode                       1 thread    ratio  target        2 threads  speedup")
     let key = StochasticKey(seed: 1)
-    for item in cases {
+    // PRECLAB_BENCH_FILTER=TEXT runs only the encode cases whose label contains TEXT
+    // (for profiling one kernel); the decode and round-trip tables are then skipped.
+    let filter = getenvString("PRECLAB_BENCH_FILTER")
+    for item in cases where filter == nil || "\(item.format.name) \(item.mode.rawValue)".contains(filter!) {
         let options = RoundingOptions(mode: item.mode)
         let input = UnsafeBufferPointer(source)
         // memcpy is re-measured next to each kernel so that a busy machine affects both.
@@ -121,6 +124,7 @@ func runFormatsBenchmarks() {
             + targetText.padding(toLength: 13, withPad: " ", startingAt: 0)
             + formatRate(Double(count) / two) + "   x" + String(Int((one / two * 100).rounded())).paddedLeft(4, insertingDecimalAt: 2))
     }
+    if filter != nil { return }
     print("")
     print("decode                       1 thread    ratio  2 threads")
     for format in [FloatFormat.bf16, .fp16, .tf32, .e4m3fn, .e5m2, .e2m1fn, .e8m0fnu] {

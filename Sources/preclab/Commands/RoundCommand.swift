@@ -23,6 +23,7 @@ enum RoundCommand: Command {
           --dtype NAME          format: fp32 tf32 bf16 fp16 e5m2 e4m3fn e4m3fnuz e5m2fnuz
                                 e2m3fn e3m2fn e2m1fn e8m0fnu, aliases (bfloat16, half,
                                 F8_E4M3, ...) or a custom IEEE-like eXmY (e5m10, e8m3)
+          --custom eXmY         same as --dtype, for custom formats
           --rounding MODE       nearest-even (default), nearest-away, toward-zero, up, down,
                                 odd, stochastic (aliases rne rna rtz ru rd rto sr)
           --seed N              stochastic rounding seed (default 0); value i uses
@@ -32,14 +33,17 @@ enum RoundCommand: Command {
           --json                machine-readable output
         """
     static let options: [OptionSpec] = [
-        .value("--dtype"), .value("--rounding"), .value("--seed"),
+        .value("--dtype"), .value("--custom"), .value("--rounding"), .value("--seed"),
         .flag("--flush-subnormals"), .flag("--saturate"), .flag("--json"),
     ]
 
     static func run(_ arguments: ParsedArguments) throws {
         let texts = try arguments.requireSomePositionals(names: "one or more VALUEs")
-        guard let dtype = arguments.value("--dtype") else {
-            throw PrecLabError.usage("preclab round: --dtype is required (e.g. --dtype bf16)")
+        if arguments.value("--dtype") != nil && arguments.value("--custom") != nil {
+            throw PrecLabError.usage("preclab round: give either --dtype or --custom, not both")
+        }
+        guard let dtype = arguments.value("--dtype") ?? arguments.value("--custom") else {
+            throw PrecLabError.usage("preclab round: --dtype is required (e.g. --dtype bf16 or --dtype e5m10)")
         }
         let format = try FloatFormat.named(dtype)
         var options = RoundingOptions()
