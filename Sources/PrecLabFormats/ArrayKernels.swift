@@ -111,7 +111,7 @@ extension FloatFormat {
         }
     }
 
-    @inline(__always)
+    @inline(never)
     func encodeVector<Rule: LaneRounding>(_ input: UnsafePointer<Float>, _ output: UnsafeMutableRawPointer, count: Int,
                                           _ options: RoundingOptions, _ plan: VectorPlan, _ rule: Rule.Type,
                                           _ state: UInt64, _ firstIndex: Int) {
@@ -190,17 +190,25 @@ extension FloatFormat {
     }
 }
 
-/// Eight consecutive draws of the counter-based generator (same function as
-/// `StochasticKey.bits(state:index:)`, in 64-bit lanes).
+/// Eight consecutive draws of the counter-based generator (the same function as
+/// `StochasticKey.bits(state:index:)`, in 32-bit lanes).
 @inline(__always)
 func randomLanes(state: UInt64, firstIndex: Int) -> Lanes {
-    let offsets = SIMD8<UInt64>(1, 2, 3, 4, 5, 6, 7, 8)
-    let counters = SIMD8<UInt64>(repeating: UInt64(bitPattern: Int64(firstIndex))) &+ offsets
-    var z = SIMD8<UInt64>(repeating: state) &+ counters &* StochasticKey.golden
-    z = (z ^ (z &>> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z &>> 27)) &* 0x94D0_49BB_1331_11EB
-    z = z ^ (z &>> 31)
-    return Lanes(truncatingIfNeeded: z &>> 32)
+    let last = firstIndex &+ (laneCount - 1)
+    if firstIndex >> 32 != last >> 32 {
+        // The eight indices straddle a 2^32 block boundary: rare, done lane by lane.
+        var result = Lanes(repeating: 0)
+        for lane in 0..<laneCount { result[lane] = StochasticKey.bits(state: state, index: firstIndex &+ lane) }
+        return result
+    }
+    let (k1, k2) = StochasticKey.blockKeys(state: state, index: firstIndex)
+    var x = (Lanes(repeating: UInt32(truncatingIfNeeded: firstIndex)) &+ Lanes(0, 1, 2, 3, 4, 5, 6, 7)) ^ k1
+    x ^= x &>> 16
+    x = x &* 0x7FEB_352D
+    x ^= x &>> 15
+    x = x &* 0x846C_A68B
+    x ^= x &>> 16
+    return x ^ k2
 }
 
 /// Decode tables for one- and two-byte formats, built once per format.

@@ -64,10 +64,13 @@ public struct RoundingOptions: Hashable, Sendable {
 /// (seed, stream, step, element index), so stochastic rounding gives the same bits
 /// whatever the thread count or chunking.
 ///
-/// Construction: the key words are folded with the SplitMix64 finaliser into one
-/// 64-bit state `k`; element `i` gets the high 32 bits of
-/// `splitmix64finalise(k + (i + 1) * 0x9E3779B97F4A7C15)` — the i-th output of a
-/// SplitMix64 stream seeded with `k`, which is a bijective, well-mixed function of i.
+/// Construction (cheap enough to run in 32-bit SIMD lanes next to the rounding):
+/// 1. the key words are folded with the SplitMix64 finaliser into a 64-bit `state`;
+/// 2. per 2^32-element block of indices, `mix(state ^ (block + 1) * golden)` gives two
+///    32-bit keys k1 (low half) and k2 (high half);
+/// 3. element i gets `lowbias32(UInt32(i mod 2^32) ^ k1) ^ k2`, where lowbias32 is
+///    Wellons' 32-bit integer hash (x ^= x>>16; x *= 0x7feb352d; x ^= x>>15;
+///    x *= 0x846ca68b; x ^= x>>16), a bijection with very low avalanche bias.
 public struct StochasticKey: Hashable, Sendable {
     public var seed: UInt64
     public var stream: UInt64
@@ -103,8 +106,29 @@ public struct StochasticKey: Hashable, Sendable {
         StochasticKey.bits(state: state, index: index)
     }
 
+    /// The two 32-bit keys of the 2^32-element block holding `index`.
+    @inlinable @inline(__always)
+    static func blockKeys(state: UInt64, index: Int) -> (UInt32, UInt32) {
+        let block = UInt64(bitPattern: Int64(index)) >> 32
+        let keys = mix(state ^ ((block &+ 1) &* golden))
+        return (UInt32(truncatingIfNeeded: keys), UInt32(truncatingIfNeeded: keys >> 32))
+    }
+
+    /// Wellons' lowbias32 integer hash.
+    @inlinable @inline(__always)
+    static func lowbias32(_ value: UInt32) -> UInt32 {
+        var x = value
+        x ^= x >> 16
+        x = x &* 0x7FEB_352D
+        x ^= x >> 15
+        x = x &* 0x846C_A68B
+        x ^= x >> 16
+        return x
+    }
+
     @inlinable @inline(__always)
     static func bits(state: UInt64, index: Int) -> UInt32 {
-        UInt32(truncatingIfNeeded: mix(state &+ (UInt64(bitPattern: Int64(index)) &+ 1) &* golden) >> 32)
+        let (k1, k2) = blockKeys(state: state, index: index)
+        return lowbias32(UInt32(truncatingIfNeeded: index) ^ k1) ^ k2
     }
 }

@@ -36,34 +36,44 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let bins = VisibilityHistogram.binCount
         let alphas = configuration.lowMagnitudeAlphas
 
+        // Shared per-element facts, computed once: the histogram bins.
+        let count = tensor.count
+        var ratioBin = [UInt8](repeating: UInt8.max, count: count)  // UInt8.max: no ULP (non-finite base)
+        var magnitudeBin = [UInt8](repeating: 0, count: count)
         var histogram = Array(repeating: 0, count: bins)
         var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
-        var metrics: [ReplayPolicy: PolicyMetrics] = [:]
-        for policy in configuration.policies {
-            metrics[policy] = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
-        }
-
-        for index in range {
+        let halfULP = HalfULPTable(format: format, codeBits: Codec.Code.bitWidth)
+        for local in 0..<count {
+            let index = start + local
             let w0 = core.base[index]
             let truth = core.truth[index]
-            let stored = core.storedBase[index]
-            let changed = truth.bitPattern != w0.bitPattern
-            if changed { trueChanged += 1 }
-            let trueDelta = Double(truth) - Double(w0)
-            let storedValue = Double(codec.decode(stored))
-            let bin: Int?
-            if storedValue.isFinite, trueDelta.isFinite || trueDelta.isNaN {
-                let half = format.halfULP(ofBits: UInt32(truncatingIfNeeded: stored))
-                bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-            } else {
-                bin = nil
+            if truth.bitPattern != w0.bitPattern { trueChanged += 1 }
+            let magnitude = MagnitudeBins.bin(of: w0)
+            magnitudeBin[local] = UInt8(magnitude)
+            magnitudeHistogram[magnitude] += 1
+            let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
+            if half.isFinite {
+                let trueDelta = Double(truth) - Double(w0)
+                let bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
+                ratioBin[local] = UInt8(bin)
+                histogram[bin] += 1
             }
-            if let bin { histogram[bin] += 1 }
-            let magnitudeBin = MagnitudeBins.bin(of: w0)
-            magnitudeHistogram[magnitudeBin] += 1
+        }
 
-            for policy in configuration.policies {
+        // One pass per policy with its counters in locals (policy-major keeps the
+        // inner loop free of dictionary traffic).
+        var metrics: [ReplayPolicy: PolicyMetrics] = [:]
+        for policy in configuration.policies {
+            var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
+            var visibleCount = 0, hidden = 0, nonFinite = 0
+            var squaredError = 0.0, squaredTruth = 0.0
+            for local in 0..<count {
+                let index = start + local
+                let w0 = core.base[index]
+                let truth = core.truth[index]
+                let changed = truth.bitPattern != w0.bitPattern
+                let trueDelta = Double(truth) - Double(w0)
                 let visible: Bool
                 let policyDelta: Double
                 let finalFinite: Bool
@@ -72,28 +82,34 @@ struct FinalAnalysis<Codec: StorageCodec> {
                     policyDelta = trueDelta
                     finalFinite = truth.isFinite
                 } else {
+                    let stored = core.storedBase[index]
                     let code = core.finalCode(policy, index)
                     visible = code != stored
                     let value = Double(codec.decode(code))
-                    policyDelta = value - storedValue
+                    policyDelta = value - Double(codec.decode(stored))
                     finalFinite = value.isFinite
                 }
-                var entry = metrics[policy]!
                 if visible {
-                    entry.visibleChanged += 1
-                    entry.visibleByMagnitude[magnitudeBin] += 1
-                    if let bin { entry.visibleByBin[bin] += 1 }
+                    visibleCount += 1
+                    entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
+                    let bin = ratioBin[local]
+                    if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
                 } else if changed {
-                    entry.hidden += 1
+                    hidden += 1
                 }
-                if !finalFinite { entry.nonFiniteWeights += 1 }
+                if !finalFinite { nonFinite += 1 }
                 if trueDelta.isFinite, policyDelta.isFinite {
                     let error = policyDelta - trueDelta
-                    entry.squaredErrorSum += error * error
-                    entry.squaredTruthSum += trueDelta * trueDelta
+                    squaredError += error * error
+                    squaredTruth += trueDelta * trueDelta
                 }
-                metrics[policy] = entry
             }
+            entry.visibleChanged = visibleCount
+            entry.hidden = hidden
+            entry.nonFiniteWeights = nonFinite
+            entry.squaredErrorSum = squaredError
+            entry.squaredTruthSum = squaredTruth
+            metrics[policy] = entry
         }
 
         // Overlap with the bottom-α |W0| masks: walk W0's entries from the smallest
@@ -173,6 +189,32 @@ struct FinalAnalysis<Codec: StorageCodec> {
     }
 }
 
+/// Half-ULPs of stored codes: a lookup table for codes of 16 bits or fewer (built
+/// once per analysis), the format's own query otherwise. Non-finite codes give NaN.
+struct HalfULPTable {
+    let format: FloatFormat
+    let table: [Double]?
+
+    init(format: FloatFormat, codeBits: Int) {
+        self.format = format
+        if codeBits <= 16 {
+            table = (0..<(1 << codeBits)).map { HalfULPTable.query(format, UInt32($0)) }
+        } else {
+            table = nil
+        }
+    }
+
+    subscript(code: UInt32) -> Double {
+        if let table { return table[Int(code)] }
+        return HalfULPTable.query(format, code)
+    }
+
+    private static func query(_ format: FloatFormat, _ code: UInt32) -> Double {
+        guard format.decode(code).isFinite else { return .nan }
+        return format.halfULP(ofBits: code)
+    }
+}
+
 /// The bottom-α |W0| mask: exactly round(α·n) entries (half away from zero), ties
 /// broken by lower row-major index, so every result is reproducible.
 public enum LowMagnitudeMask {
@@ -181,22 +223,30 @@ public enum LowMagnitudeMask {
     }
 
     /// Indices ordered by |value| ascending, ties by index; NaN sorts after +Inf.
+    ///
+    /// |x| as its bit pattern orders every non-negative float, Inf and NaN included, so
+    /// a stable least-significant-digit radix sort on those 31 bits (four byte passes)
+    /// gives exactly the (magnitude, index) order, in linear time.
     public static func order(count: Int, value: (Int) -> Float) -> [Int] {
-        // |x| as its bit pattern orders every non-negative float, Inf and NaN included;
-        // packing (magnitude, index) into one word makes the sort key unique.
-        if count <= Int(UInt32.max) {
-            var keys = [UInt64](repeating: 0, count: count)
-            for index in 0..<count {
-                let magnitude = UInt64(value(index).bitPattern & 0x7FFF_FFFF)
-                keys[index] = magnitude << 32 | UInt64(index)
+        var keys = [UInt32](repeating: 0, count: count)
+        for index in 0..<count { keys[index] = value(index).bitPattern & 0x7FFF_FFFF }
+        var order = Array(0..<count)
+        var scratch = [Int](repeating: 0, count: count)
+        for pass in 0..<4 {
+            let shift = UInt32(8 * pass)
+            var buckets = [Int](repeating: 0, count: 257)
+            for index in 0..<count { buckets[Int((keys[index] >> shift) & 0xFF) + 1] += 1 }
+            if buckets[1] == count { continue }  // every key has the same byte here
+            for bucket in 1...256 { buckets[bucket] += buckets[bucket - 1] }
+            for position in 0..<count {
+                let element = order[position]
+                let bucket = Int((keys[element] >> shift) & 0xFF)
+                scratch[buckets[bucket]] = element
+                buckets[bucket] += 1
             }
-            keys.sort()
-            return keys.map { Int($0 & 0xFFFF_FFFF) }
+            swap(&order, &scratch)
         }
-        return (0..<count).sorted {
-            let a = value($0).bitPattern & 0x7FFF_FFFF, b = value($1).bitPattern & 0x7FFF_FFFF
-            return a != b ? a < b : $0 < $1
-        }
+        return order
     }
 }
 

@@ -10,7 +10,7 @@ import PrecLabSupport
 public final class ReplayEngine: @unchecked Sendable {
     public let tensors: [ReplayTensor]
     public let configuration: ReplayConfiguration
-    private let core: any ReplayCore
+    private let core: ReplayCoreBox
     private var curve: [CurvePoint] = []
     private var stepsApplied = 0
     private var firstStep: UInt64?
@@ -29,19 +29,19 @@ public final class ReplayEngine: @unchecked Sendable {
         self.tensors = tensors
         self.configuration = configuration
         if BFloat16Codec.applies(to: configuration) {
-            core = TypedReplayCore(codec: BFloat16Codec(configuration: configuration),
-                                   tensors: tensors, base: base, configuration: configuration)
+            core = .bfloat16(TypedReplayCore(codec: BFloat16Codec(configuration: configuration),
+                                             tensors: tensors, base: base, configuration: configuration))
         } else if configuration.format.storageBytes <= 2 {
-            core = TypedReplayCore(codec: GenericCodec<UInt16>(configuration: configuration),
-                                   tensors: tensors, base: base, configuration: configuration)
+            core = .narrow(TypedReplayCore(codec: GenericCodec<UInt16>(configuration: configuration),
+                                           tensors: tensors, base: base, configuration: configuration))
         } else {
-            core = TypedReplayCore(codec: GenericCodec<UInt32>(configuration: configuration),
-                                   tensors: tensors, base: base, configuration: configuration)
+            core = .wide(TypedReplayCore(codec: GenericCodec<UInt32>(configuration: configuration),
+                                         tensors: tensors, base: base, configuration: configuration))
         }
     }
 
     /// The typed state, for white-box tests.
-    var testingCore: any ReplayCore { core }
+    var testingCore: AnyObject { core.object }
 
     /// Total number of elements across tensors.
     public var elementCount: Int { tensors.reduce(0) { $0 + $1.count } }
@@ -92,6 +92,16 @@ public final class ReplayEngine: @unchecked Sendable {
                             warnings: allWarnings, finalVerified: finalVerified)
     }
 
+    /// W0 and W_T of a tensor under a policy (after the last `apply`), for spectral
+    /// comparisons of what each storage policy did to the weights.
+    public func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
+        switch core {
+        case .bfloat16(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        case .narrow(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        case .wide(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        }
+    }
+
     /// "[i, j]" for a row-major flat index.
     static func describe(index: Int, shape: [Int]) -> String {
         var remaining = index
@@ -109,6 +119,14 @@ func hex(_ value: UInt32) -> String {
     return String(repeating: "0", count: 8 - digits.count) + digits
 }
 
+/// A tensor's weights before and after a replay under one policy, row-major, with the
+/// entries whose stored bits changed.
+public struct ReplayWeights: Sendable {
+    public var before: [Double]
+    public var after: [Double]
+    public var changed: [Bool]
+}
+
 /// Per-tensor counts of one curve point.
 struct CurveCounts {
     var trueChanged: [Int]
@@ -122,9 +140,43 @@ struct TruthMismatch {
     let recorded: Float
 }
 
-/// The type-erased face of `TypedReplayCore`, so the engine need not be generic.
-protocol ReplayCore: AnyObject, Sendable {
-    func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, count: Bool) -> CurveCounts?
-    func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch?
-    func finish() -> [TensorReplayResult]
+/// The replay state for each codec the engine picks. A closed enum rather than an
+/// existential so that every call site names a concrete codec and the optimizer
+/// specialises the step kernels (through a protocol they ran about 50x slower).
+enum ReplayCoreBox {
+    case bfloat16(TypedReplayCore<BFloat16Codec>)
+    case narrow(TypedReplayCore<GenericCodec<UInt16>>)
+    case wide(TypedReplayCore<GenericCodec<UInt32>>)
+
+    var object: AnyObject {
+        switch self {
+        case .bfloat16(let core): return core
+        case .narrow(let core): return core
+        case .wide(let core): return core
+        }
+    }
+
+    func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, count: Bool) -> CurveCounts? {
+        switch self {
+        case .bfloat16(let core): return core.apply(step: step, delta: delta, count: count)
+        case .narrow(let core): return core.apply(step: step, delta: delta, count: count)
+        case .wide(let core): return core.apply(step: step, delta: delta, count: count)
+        }
+    }
+
+    func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch? {
+        switch self {
+        case .bfloat16(let core): return core.firstTruthMismatch(final)
+        case .narrow(let core): return core.firstTruthMismatch(final)
+        case .wide(let core): return core.firstTruthMismatch(final)
+        }
+    }
+
+    func finish() -> [TensorReplayResult] {
+        switch self {
+        case .bfloat16(let core): return core.finish()
+        case .narrow(let core): return core.finish()
+        case .wide(let core): return core.finish()
+        }
+    }
 }

@@ -71,11 +71,14 @@ struct BFloat16Codec: StorageCodec {
 
     var pureIsStochastic: Bool { generic.pureIsStochastic }
 
+    /// Branch-free so loops vectorise: NaN keeps its sign and top payload bits and is
+    /// quieted (the formats module's rule; the tests compare every NaN class).
     @inline(__always) func nearest(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
-        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return generic.nearest(value) }  // NaN: formats decides
-        let rounded = bits &+ 0x7FFF &+ ((bits >> 16) & 1)
-        return UInt16(truncatingIfNeeded: rounded >> 16)
+        let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
+        let quietNaN = (bits >> 16) | 0x0040
+        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
+        return UInt16(truncatingIfNeeded: isNaN ? quietNaN : rounded)
     }
 
     @inline(__always) func pureRound(_ value: Float, random: UInt32) -> UInt16 {
@@ -90,9 +93,10 @@ struct BFloat16Codec: StorageCodec {
     /// bits: probability exactly (discarded / 2^16), the rule of `FloatFormat`.
     @inline(__always) func stochastic(_ value: Float, random: UInt32) -> UInt16 {
         let bits = value.bitPattern
-        if bits & 0x7FFF_FFFF > 0x7F80_0000 { return generic.nearest(value) }
         let up: UInt32 = (random >> 16) < (bits & 0xFFFF) ? 1 : 0
-        return UInt16(truncatingIfNeeded: (bits >> 16) &+ up)
+        let rounded = (bits >> 16) &+ up
+        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
+        return UInt16(truncatingIfNeeded: isNaN ? (bits >> 16) | 0x0040 : rounded)
     }
 
     @inline(__always) func decode(_ code: UInt16) -> Float {

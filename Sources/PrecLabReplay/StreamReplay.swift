@@ -34,6 +34,14 @@ public enum StreamReplay {
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
         progress: ((Int, Int) -> Void)? = nil
     ) throws -> ReplayResult {
+        try runKeepingState(path: path, configuration: configuration, options: options, progress: progress).result
+    }
+
+    /// As `run`, also returning the engine so callers can read the final weights.
+    public static func runKeepingState(
+        path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
+        progress: ((Int, Int) -> Void)? = nil
+    ) throws -> (result: ReplayResult, engine: ReplayEngine) {
         // A framing-only walk (no CRC) counts the steps so the curve can be spaced.
         let framing = try UpdateStreamReader(path: path, options: .init(verifyCRC: false, allowTruncated: true))
         let outline = try framing.summarize()
@@ -105,7 +113,7 @@ public enum StreamReplay {
         if !options.verifyCRC {
             warnings.append("CRC-32 verification was skipped (--no-verify)")
         }
-        return engine.finish(warnings: warnings)
+        return (engine.finish(warnings: warnings), engine)
     }
 }
 

@@ -19,7 +19,7 @@ enum CountSlot {
 }
 
 /// The replay state and step kernels for one storage codec.
-final class TypedReplayCore<Codec: StorageCodec>: ReplayCore, @unchecked Sendable {
+final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     typealias Code = Codec.Code
 
     let codec: Codec
@@ -102,75 +102,47 @@ final class TypedReplayCore<Codec: StorageCodec>: ReplayCore, @unchecked Sendabl
 
     /// One fused pass over a work unit: the truth, then each stored policy, each loop
     /// over the same L2-resident slice. Counting loops run only on curve steps.
+    /// Buffers are read into local pointers first so the loops can be vectorised.
     private func applyUnit(_ unitIndex: Int, step: UInt64, delta: UnsafePointer<Float>, count: Bool) {
         let unit = units[unitIndex]
-        let range = unit.range
+        let lower = unit.range.lowerBound, length = unit.range.count
         let codec = self.codec
+        let update = delta + lower
+        let truth = self.truth.pointer + lower
+        let base = self.base.pointer + lower
+        let storedBase = self.storedBase.pointer + lower
         var counts = SIMD8<Int>()
 
-        // fp32 truth (= master weights), and non-finite updates.
-        var nanCount = 0, infiniteCount = 0
-        for index in range {
-            let update = delta[index]
-            truth[index] = truth[index] + update
-            let magnitude = update.bitPattern & 0x7FFF_FFFF
-            nanCount &+= magnitude > 0x7F80_0000 ? 1 : 0
-            infiniteCount &+= magnitude == 0x7F80_0000 ? 1 : 0
-        }
-        nonFiniteUpdates[unitIndex] &+= SIMD2(nanCount, infiniteCount)
-
+        nonFiniteUpdates[unitIndex] &+= StepKernels.addTruth(truth, update, length)
         if count {
-            var changed = 0
-            for index in range { changed &+= truth[index].bitPattern != base[index].bitPattern ? 1 : 0 }
-            counts[CountSlot.trueChanged] = changed
+            counts[CountSlot.trueChanged] = StepKernels.countChangedBits(truth, base, length)
             if configuration.runs(.master) {
-                var visible = 0
-                for index in range { visible &+= codec.nearest(truth[index]) != storedBase[index] ? 1 : 0 }
-                counts[CountSlot.visible(.master)] = visible
+                counts[CountSlot.visible(.master)] = StepKernels.countVisibleExport(codec, truth, storedBase, length)
             }
         }
 
         let key = StochasticKey(seed: configuration.seed, stream: UInt64(unit.tensor), step: step)
-        if let pure {
+        let firstIndex = lower - unit.tensorStart
+        if let pure = self.pure?.pointer.advanced(by: lower) {
             if codec.pureIsStochastic {
-                for index in range {
-                    let random = key.randomBits(index: index - unit.tensorStart)
-                    pure[index] = codec.pureRound(codec.decode(pure[index]) + delta[index], random: random)
-                }
+                StepKernels.addStochastic(codec, pure, update, length, key: key, firstIndex: firstIndex, pure: true)
             } else {
-                for index in range {
-                    pure[index] = codec.pureRound(codec.decode(pure[index]) + delta[index], random: 0)
-                }
+                StepKernels.addRounded(codec, pure, update, length)
             }
-            if count { counts[CountSlot.visible(.pure)] = countDiffering(pure, range) }
+            if count { counts[CountSlot.visible(.pure)] = StepKernels.countDiffering(pure, storedBase, length) }
         }
-        if let stochastic {
-            for index in range {
-                let random = key.randomBits(index: index - unit.tensorStart)
-                stochastic[index] = codec.stochastic(codec.decode(stochastic[index]) + delta[index], random: random)
+        if let stochastic = self.stochastic?.pointer.advanced(by: lower) {
+            StepKernels.addStochastic(codec, stochastic, update, length, key: key, firstIndex: firstIndex, pure: false)
+            if count {
+                counts[CountSlot.visible(.stochastic)] = StepKernels.countDiffering(stochastic, storedBase, length)
             }
-            if count { counts[CountSlot.visible(.stochastic)] = countDiffering(stochastic, range) }
         }
-        if let weights = kahanWeights, let compensation = kahanCompensation {
-            // Kahan-compensated storage (precision.md): c += u; old = w; w += c;
-            // c += (old - w); every operation formed in fp32 and rounded to storage.
-            for index in range {
-                let c = codec.nearest(codec.decode(compensation[index]) + delta[index])
-                let old = weights[index]
-                let updated = codec.nearest(codec.decode(old) + codec.decode(c))
-                let lost = codec.nearest(codec.decode(old) - codec.decode(updated))
-                compensation[index] = codec.nearest(codec.decode(c) + codec.decode(lost))
-                weights[index] = updated
-            }
-            if count { counts[CountSlot.visible(.kahan)] = countDiffering(weights, range) }
+        if let weights = kahanWeights?.pointer.advanced(by: lower),
+           let compensation = kahanCompensation?.pointer.advanced(by: lower) {
+            StepKernels.addKahan(codec, weights, compensation, update, length)
+            if count { counts[CountSlot.visible(.kahan)] = StepKernels.countDiffering(weights, storedBase, length) }
         }
         stepCounts[unitIndex] = counts
-    }
-
-    @inline(__always) private func countDiffering(_ codes: OwnedBuffer<Code>, _ range: Range<Int>) -> Int {
-        var differing = 0
-        for index in range { differing &+= codes[index] != storedBase[index] ? 1 : 0 }
-        return differing
     }
 
     // MARK: Final
@@ -198,5 +170,31 @@ final class TypedReplayCore<Codec: StorageCodec>: ReplayCore, @unchecked Sendabl
 
     func finish() -> [TensorReplayResult] {
         FinalAnalysis(core: self).run()
+    }
+
+    /// W0 and W_T of one tensor as a policy stores them (fp32: the base and the truth;
+    /// stored policies: the decoded stored base and final codes), with the mask of
+    /// entries whose stored bits changed.
+    func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
+        var start = 0
+        for index in 0..<tensor { start += tensors[index].count }
+        let count = tensors[tensor].count
+        var before = [Double](repeating: 0, count: count)
+        var after = [Double](repeating: 0, count: count)
+        var changed = [Bool](repeating: false, count: count)
+        for local in 0..<count {
+            let index = start + local
+            if policy == .fp32 {
+                before[local] = Double(base[index])
+                after[local] = Double(truth[index])
+                changed[local] = base[index].bitPattern != truth[index].bitPattern
+            } else {
+                let stored = storedBase[index], final = finalCode(policy, index)
+                before[local] = Double(codec.decode(stored))
+                after[local] = Double(codec.decode(final))
+                changed[local] = stored != final
+            }
+        }
+        return ReplayWeights(before: before, after: after, changed: changed)
     }
 }

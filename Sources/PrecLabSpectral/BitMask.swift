@@ -87,6 +87,18 @@ public struct BitMask: Sendable, Equatable {
         return BitMask(count: count, words: zip(words, other.words).map { $0 & ~$1 })
     }
 
+    /// Calls `body` with every set position, ascending, without building an array
+    /// (masks of embedding matrices hold hundreds of millions of positions).
+    public func forEachPosition(_ body: (Int) -> Void) {
+        for (wordIndex, word) in words.enumerated() {
+            var remaining = word
+            while remaining != 0 {
+                body(wordIndex &* 64 &+ remaining.trailingZeroBitCount)
+                remaining &= remaining &- 1
+            }
+        }
+    }
+
     /// The set positions, ascending.
     public var positions: [Int] {
         var result: [Int] = []

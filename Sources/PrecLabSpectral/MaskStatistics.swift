@@ -40,8 +40,10 @@ public enum MaskStatistics {
     public static func columnRatios(_ mask: BitMask, rows: Int, columns: Int) -> [Double] {
         precondition(mask.count == rows * columns, "mask does not match the shape")
         var counts = [Int](repeating: 0, count: columns)
-        for position in mask.positions { counts[position % columns] += 1 }
-        guard rows > 0 else { return Array(repeating: 0, count: columns) }
+        guard rows > 0, columns > 0 else { return Array(repeating: 0, count: columns) }
+        counts.withUnsafeMutableBufferPointer { target in
+            mask.forEachPosition { target[$0 % columns] += 1 }
+        }
         return counts.map { Double($0) / Double(rows) }
     }
 
@@ -109,8 +111,8 @@ public struct Consensus: Sendable {
         self.columns = columns
         runs = masks.count
         var counts = [UInt16](repeating: 0, count: rows * columns)
-        for mask in masks {
-            for position in mask.positions { counts[position] += 1 }
+        counts.withUnsafeMutableBufferPointer { target in
+            for mask in masks { mask.forEachPosition { target[$0] &+= 1 } }
         }
         self.counts = counts
     }

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// What a block of random numbers is used for. Each purpose gets its own key, so that
 /// changing, say, the number of steps never changes the base weights.
 public enum RandomPurpose: UInt64, Sendable {
@@ -36,7 +30,7 @@ public struct CounterRandom: Sendable {
     }
 
     /// The SplitMix64 output function (Steele, Lea and Flood 2014).
-    @inlinable @inline(__always)
+    @inline(__always)
     static func mix(_ value: UInt64) -> UInt64 {
         var z = value
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -45,57 +39,73 @@ public struct CounterRandom: Sendable {
     }
 
     /// 64 random bits for position `index`.
-    @inlinable @inline(__always)
+    @inline(__always)
     public func bits(_ index: Int) -> UInt64 {
         CounterRandom.mix(key &+ (UInt64(truncatingIfNeeded: index) &+ 1) &* CounterRandom.golden)
     }
 
-    /// Two independent standard normal values for pair `pair`, by Box-Muller on the two
-    /// 32-bit halves of `bits(pair)`. The first uniform is (k + 0.5)/2^32, never 0, so
-    /// the logarithm is finite; values are bounded by sqrt(2·ln(2^33)) ≈ 6.76.
-    @inlinable @inline(__always)
-    public func gaussianPair(_ pair: Int) -> (Double, Double) {
-        let random = bits(pair)
-        let u1 = (Double(random >> 32) + 0.5) * 0x1p-32
-        let u2 = Double(random & 0xFFFF_FFFF) * 0x1p-32
-        let radius = (-2.0 * log(u1)).squareRoot()
-        let angle = 2.0 * Double.pi * u2
-        return (radius * cos(angle), radius * sin(angle))
+    /// Sixteen standard normal values: block `block` holds elements 16·block ..< 16·block+16.
+    /// Lane j < 8 is the cosine value and lane j+8 the sine value of Box-Muller pair
+    /// 8·block + j, whose uniforms come from `bits(8·block + j)`: u = (k + ½)·2^-23 with k
+    /// the top 23 bits (never 0 or 1, so the logarithm is finite: |z| ≤ 5.77), and the
+    /// angle t·2π with t the low 24 bits over 2^24.
+    @inline(__always)
+    public func gaussianBlock(_ block: Int) -> (cosines: SIMD8<Float>, sines: SIMD8<Float>) {
+        var u = SIMD8<Float>(), t = SIMD8<Float>()
+        for lane in 0 ..< 8 {
+            let random = bits(block &* 8 &+ lane)
+            // Through Int32: the UInt64 → Float conversion is a slow path on x86-64.
+            u[lane] = Float(Int32(truncatingIfNeeded: random >> 41)) * 0x1p-23 + 0x1p-24
+            t[lane] = Float(Int32(truncatingIfNeeded: random & 0xFF_FFFF)) * 0x1p-24
+        }
+        let radius = VectorMath.squareRoot(-2 * VectorMath.logarithm(u))
+        let (cosine, sine) = VectorMath.cosineSineOfTurns(t)
+        return (radius * cosine, radius * sine)
     }
 
-    /// The standard normal value at element `index`: element 2p is the first value of
-    /// pair p, element 2p+1 the second.
-    @inlinable
-    public func gaussian(_ index: Int) -> Double {
-        let pair = gaussianPair(index >> 1)
-        return index & 1 == 0 ? pair.0 : pair.1
+    /// The standard normal value at element `index` (see `gaussianBlock`).
+    public func gaussian(_ index: Int) -> Float {
+        let (cosines, sines) = gaussianBlock(index >> 4)
+        let lane = index & 15
+        return lane < 8 ? cosines[lane] : sines[lane - 8]
     }
 
     /// Fills `output[0 ..< range.count]` with `scale ·` the normal values of elements
-    /// `range`, exactly as `gaussian(i)` would give them one by one.
-    @inlinable
+    /// `range`, exactly as `scale · gaussian(i)` gives them one by one (in fp32).
+
     public func fillGaussian(_ output: UnsafeMutablePointer<Float>, elements range: Range<Int>,
                              scale: Double) {
+        let factor = Float(scale)
         var index = range.lowerBound
         var position = 0
-        if index < range.upperBound, index & 1 == 1 {
-            output[position] = Float(scale * gaussianPair(index >> 1).1)
-            index += 1; position += 1
-        }
-        while index + 1 < range.upperBound {
-            let (first, second) = gaussianPair(index >> 1)
-            output[position] = Float(scale * first)
-            output[position + 1] = Float(scale * second)
-            index += 2; position += 2
-        }
-        if index < range.upperBound {
-            output[position] = Float(scale * gaussianPair(index >> 1).0)
+        while index < range.upperBound {
+            let block = index >> 4
+            let blockStart = block << 4
+            let (cosines, sines) = gaussianBlock(block)
+            if index == blockStart, index + 16 <= range.upperBound {
+                UnsafeMutableRawPointer(output + position).storeBytes(of: cosines * factor, as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(output + position + 8).storeBytes(of: sines * factor, as: SIMD8<Float>.self)
+                index += 16
+                position += 16
+            } else {
+                let end = min(blockStart + 16, range.upperBound)
+                for element in index ..< end {
+                    let lane = element - blockStart
+                    output[position] = (lane < 8 ? cosines[lane] : sines[lane - 8]) * factor
+                    position += 1
+                }
+                index = end
+            }
         }
     }
 
     /// `count` normal values as Double (elements 0 ..< count), for the small matrices
     /// that are factorised in float64.
     public func gaussianArray(count: Int) -> [Double] {
-        (0 ..< count).map { gaussian($0) }
+        var values = [Float](repeating: 0, count: count)
+        values.withUnsafeMutableBufferPointer {
+            if let base = $0.baseAddress { fillGaussian(base, elements: 0 ..< count, scale: 1) }
+        }
+        return values.map(Double.init)
     }
 }

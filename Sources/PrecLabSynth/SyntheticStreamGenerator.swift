@@ -136,9 +136,10 @@ public struct SyntheticStreamGenerator: Sendable {
             ("shapes", shapes),
             ("signal_rms", "\(c.gradient.signalRMS)"),
             ("noise_rms", "\(c.gradient.noiseRMS)"),
-            ("principal_k", ranks),
-            ("signal_rank", signalRanks),
         ]
+        if c.profile != .noise {  // the noise profile has no signal to place
+            pairs += [("principal_k", ranks), ("signal_rank", signalRanks)]
+        }
         if generatedBase {
             pairs += [
                 ("base", "generated"),
@@ -158,7 +159,9 @@ public struct SyntheticStreamGenerator: Sendable {
                                                  extraMetadata: [(key: String, value: String)] = [],
                                                  progress: ((Int) -> Void)? = nil) throws {
         let c = configuration
-        let states = try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+        let states = try SingleThreadedBLAS.run {
+            try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+        }
         let infos = tensors.map { StreamTensorInfo(name: $0.name, shape: [$0.rows, $0.columns], dtype: $0.dtype) }
         // The payloads are pointers into the states' buffers: keep the states alive
         // until the sink has consumed the last record.

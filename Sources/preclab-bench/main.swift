@@ -7,7 +7,10 @@ import Glibc
 #endif
 
 let suites: [(name: String, run: () -> Void)] = [
+    ("formats", runFormatsBenchmarks),
     ("files", FilesBenchmarks.run),
+    ("synth", runSynthBenchmark),
+    ("spectral", runSpectralBenchmarks),
     ("replay", runReplayBenchmarks),
 ]
 

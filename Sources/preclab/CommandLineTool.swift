@@ -4,10 +4,14 @@ import PrecLabSupport
 enum CommandLineTool {
     /// Every subcommand, in the order `preclab --help` lists them.
     nonisolated(unsafe) static let commands: [any Command.Type] = [
+        FormatsCommand.self,
+        RoundCommand.self,
         InspectCommand.self,
         CastCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
+        CompareCommand.self,
+        ConsistencyCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {

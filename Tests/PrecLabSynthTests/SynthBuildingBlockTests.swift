@@ -1,5 +1,13 @@
+import Foundation
 import XCTest
 @testable import PrecLabSynth
+
+/// Elements 0 ..< count of a random key, through the block filler.
+private func gaussians(_ random: CounterRandom, count: Int) -> [Float] {
+    var values = [Float](repeating: 0, count: count)
+    values.withUnsafeMutableBufferPointer { random.fillGaussian($0.baseAddress!, elements: 0 ..< count, scale: 1) }
+    return values
+}
 
 final class SynthBuildingBlockTests: XCTestCase {
     // MARK: the master update rule
@@ -66,23 +74,98 @@ final class SynthBuildingBlockTests: XCTestCase {
 
     func testFillGaussianMatchesElementwiseValuesForAnyRange() {
         let random = CounterRandom(seed: 9, tensor: 2, purpose: .gradientNoise, step: 3)
-        for range in [0 ..< 10, 1 ..< 10, 3 ..< 4, 4 ..< 5, 5 ..< 12, 7 ..< 7] {
+        for range in [0 ..< 10, 1 ..< 10, 3 ..< 4, 15 ..< 17, 5 ..< 40, 16 ..< 48, 7 ..< 7, 0 ..< 100] {
             var output = [Float](repeating: .nan, count: range.count)
             output.withUnsafeMutableBufferPointer {
-                if let base = $0.baseAddress { random.fillGaussian(base, elements: range, scale: 0.5) }
+                if let base = $0.baseAddress { random.fillGaussian(base, elements: range, scale: 0.75) }
             }
             for (position, index) in range.enumerated() {
-                XCTAssertEqual(output[position], Float(0.5 * random.gaussian(index)), "\(range) \(index)")
+                XCTAssertEqual(output[position].bitPattern, (Float(0.75) * random.gaussian(index)).bitPattern,
+                               "\(range) \(index)")
             }
         }
     }
 
+    /// Each value against the Box-Muller formula evaluated in float64 with libm, from
+    /// the same bits: z = sqrt(−2 ln u)·cos(2πt) (lanes 0-7), ·sin(2πt) (lanes 8-15).
+    func testGaussianValuesMatchBoxMullerInFloat64() {
+        let random = CounterRandom(seed: 5, tensor: 1, purpose: .gradientNoise, step: 2)
+        var worst = 0.0
+        let values = gaussians(random, count: 50_000)
+        for index in 0 ..< 50_000 {
+            let lane = index & 15
+            let bits = random.bits((index >> 4) * 8 + (lane & 7))
+            let u = (Double(bits >> 41) + 0.5) / 8_388_608
+            let t = Double(bits & 0xFF_FFFF) / 16_777_216
+            let radius = (-2 * log(u)).squareRoot()
+            let expected = lane < 8 ? radius * cos(2 * Double.pi * t) : radius * sin(2 * Double.pi * t)
+            worst = max(worst, abs(Double(values[index]) - expected))
+        }
+        // fp32 rounding of values up to 5.8 is 2.4e-7 per operation; allow a few.
+        XCTAssertLessThan(worst, 3e-6)
+    }
+
+    func testVectorLogarithmAndCosineSineAgainstLibm() {
+        var worstLog = 0.0, worstTrig = 0.0
+        for block in 0 ..< 25_000 {
+            // u over (0, 1]: 2^-24 ... 1, dense near 1 and across binades; t over [0, 1).
+            var u = SIMD8<Float>(), t = SIMD8<Float>()
+            for lane in 0 ..< 8 {
+                let k = block * 8 + lane
+                u[lane] = Float((k % 100_000) + 1) / 100_000 * (k < 100_000 ? 1 : 0x1p-12)
+                t[lane] = Float(k) / 200_000
+            }
+            let logValues = VectorMath.logarithm(u)
+            let (c, s) = VectorMath.cosineSineOfTurns(t)
+            for lane in 0 ..< 8 {
+                let expectedLog = log(Double(u[lane]))
+                worstLog = max(worstLog, abs(Double(logValues[lane]) - expectedLog) / max(1, abs(expectedLog)))
+                let angle = 2 * Double.pi * Double(t[lane])
+                worstTrig = max(worstTrig, abs(Double(c[lane]) - cos(angle)), abs(Double(s[lane]) - sin(angle)))
+            }
+        }
+        XCTAssertLessThan(worstLog, 4e-7)
+        XCTAssertLessThan(worstTrig, 4e-7)
+        // Exact points: ln 1 = 0, ln 2^-k = −k ln 2; quarter turns.
+        XCTAssertEqual(VectorMath.logarithm(SIMD8(repeating: 1))[0], 0)
+        XCTAssertEqual(Double(VectorMath.logarithm(SIMD8(repeating: 0x1p-20))[0]), -20 * log(2.0), accuracy: 2e-6)
+        let quarters = VectorMath.cosineSineOfTurns(SIMD8(0, 0.25, 0.5, 0.75, 0.125, 0.375, 0.625, 0.875))
+        XCTAssertEqual(Array(quarters.cosine.indices.prefix(4).map { quarters.cosine[$0] }), [1, 0, -1, 0])
+        XCTAssertEqual(Array(quarters.sine.indices.prefix(4).map { quarters.sine[$0] }), [0, 1, 0, -1])
+        let half = Float(0.5).squareRoot()
+        for lane in 4 ..< 8 {
+            let signs: (Float, Float) = [(1, 1), (-1, 1), (-1, -1), (1, -1)][lane - 4]
+            XCTAssertEqual(quarters.cosine[lane], signs.0 * half, accuracy: 2e-7)
+            XCTAssertEqual(quarters.sine[lane], signs.1 * half, accuracy: 2e-7)
+        }
+    }
+
+    func testVectorSquareRootAgainstFloat64() {
+        // The Box-Muller radius range: −2 ln u for u in [2^-24, 1 − 2^-24] is 1.2e-7 ... 33.3.
+        var worst = 0.0
+        for block in 0 ..< 20_000 {
+            var x = SIMD8<Float>()
+            for lane in 0 ..< 8 {
+                let k = Double(block * 8 + lane) / 160_000          // 0 ... 1
+                x[lane] = Float(1.2e-7 * pow(33.3 / 1.2e-7, k))     // log-spaced
+            }
+            let root = VectorMath.squareRoot(x)
+            for lane in 0 ..< 8 {
+                let expected = Double(x[lane]).squareRoot()
+                worst = max(worst, abs(Double(root[lane]) - expected) / expected)
+            }
+        }
+        XCTAssertLessThan(worst, 4e-7)  // about 3 fp32 ULPs
+        XCTAssertEqual(VectorMath.squareRoot(SIMD8(repeating: 4))[0], 2, accuracy: 4e-7)
+    }
+
     func testGaussianMoments() {
         let random = CounterRandom(seed: 4, tensor: 0, purpose: .gradientNoise, step: 1)
-        let n = 200_000
+        let n = 400_000
+        let values = gaussians(random, count: n)
         var sum = 0.0, sumOfSquares = 0.0, fourth = 0.0, withinOne = 0
         for i in 0 ..< n {
-            let x = random.gaussian(i)
+            let x = Double(values[i])
             sum += x; sumOfSquares += x * x; fourth += x * x * x * x
             if abs(x) < 1 { withinOne += 1 }
         }

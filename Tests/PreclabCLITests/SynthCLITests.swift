@@ -13,7 +13,8 @@ final class SynthCLITests: XCTestCase {
     func testWritesAStreamTheReaderAccepts() throws {
         let output = path("rl.bin")
         let result = try CLIRunner.run(["synth", "-o", output, "--shape", "24x16,16x20", "--steps", "5",
-                                        "--lr", "1e-5", "--profile", "rl", "--seed", "3"])
+                                        "--lr", "1e-5", "--profile", "rl", "--seed", "3"],
+                                       environment: ["PRECLAB_THREADS": "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("wrote \(output)"), result.stdout)
         let reader = try UpdateStreamReader(path: output)
@@ -25,6 +26,12 @@ final class SynthCLITests: XCTestCase {
         let metadata = Dictionary(uniqueKeysWithValues: reader.header.metadata.map { ($0.key, $0.value) })
         XCTAssertEqual(metadata["profile"], "rl")
         XCTAssertEqual(metadata["seed"], "3")
+        XCTAssertEqual(metadata["principal_k"], "1,1")
+        XCTAssertEqual(metadata["signal_rank"], "1,1")
+
+        let inspect = try CLIRunner.run(["inspect", output])
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("FINL: present (step 5)"), inspect.stdout)
 
         // The same command with another thread count gives the same bytes.
         let again = path("rl-again.bin")

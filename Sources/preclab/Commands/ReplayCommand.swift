@@ -2,6 +2,7 @@ import Foundation
 import PrecLabFormats
 import PrecLabReplay
 import PrecLabReports
+import PrecLabSpectral
 import PrecLabSupport
 
 /// `preclab replay STREAM`: replays recorded fp32 updates under a storage precision and
@@ -35,6 +36,10 @@ enum ReplayCommand: Command {
                             (required when the stream has no BASE record)
       --every N             per-step curve point every N steps (default: ~50 points)
       --null permute        add the permutation null model (master policy)
+      --spectral            spectral metrics of W0 -> W_T per 2-D tensor and policy
+                            (NSS, principal angles, mask overlaps; see docs/metrics.md)
+      --k N, --rank N       top-k subspace size and mask reconstruction rank (default 64)
+      --alpha A             principal / low-magnitude mask fraction (default 0.5)
       --json FILE           write the full results as JSON
       --csv FILE            write a row per tensor and policy as CSV
       --plots DIR           write SVG plots (visible fraction per step, visibility histogram)
@@ -51,7 +56,7 @@ enum ReplayCommand: Command {
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
-        .value("--null"), .value("--json"), .value("--csv"), .value("--plots"),
+        .value("--null"), .flag("--spectral"), .value("--k"), .value("--rank"), .value("--alpha"), .value("--json"), .value("--csv"), .value("--plots"),
         .flag("--allow-truncated"), .flag("--no-verify"), .value("--threads"), .flag("--quiet"),
         .flag("--force"),
     ]
@@ -77,6 +82,14 @@ enum ReplayCommand: Command {
             }
             nullPermute = true
         }
+        let k: Int = try arguments.value("--k", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        let rank: Int = try arguments.value("--rank", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+        let alpha: Double = try arguments.value("--alpha", default: 0.5) { text -> Double? in
+            guard let value = Double(text), value > 0, value < 1 else { return nil }
+            return value
+        }
+        let spectralOptions = SpectralOptions(k: k, rank: rank, alpha: alpha)
+        let wantsSpectral = arguments.flag("--spectral")
         let quiet = arguments.flag("--quiet")
         let force = arguments.flag("--force")
         var inputs = [stream]
@@ -101,19 +114,34 @@ enum ReplayCommand: Command {
                                           allowTruncated: arguments.flag("--allow-truncated"),
                                           curveEvery: every, baseCheckpoint: arguments.value("--base"))
         let meter = ProgressMeter(label: "replay", enabled: !quiet)
-        let result = try StreamReplay.run(path: stream, configuration: configuration, options: options) { done, total in
+        let (result, engine) = try StreamReplay.runKeepingState(
+            path: stream, configuration: configuration, options: options
+        ) { done, total in
             meter.update(done: done, total: total)
         }
         meter.finish()
+        var spectral: ReplaySpectral? = nil
+        if wantsSpectral {
+            let spectralMeter = ProgressMeter(label: "replay --spectral", enabled: !quiet)
+            spectral = try ReplaySpectral.compute(engine: engine, result: result, options: spectralOptions,
+                                                  progress: spectralMeter)
+            spectralMeter.finish()
+        }
 
         if !quiet {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
             Console.out(ReplayTables.totals(result).render())
+            if let spectral {
+                Console.out("")
+                Console.out(spectral.table().render())
+            }
         }
         for warning in result.warnings { Console.error("preclab replay: warning: \(warning)") }
         if let jsonPath {
-            try result.json(source: stream).write(to: jsonPath, force: force, inputs: inputs)
+            var document = result.json(source: stream)
+            if let spectral { document = spectral.merge(into: document) }
+            try document.write(to: jsonPath, force: force, inputs: inputs)
         }
         if let csvPath {
             let (header, rows) = result.csvRows()

@@ -155,7 +155,7 @@ enum SynthCommand: Command {
         try sink.close()
         if !quiet { Console.endProgress() }
         let bytes = (steps + 2) * elements * 4
-        Console.out("wrote \(output): \(profile.rawValue) profile, \(tensors.count) matrices (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
+        Console.out("wrote \(output): \(profile.rawValue) profile, \(tensors.count) \(tensors.count == 1 ? "matrix" : "matrices") (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
     }
 
     /// An option's parsed value, nil when absent; a value that does not parse is a usage error.

@@ -1,0 +1,104 @@
+import PrecLabFormats
+
+/// The inner loops of one replay step over a slice of `length` elements.
+///
+/// Written as plain loops over raw pointers with branch-free integer arithmetic, which
+/// LLVM vectorises once they are inlined into the codec-specialised caller (measured:
+/// Swift's generic `SIMD16` masks and `replacing(with:where:)` compiled to per-lane
+/// loops and ran slower than scalar code). Counters are 32-bit: a slice is one work
+/// unit of at most 16384 elements.
+enum StepKernels {
+    /// 1 when `x` is non-zero, else 0, without a branch.
+    @inline(__always) static func isNonZero(_ x: UInt32) -> UInt32 {
+        (x | (0 &- x)) >> 31
+    }
+
+    /// truth += update in fp32; returns the (NaN, Inf) counts met in the updates.
+    @inline(__always)
+    static func addTruth(_ truth: UnsafeMutablePointer<Float>, _ update: UnsafePointer<Float>,
+                         _ length: Int) -> SIMD2<Int> {
+        var nanCount: UInt32 = 0, finiteOrNaN: UInt32 = 0
+        for index in 0..<length {
+            let delta = update[index]
+            truth[index] += delta
+            let magnitude = delta.bitPattern & 0x7FFF_FFFF
+            nanCount &+= (0x7F80_0000 &- magnitude) >> 31          // magnitude > Inf's
+            finiteOrNaN &+= isNonZero(magnitude ^ 0x7F80_0000)      // anything but ±Inf
+        }
+        return SIMD2(Int(nanCount), length - Int(finiteOrNaN))
+    }
+
+    @inline(__always)
+    static func countChangedBits(_ truth: UnsafePointer<Float>, _ base: UnsafePointer<Float>, _ length: Int) -> Int {
+        var changed: UInt32 = 0
+        for index in 0..<length { changed &+= isNonZero(truth[index].bitPattern ^ base[index].bitPattern) }
+        return Int(changed)
+    }
+
+    /// Entries whose nearest-even export differs from the stored base (master policy).
+    @inline(__always)
+    static func countVisibleExport<Codec: StorageCodec>(
+        _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int
+    ) -> Int {
+        var visible: UInt32 = 0
+        for index in 0..<length {
+            visible &+= isNonZero(UInt32(truncatingIfNeeded: codec.nearest(truth[index]) ^ storedBase[index]))
+        }
+        return Int(visible)
+    }
+
+    @inline(__always)
+    static func countDiffering<Code: FixedWidthInteger>(
+        _ codes: UnsafePointer<Code>, _ storedBase: UnsafePointer<Code>, _ length: Int
+    ) -> Int {
+        var differing: UInt32 = 0
+        for index in 0..<length { differing &+= isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ storedBase[index])) }
+        return Int(differing)
+    }
+
+    /// codes = round(fp32(decode(codes) + update)) with the pure policy's deterministic mode.
+    @inline(__always)
+    static func addRounded<Codec: StorageCodec>(
+        _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int
+    ) {
+        for index in 0..<length {
+            codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: 0)
+        }
+    }
+
+    /// Stochastic rounding with bits keyed by (seed, tensor, step, element index).
+    @inline(__always)
+    static func addStochastic<Codec: StorageCodec>(
+        _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int,
+        key: StochasticKey, firstIndex: Int, pure: Bool
+    ) {
+        if pure {
+            for index in 0..<length {
+                let random = key.randomBits(index: firstIndex + index)
+                codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: random)
+            }
+        } else {
+            for index in 0..<length {
+                let random = key.randomBits(index: firstIndex + index)
+                codes[index] = codec.stochastic(codec.decode(codes[index]) + update[index], random: random)
+            }
+        }
+    }
+
+    /// Kahan-compensated storage (precision.md): c += u; old = w; w += c; c += (old - w),
+    /// every operation formed in fp32 and rounded to storage (nearest-even).
+    @inline(__always)
+    static func addKahan<Codec: StorageCodec>(
+        _ codec: Codec, _ weights: UnsafeMutablePointer<Codec.Code>,
+        _ compensation: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int
+    ) {
+        for index in 0..<length {
+            let c = codec.nearest(codec.decode(compensation[index]) + update[index])
+            let old = weights[index]
+            let updated = codec.nearest(codec.decode(old) + codec.decode(c))
+            let lost = codec.nearest(codec.decode(old) - codec.decode(updated))
+            compensation[index] = codec.nearest(codec.decode(c) + codec.decode(lost))
+            weights[index] = updated
+        }
+    }
+}

@@ -1,0 +1,168 @@
+import Dispatch
+import PrecLabFiles
+import PrecLabFormats
+import PrecLabSpectral
+import PrecLabSupport
+
+/// A tensor's elements as codes of the format the comparison is made in (`--dtype`),
+/// shared by `compare` and `consistency`.
+///
+/// A tensor already stored in that format is used in place (its mapped bytes, no copy);
+/// any other floating-point dtype is converted once, rounding to nearest-even from the
+/// exact stored value (fp32 and narrower through Float, F64 directly from Double, so
+/// there is never a double rounding). Converting a narrower format up is exact.
+struct TensorCodes: @unchecked Sendable {
+    let count: Int
+    let bytesPerCode: Int
+    /// Whether the stored dtype differed from the comparison format.
+    let converted: Bool
+    private let mapped: UnsafeRawBufferPointer?
+    private let owned: [UInt8]
+    /// Keeps the mapping alive while the bytes are in use.
+    private let owner: Checkpoint?
+
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if let mapped { return try withExtendedLifetime(owner) { try body(mapped) } }
+        return try owned.withUnsafeBytes(body)
+    }
+
+    /// Why a stored dtype cannot be compared, or nil when it can.
+    static func unsupportedReason(_ dtype: TensorDType) -> String? {
+        guard dtype.isFloatingPoint else { return "dtype \(dtype.name) is not a floating-point type" }
+        guard dtype.byteWidth != nil else { return "packed dtype \(dtype.name) is not supported" }
+        if dtype != .f64, (try? FloatFormat.named(dtype.name)) == nil {
+            return "dtype \(dtype.name) has no matching format"
+        }
+        return nil
+    }
+
+    static func load(_ checkpoint: Checkpoint, _ tensor: CheckpointTensor, as format: FloatFormat,
+                     threads: Int) throws -> TensorCodes {
+        let bytes = checkpoint.bytes(of: tensor)
+        let count = tensor.info.elementCount
+        let width = format.storageBytes
+        if format.safetensorsName == tensor.dtype.name {
+            return TensorCodes(count: count, bytesPerCode: width, converted: false, mapped: bytes, owned: [],
+                               owner: checkpoint)
+        }
+        if let reason = unsupportedReason(tensor.dtype) {
+            throw PrecLabError.badData("\(checkpoint.path): tensor '\(tensor.name)': \(reason)")
+        }
+        var codes = [UInt8](repeating: 0, count: count * width)
+        if tensor.dtype == .f64 {
+            for index in 0..<count {
+                let value = Double(bitPattern: bytes.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self))
+                var code = format.encode(value)
+                for byte in 0..<width {
+                    codes[index * width + byte] = UInt8(truncatingIfNeeded: code)
+                    code >>= 8
+                }
+            }
+        } else {
+            let source = try FloatFormat.named(tensor.dtype.name)
+            var floats = [Float](repeating: 0, count: count)
+            floats.withUnsafeMutableBufferPointer { target in
+                if tensor.dtype == .f32 {
+                    for index in 0..<count {
+                        target[index] = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self))
+                    }
+                } else {
+                    source.decode(bytes, into: target, threads: threads)
+                }
+            }
+            floats.withUnsafeBufferPointer { values in
+                codes.withUnsafeMutableBytes { format.encode(values, into: $0, threads: threads) }
+            }
+        }
+        return TensorCodes(count: count, bytesPerCode: width, converted: true, mapped: nil, owned: codes, owner: nil)
+    }
+
+    /// The decoded values as a float64 matrix (exact: every format here fits a Float).
+    func matrix(rows: Int, columns: Int, format: FloatFormat, threads: Int) -> Matrix {
+        precondition(rows * columns == count)
+        var floats = [Float](repeating: 0, count: count)
+        floats.withUnsafeMutableBufferPointer { target in
+            withBytes { format.decode($0, into: target, threads: threads) }
+        }
+        return floats.withUnsafeBufferPointer { values in
+            Matrix(rows: rows, columns: columns, rowMajorElement: { Double(values[$0]) })
+        }
+    }
+
+    /// Positions where the codes of `self` and `other` differ.
+    func differingMask(_ other: TensorCodes, threads: Int) -> BitMask {
+        withBytes { a in
+            other.withBytes { b in
+                CodeComparison.differingCodesMask(a, b, bytesPerCode: bytesPerCode, threads: threads)
+            }
+        }
+    }
+
+    func differingCount(_ other: TensorCodes, threads: Int) -> Int {
+        withBytes { a in
+            other.withBytes { b in
+                CodeComparison.countDifferingCodes(a, b, bytesPerCode: bytesPerCode, threads: threads)
+            }
+        }
+    }
+}
+
+/// Names selected by `--tensors REGEX` (all when nil); an invalid pattern is a usage error.
+func tensorFilter(_ pattern: String?, command: String) throws -> (String) -> Bool {
+    guard let pattern else { return { _ in true } }
+    let regex: Regex<AnyRegexOutput>
+    do {
+        regex = try Regex(pattern)
+    } catch {
+        throw PrecLabError.usage("preclab \(command): invalid --tensors pattern '\(pattern)': \(error)")
+    }
+    return { name in (try? regex.firstMatch(in: name)) != nil }
+}
+
+/// Progress for items of uneven cost finished by several threads: prints
+/// "[done/total] item, elapsed, ETA" on stderr at most once a second (and at the end),
+/// with the ETA from the share of estimated work done, not of items.
+final class WeightedProgress: @unchecked Sendable {
+    private let lock = Lock()
+    private let label: String
+    private let totalWork: Double
+    private let totalItems: Int
+    private var doneWork = 0.0
+    private var doneItems = 0
+    private let start = monotonicSeconds()
+    private var lastPrint = -1.0
+    private let enabled: Bool
+
+    init(label: String, work: [Double], enabled: Bool = true) {
+        self.label = label
+        totalWork = max(work.reduce(0, +), 1)
+        totalItems = work.count
+        self.enabled = enabled
+    }
+
+    func finished(_ item: String, work: Double) {
+        guard enabled else { return }
+        lock.withLock {
+            doneWork += work
+            doneItems += 1
+            let now = monotonicSeconds()
+            guard now - lastPrint >= 1 || doneItems == totalItems else { return }
+            lastPrint = now
+            let elapsed = now - start
+            let remaining = doneWork > 0 ? elapsed * (totalWork - doneWork) / doneWork : 0
+            Console.progress("\(label): [\(doneItems)/\(totalItems)] \(item)  elapsed \(duration(elapsed)), ETA \(duration(remaining))")
+        }
+    }
+
+    func end() { if enabled { Console.endProgress() } }
+
+    private func duration(_ seconds: Double) -> String {
+        let whole = Int(seconds.rounded())
+        return whole >= 60 ? "\(whole / 60)m\(whole % 60)s" : "\(whole)s"
+    }
+}
+
+/// Seconds on a monotonic clock.
+func monotonicSeconds() -> Double {
+    Double(DispatchTime.now().uptimeNanoseconds) / 1e9
+}

@@ -1,0 +1,134 @@
+import PrecLabReplay
+import PrecLabReports
+import PrecLabSpectral
+import PrecLabSupport
+
+/// `replay --spectral`: the spectral metrics of W0 -> W_T for every 2-D tensor under
+/// every policy (the fp32 truth included), so a user sees whether storage precision
+/// distorts the spectral picture. W0 and W_T are what each policy stores: fp32 values
+/// for `fp32`, decoded codes for the stored policies; the update mask is "stored bits
+/// changed".
+struct ReplaySpectral {
+    struct Entry {
+        let tensor: String
+        let shape: [Int]
+        let policy: ReplayPolicy
+        let comparison: MatrixComparison
+    }
+
+    let options: SpectralOptions
+    var entries: [Entry] = []
+    /// Tensors left out, with the reason (never a silent empty result).
+    var skipped: [(tensor: String, reason: String)] = []
+
+    static func compute(engine: ReplayEngine, result: ReplayResult, options: SpectralOptions,
+                        progress: ProgressMeter?) throws -> ReplaySpectral {
+        var spectral = ReplaySpectral(options: options)
+        let policies = result.configuration.policies
+        let matrices = engine.tensors.enumerated().filter { $0.element.shape.count == 2 }
+        for (_, tensor) in engine.tensors.enumerated() where tensor.shape.count != 2 {
+            spectral.skipped.append((tensor.name, "\(tensor.shape.count)-D, spectral metrics need a matrix"))
+        }
+        var done = 0
+        for (index, tensor) in matrices {
+            for policy in policies {
+                let weights = engine.weightsBeforeAndAfter(policy, tensor: index)
+                guard weights.before.allSatisfy(\.isFinite), weights.after.allSatisfy(\.isFinite) else {
+                    spectral.skipped.append((tensor.name, "\(policy.rawValue): non-finite weights"))
+                    continue
+                }
+                let rows = tensor.shape[0], columns = tensor.shape[1]
+                let comparison = try MatrixComparison(
+                    base: Matrix(rows: rows, columns: columns, rowMajor: weights.before),
+                    tuned: Matrix(rows: rows, columns: columns, rowMajor: weights.after),
+                    updateMask: BitMask(weights.changed), options: options)
+                spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
+                                              comparison: comparison))
+                done += 1
+                progress?.update(done: done, total: matrices.count * policies.count)
+            }
+        }
+        return spectral
+    }
+
+    /// The `spectral` object added to a tensor's JSON, keyed by policy.
+    func json(forTensor name: String) -> JSONValue? {
+        let mine = entries.filter { $0.tensor == name }
+        guard !mine.isEmpty else { return nil }
+        var object = JSONObject()
+        for entry in mine { object[entry.policy.rawValue] = ReplaySpectral.json(entry.comparison) }
+        return .object(object)
+    }
+
+    static func json(_ comparison: MatrixComparison) -> JSONValue {
+        func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
+        var object = JSONObject()
+        object["changed"] = .int(comparison.changed)
+        object["nss"] = optional(comparison.nss)
+        object["angle_u_max_deg"] = .finite(comparison.angleUMaxDegrees)
+        object["angle_v_max_deg"] = .finite(comparison.angleVMaxDegrees)
+        object["angle_u_mean_deg"] = .finite(comparison.angleUMeanDegrees)
+        object["angle_v_mean_deg"] = .finite(comparison.angleVMeanDegrees)
+        object["principal_overlap"] = optional(comparison.principalOverlap)
+        object["low_overlap"] = optional(comparison.lowOverlap)
+        object["control_overlap"] = optional(comparison.controlOverlap)
+        object["energy_top_k"] = optional(comparison.energyTopK)
+        object["delta_frobenius"] = .finite(comparison.deltaFrobenius)
+        object["delta_spectral"] = .finite(comparison.deltaSpectral)
+        object["stable_rank"] = optional(comparison.stableRank)
+        object["alpha"] = .finite(comparison.alpha)
+        object["k"] = .int(comparison.k)
+        object["rank"] = .int(comparison.rank)
+        object["randomized_svd"] = .bool(comparison.randomized)
+        var bounds = JSONObject()
+        for (name, check) in [("weyl", comparison.bounds.weyl), ("mirsky", comparison.bounds.mirsky),
+                              ("nss_mirsky", comparison.bounds.nssMirsky), ("wedin_u", comparison.bounds.wedinU),
+                              ("wedin_v", comparison.bounds.wedinV), ("ky_fan", comparison.bounds.kyFan)] {
+            bounds[name] = .object(JSONObject([("measured", .finite(check.measured)),
+                                               ("bound", check.bound.map { .finite($0) } ?? .null),
+                                               ("vacuous", .bool(check.vacuous))]))
+        }
+        object["bounds"] = .object(bounds)
+        return .object(object)
+    }
+
+    /// Adds the `spectral` objects to a replay's JSON document.
+    func merge(into document: JSONValue) -> JSONValue {
+        guard var root = document.objectValue, let tensors = root["tensors"]?.arrayValue else { return document }
+        root["tensors"] = .array(tensors.map { tensor in
+            guard var object = tensor.objectValue, let name = object["name"]?.stringValue,
+                  let spectral = json(forTensor: name) else { return tensor }
+            object["spectral"] = spectral
+            return .object(object)
+        })
+        root["spectral_options"] = .object(JSONObject([("k", .int(options.k)), ("rank", .int(options.rank)),
+                                                       ("alpha", .finite(options.alpha))]))
+        root["spectral_skipped"] = .array(skipped.map {
+            .object(JSONObject([("name", .string($0.tensor)), ("reason", .string($0.reason))]))
+        })
+        return .object(root)
+    }
+
+    /// A row per matrix and policy.
+    func table() -> TextTable {
+        var table = TextTable(
+            title: "spectral picture of W0 -> W_T per policy (k \(options.k), rank \(options.rank), "
+                + "alpha \(NumberFormat.shortest(options.alpha)))",
+            columns: [.text("tensor"), .text("policy"), .number("NSS", style: .general(significant: 3)),
+                      .number("max∠U", style: .degrees(decimals: 3)), .number("max∠V", style: .degrees(decimals: 3)),
+                      .number("princ ovl", style: .fixed(decimals: 3)), .number("low ovl", style: .fixed(decimals: 3)),
+                      .number("E top-k", style: .general(significant: 3))])
+        table.columns[1].abbreviates = false
+        for entry in entries {
+            let comparison = entry.comparison
+            func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
+            table.addRow([.text(entry.tensor), .text(entry.policy.rawValue), cell(comparison.nss),
+                          .number(comparison.angleUMaxDegrees), .number(comparison.angleVMaxDegrees),
+                          cell(comparison.principalOverlap), cell(comparison.lowOverlap), cell(comparison.energyTopK)])
+        }
+        table.addFootnote("overlaps: share of changed entries inside the principal (top-alpha of |rank-r W0|) "
+                          + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha")
+        for (tensor, reason) in skipped { table.addFootnote("skipped \(tensor): \(reason)") }
+        return table
+    }
+}
