@@ -97,12 +97,22 @@ enum CompareCommand: Command {
         let tuned = try Checkpoint.open(paths[1])
         let inputs = paths + base.shards.map(\.path) + tuned.shards.map(\.path) + [base.indexPath, tuned.indexPath].compactMap { $0 }
         // Refuse outputs before the long computation, not after it.
+        if let jsonPath, jsonPath == csvPath {
+            throw PrecLabError.usage("preclab \(name): --json and --csv name the same file '\(jsonPath)'")
+        }
         for path in [jsonPath, csvPath].compactMap({ $0 }) {
             try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
         }
+        if let plotsPath {
+            for file in Report.plotNames {
+                try AtomicFileWriter.checkDestination(plotsPath + "/" + file, force: force, inputs: inputs)
+            }
+        }
         let include = try tensorFilter(settings.pattern, command: name)
 
-        var (pairs, skipped) = plan(base: base, tuned: tuned, include: include)
+        let planned = plan(base: base, tuned: tuned, include: include)
+        let pairs = planned.pairs
+        var skipped = planned.skipped
         if pairs.isEmpty {
             var message = "nothing to compare between \(paths[0]) and \(paths[1])"
             if let pattern = settings.pattern {
@@ -118,7 +128,6 @@ enum CompareCommand: Command {
         for row in rows where row.spectralNote != nil {
             skipped.append(Skip(name: row.name.name, scope: "spectral", reason: row.spectralNote!))
         }
-        pairs = []
 
         let report = Report(rows: rows, skipped: skipped, settings: settings, basePath: paths[0], tunedPath: paths[1])
         if let jsonPath { try report.json().write(to: jsonPath, force: force, inputs: inputs) }
@@ -528,6 +537,9 @@ extension CompareCommand {
         }
 
         // MARK: Plots
+
+        /// The files `plots()` writes (checked for overwrites before computing).
+        static let plotNames = ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg"]
 
         func plots() -> [(name: String, file: any ReportFile)] {
             let spectral = rows.filter { $0.comparison != nil }
