@@ -190,6 +190,34 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("b.safetensors"))).count > 8, true)
     }
 
+    /// The JSON is byte-identical whatever PRECLAB_THREADS or OPENBLAS_NUM_THREADS say:
+    /// small matrices always use one BLAS thread, large ones (here 600x450 > 512²)
+    /// always exactly two.
+    func testResultsDoNotDependOnThreadSettings() throws {
+        var random = Fixtures.Random(state: 99)
+        var base: [FixtureTensor] = [], tuned: [FixtureTensor] = []
+        for (index, shape) in [[600, 450], [40, 30], [30, 40], [64, 64]].enumerated() {
+            let values = (0..<(shape[0] * shape[1])).map { _ in 0.02 * random.next() }
+            let name = "model.layers.\(index).mlp.up_proj.weight"
+            base.append(FixtureTensor(name: name, dtype: .bf16, shape: shape, values: values))
+            tuned.append(FixtureTensor(name: name, dtype: .bf16, shape: shape, values: values.map { $0 + 1e-4 * random.next() }))
+        }
+        try Fixtures.write(path("base.safetensors"), base)
+        try Fixtures.write(path("tuned.safetensors"), tuned)
+        var outputs: [Data] = []
+        for environment in [["PRECLAB_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"],
+                            ["PRECLAB_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"]] {
+            let json = path("out-\(outputs.count).json")
+            let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "8",
+                                            "--rank", "8", "--json", json, "--quiet"], environment: environment)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: json)))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        let row = try XCTUnwrap(tensor(try Fixtures.readJSON(path("out-0.json")), "model.layers.0.mlp.up_proj.weight"))
+        XCTAssertEqual(row["svd"]?.stringValue, "randomized")
+    }
+
     /// Sparsity, NSS, principal angles and mask overlaps against numpy/scipy reading the
     /// same files (skipped when python3 with numpy and scipy is unavailable).
     func testAgainstNumpyReference() throws {
