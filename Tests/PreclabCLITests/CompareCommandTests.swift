@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabFiles
 import PrecLabSupport
 import XCTest
 
@@ -77,19 +78,22 @@ final class CompareCommandTests: XCTestCase {
     /// fp32 checkpoints are rounded to bf16 before comparing: at 1 a change of 2^-10
     /// is below half a bf16 ulp (2^-8) and vanishes; at 4 a change of 2^-5 is one bf16
     /// ulp and stays. In fp32 both changes are visible.
+    /// The same holds for F64 and F16 storage (all four values are exact in fp16).
     func testWiderCheckpointsAreCastToDType() throws {
         let name = "w"
-        try Fixtures.write(path("base.safetensors"), [FixtureTensor(name: name, dtype: .f32, shape: [2, 2], values: [1, 2, 4, 8])])
-        try Fixtures.write(path("tuned.safetensors"),
-                           [FixtureTensor(name: name, dtype: .f32, shape: [2, 2], values: [1 + 0x1p-10, 2, 4 + 0x1p-5, 8])])
-        for (dtype, changed) in [("bf16", 1), ("fp32", 2)] {
-            let json = path("\(dtype).json")
-            let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
-                                            "--dtype", dtype, "--json", json, "--quiet"])
-            XCTAssertEqual(result.status, 0, result.stderr)
-            let row = try XCTUnwrap(tensor(try Fixtures.readJSON(json), name))
-            XCTAssertEqual(row["changed"]?.integerValue, Int64(changed), dtype)
-            XCTAssertEqual(row["converted"]?.boolValue, dtype == "bf16")
+        for stored in [TensorDType.f32, .f64, .f16] {
+            try Fixtures.write(path("base.safetensors"), [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1, 2, 4, 8])])
+            try Fixtures.write(path("tuned.safetensors"),
+                               [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1 + 0x1p-10, 2, 4 + 0x1p-5, 8])])
+            for (dtype, changed) in [("bf16", 1), ("fp32", 2)] {
+                let json = path("\(stored.name)-\(dtype).json")
+                let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
+                                                "--dtype", dtype, "--json", json, "--quiet"])
+                XCTAssertEqual(result.status, 0, result.stderr)
+                let row = try XCTUnwrap(tensor(try Fixtures.readJSON(json), name))
+                XCTAssertEqual(row["changed"]?.integerValue, Int64(changed), "\(stored.name) as \(dtype)")
+                XCTAssertEqual(row["converted"]?.boolValue, !(dtype == "fp32" && stored == .f32))
+            }
         }
     }
 
