@@ -68,6 +68,14 @@ public enum BLASThreads {
 
     /// The current OpenBLAS thread count.
     public static var current: Int32 { openblas_get_num_threads() }
+
+    /// OpenBLAS's build configuration and the CPU kernel it chose at run time (for
+    /// benchmark reports: the kernel decides speed and, with OPENBLAS_CORETYPE, last bits).
+    public static var libraryDescription: String {
+        let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
+        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
+        return "\(config.split(separator: " ").joined(separator: " ")), core \(core)"
+    }
 }
 
 /// Helpers shared by the LAPACK wrappers.

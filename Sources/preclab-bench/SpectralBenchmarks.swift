@@ -12,7 +12,7 @@ import PrecLabSupport
 
 func runSpectralBenchmarks() {
     let env = ProcessInfo.processInfo.environment
-    print("OpenBLAS (Swift side): \(BLASThreads.current) threads by default; OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "unset")")
+    print("OpenBLAS (Swift side): \(BLASThreads.libraryDescription); \(BLASThreads.current) threads by default; OPENBLAS_CORETYPE=\(env["OPENBLAS_CORETYPE"] ?? "unset")")
     let sizes = (env["PRECLAB_BENCH_SVD_SIZES"] ?? "512,1024,2048").split(separator: ",").compactMap { Int($0) }
     benchmarkSVDAgainstNumpy(sizes: sizes)
     benchmarkRandomizedAngles(size: Int(env["PRECLAB_BENCH_RSVD_SIZE"] ?? "") ?? 4096)

@@ -132,6 +132,21 @@ final class MatrixComparisonTests: XCTestCase {
         XCTAssertEqual(result.principalMaskSize, 6)
     }
 
+    func testJSONFieldsNameEveryMetric() throws {
+        let base = Matrix.diagonal(rows: 2, columns: 2, [3, 4])
+        let tuned = Matrix.diagonal(rows: 2, columns: 2, [3, 5])
+        let result = try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 1, rank: 1))
+        let fields = result.jsonFields()
+        for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
+                    "principal_overlap", "low_overlap", "alpha", "k", "rank", "energy_top_k", "bounds"] {
+            XCTAssertNotNil(fields[key], key)
+        }
+        XCTAssertEqual(fields["nss"]?.doubleValue ?? 0, 0.2, accuracy: 1e-16)
+        XCTAssertEqual(fields["k"], .integer(1))
+        XCTAssertEqual(result.boundViolations, [])
+        XCTAssertEqual(result.boundChecks.map(\.name), ["weyl", "mirsky", "nss_mirsky", "wedin_u", "wedin_v", "ky_fan"])
+    }
+
     func testZeroUpdate() throws {
         let base = TestMatrices.random(rows: 6, columns: 5, seed: 3)
         let result = try MatrixComparison(base: base, tuned: base, options: SpectralOptions(k: 2, rank: 2))

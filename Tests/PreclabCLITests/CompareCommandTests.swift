@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabFiles
 import PrecLabSupport
 import XCTest
 
@@ -77,19 +78,22 @@ final class CompareCommandTests: XCTestCase {
     /// fp32 checkpoints are rounded to bf16 before comparing: at 1 a change of 2^-10
     /// is below half a bf16 ulp (2^-8) and vanishes; at 4 a change of 2^-5 is one bf16
     /// ulp and stays. In fp32 both changes are visible.
+    /// The same holds for F64 and F16 storage (all four values are exact in fp16).
     func testWiderCheckpointsAreCastToDType() throws {
         let name = "w"
-        try Fixtures.write(path("base.safetensors"), [FixtureTensor(name: name, dtype: .f32, shape: [2, 2], values: [1, 2, 4, 8])])
-        try Fixtures.write(path("tuned.safetensors"),
-                           [FixtureTensor(name: name, dtype: .f32, shape: [2, 2], values: [1 + 0x1p-10, 2, 4 + 0x1p-5, 8])])
-        for (dtype, changed) in [("bf16", 1), ("fp32", 2)] {
-            let json = path("\(dtype).json")
-            let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
-                                            "--dtype", dtype, "--json", json, "--quiet"])
-            XCTAssertEqual(result.status, 0, result.stderr)
-            let row = try XCTUnwrap(tensor(try Fixtures.readJSON(json), name))
-            XCTAssertEqual(row["changed"]?.integerValue, Int64(changed), dtype)
-            XCTAssertEqual(row["converted"]?.boolValue, dtype == "bf16")
+        for stored in [TensorDType.f32, .f64, .f16] {
+            try Fixtures.write(path("base.safetensors"), [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1, 2, 4, 8])])
+            try Fixtures.write(path("tuned.safetensors"),
+                               [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1 + 0x1p-10, 2, 4 + 0x1p-5, 8])])
+            for (dtype, changed) in [("bf16", 1), ("fp32", 2)] {
+                let json = path("\(stored.name)-\(dtype).json")
+                let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
+                                                "--dtype", dtype, "--json", json, "--quiet"])
+                XCTAssertEqual(result.status, 0, result.stderr)
+                let row = try XCTUnwrap(tensor(try Fixtures.readJSON(json), name))
+                XCTAssertEqual(row["changed"]?.integerValue, Int64(changed), "\(stored.name) as \(dtype)")
+                XCTAssertEqual(row["converted"]?.boolValue, !(dtype == "fp32" && stored == .f32))
+            }
         }
     }
 
@@ -188,6 +192,34 @@ final class CompareCommandTests: XCTestCase {
                                                 "--json", path("b.safetensors"), "--force"])
         XCTAssertNotEqual(overwriteInput.status, 0)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path("b.safetensors"))).count > 8, true)
+    }
+
+    /// The JSON is byte-identical whatever PRECLAB_THREADS or OPENBLAS_NUM_THREADS say:
+    /// small matrices always use one BLAS thread, large ones (here 600x450 > 512²)
+    /// always exactly two.
+    func testResultsDoNotDependOnThreadSettings() throws {
+        var random = Fixtures.Random(state: 99)
+        var base: [FixtureTensor] = [], tuned: [FixtureTensor] = []
+        for (index, shape) in [[600, 450], [40, 30], [30, 40], [64, 64]].enumerated() {
+            let values = (0..<(shape[0] * shape[1])).map { _ in 0.02 * random.next() }
+            let name = "model.layers.\(index).mlp.up_proj.weight"
+            base.append(FixtureTensor(name: name, dtype: .bf16, shape: shape, values: values))
+            tuned.append(FixtureTensor(name: name, dtype: .bf16, shape: shape, values: values.map { $0 + 1e-4 * random.next() }))
+        }
+        try Fixtures.write(path("base.safetensors"), base)
+        try Fixtures.write(path("tuned.safetensors"), tuned)
+        var outputs: [Data] = []
+        for environment in [["PRECLAB_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"],
+                            ["PRECLAB_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"]] {
+            let json = path("out-\(outputs.count).json")
+            let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "8",
+                                            "--rank", "8", "--json", json, "--quiet"], environment: environment)
+            XCTAssertEqual(result.status, 0, result.stderr)
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: json)))
+        }
+        XCTAssertEqual(outputs[0], outputs[1])
+        let row = try XCTUnwrap(tensor(try Fixtures.readJSON(path("out-0.json")), "model.layers.0.mlp.up_proj.weight"))
+        XCTAssertEqual(row["svd"]?.stringValue, "randomized")
     }
 
     /// Sparsity, NSS, principal angles and mask overlaps against numpy/scipy reading the

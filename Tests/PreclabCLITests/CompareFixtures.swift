@@ -20,6 +20,7 @@ struct FixtureTensor {
         for value in values {
             switch dtype {
             case .bf16: append(UInt64(FloatFormat.bf16.encode(value)), 2)
+            case .f16: append(UInt64(FloatFormat.fp16.encode(value)), 2)
             case .f32: append(UInt64(Float(value).bitPattern), 4)
             case .f64: append(value.bitPattern, 8)
             case .i64: append(UInt64(bitPattern: Int64(value)), 8)

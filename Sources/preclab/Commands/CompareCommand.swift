@@ -97,12 +97,22 @@ enum CompareCommand: Command {
         let tuned = try Checkpoint.open(paths[1])
         let inputs = paths + base.shards.map(\.path) + tuned.shards.map(\.path) + [base.indexPath, tuned.indexPath].compactMap { $0 }
         // Refuse outputs before the long computation, not after it.
+        if let jsonPath, jsonPath == csvPath {
+            throw PrecLabError.usage("preclab \(name): --json and --csv name the same file '\(jsonPath)'")
+        }
         for path in [jsonPath, csvPath].compactMap({ $0 }) {
             try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
         }
+        if let plotsPath {
+            for file in Report.plotNames {
+                try AtomicFileWriter.checkDestination(plotsPath + "/" + file, force: force, inputs: inputs)
+            }
+        }
         let include = try tensorFilter(settings.pattern, command: name)
 
-        var (pairs, skipped) = plan(base: base, tuned: tuned, include: include)
+        let planned = plan(base: base, tuned: tuned, include: include)
+        let pairs = planned.pairs
+        var skipped = planned.skipped
         if pairs.isEmpty {
             var message = "nothing to compare between \(paths[0]) and \(paths[1])"
             if let pattern = settings.pattern {
@@ -118,7 +128,6 @@ enum CompareCommand: Command {
         for row in rows where row.spectralNote != nil {
             skipped.append(Skip(name: row.name.name, scope: "spectral", reason: row.spectralNote!))
         }
-        pairs = []
 
         let report = Report(rows: rows, skipped: skipped, settings: settings, basePath: paths[0], tunedPath: paths[1])
         if let jsonPath { try report.json().write(to: jsonPath, force: force, inputs: inputs) }
@@ -314,25 +323,8 @@ extension CompareCommand {
             MatrixType.allCases.filter { type in rows.contains { $0.name.type == type } }
         }
 
-        /// Whether a measured value is within its bound, allowing float64 rounding
-        /// (1e-10 of the largest singular value for σ-based bounds, 1e-10 absolute for
-        /// NSS and sines).
-        static func holds(_ check: BoundCheck, scale: Double) -> Bool {
-            check.holds(tolerance: 1e-10 * max(scale, 1e-300))
-        }
-
-        func boundChecks(_ c: MatrixComparison) -> [(String, BoundCheck, Double)] {
-            let sigma = max(c.singularValuesBase.first ?? 0, c.singularValuesTuned.first ?? 0)
-            return [("weyl", c.bounds.weyl, sigma), ("mirsky", c.bounds.mirsky, sigma),
-                    ("nss_mirsky", c.bounds.nssMirsky, 1), ("wedin_u", c.bounds.wedinU, 1),
-                    ("wedin_v", c.bounds.wedinV, 1), ("ky_fan", c.bounds.kyFan, sigma * Double(c.k))]
-        }
-
         var violations: [(tensor: String, bound: String)] {
-            rows.flatMap { row -> [(tensor: String, bound: String)] in
-                guard let c = row.comparison else { return [] }
-                return boundChecks(c).filter { !Report.holds($0.1, scale: $0.2) }.map { (row.name.name, $0.0) }
-            }
+            rows.flatMap { row in (row.comparison?.boundViolations ?? []).map { (row.name.name, $0) } }
         }
 
         // MARK: JSON
@@ -385,55 +377,18 @@ extension CompareCommand {
             o["params"] = .int(row.params)
             o["changed"] = .int(row.changed)
             o["sparsity"] = .finite(row.sparsity)
-            let c = row.comparison
-            o["spectral"] = .bool(c != nil)
-            o["nss"] = Report.optional(c?.nss)
-            o["angle_u_max_deg"] = Report.optional(c?.angleUMaxDegrees)
-            o["angle_v_max_deg"] = Report.optional(c?.angleVMaxDegrees)
-            o["angle_u_mean_deg"] = Report.optional(c?.angleUMeanDegrees)
-            o["angle_v_mean_deg"] = Report.optional(c?.angleVMeanDegrees)
-            o["principal_overlap"] = Report.optional(c?.principalOverlap)
-            o["low_overlap"] = Report.optional(c?.lowOverlap)
-            o["control_overlap"] = Report.optional(c?.controlOverlap)
-            o["control_density"] = Report.optional(c?.controlDensity)
-            o["alpha"] = .number(settings.spectral.alpha)
-            o["k"] = .int(c?.k ?? settings.spectral.k)
-            o["rank"] = .int(c?.rank ?? settings.spectral.rank)
-            o["note"] = row.spectralNote.map { .string($0) } ?? .null
-            guard let c else { return o }
-            o["svd"] = .string(c.randomized ? "randomized" : "exact")
-            o["energy_top_k"] = Report.optional(c.energyTopK)
-            o["delta_frobenius"] = .finite(c.deltaFrobenius)
-            o["delta_spectral"] = .finite(c.deltaSpectral)
-            o["stable_rank"] = Report.optional(c.stableRank)
-            o["base_frobenius"] = .finite(c.baseFrobenius)
-            o["sigma_max_base"] = Report.optional(c.singularValuesBase.first)
-            o["sigma_max_tuned"] = Report.optional(c.singularValuesTuned.first)
-            o["principal_mask_size"] = .int(c.principalMaskSize)
-            o["low_mask_size"] = .int(c.lowMaskSize)
-            o["control_mask_size"] = .int(c.controlMaskSize)
-            o["row_ratio"] = .object(ratioJSON(c.rowRatios))
-            o["column_ratio"] = .object(ratioJSON(c.columnRatios))
-            var bounds = JSONObject()
-            for (key, check, scale) in boundChecks(c) {
-                var b = JSONObject([("measured", .finite(check.measured)), ("bound", Report.optional(check.bound))])
-                if key.hasPrefix("wedin") {
-                    b["vacuous"] = .bool(check.vacuous)
-                    b["gap"] = Report.optional(c.bounds.wedinGap)
-                    b["gap_base"] = Report.optional(c.bounds.baseGap)
-                }
-                b["holds"] = .bool(Report.holds(check, scale: scale))
-                bounds[key] = .object(b)
+            o["spectral"] = .bool(row.comparison != nil)
+            if let c = row.comparison {
+                for (key, value) in c.jsonFields().pairs { o[key] = value }
+            } else {
+                for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
+                            "principal_overlap", "low_overlap", "control_overlap"] { o[key] = .null }
+                o["alpha"] = .number(settings.spectral.alpha)
+                o["k"] = .int(settings.spectral.k)
+                o["rank"] = .int(settings.spectral.rank)
             }
-            o["bounds"] = .object(bounds)
-            o["angles_u_deg"] = .array(c.anglesU.map { .finite($0 * 180 / .pi) })
-            o["angles_v_deg"] = .array(c.anglesV.map { .finite($0 * 180 / .pi) })
+            o["note"] = row.spectralNote.map { .string($0) } ?? .null
             return o
-        }
-
-        func ratioJSON(_ r: RatioSummary) -> JSONObject {
-            JSONObject([("mean", .finite(r.mean)), ("min", .finite(r.minimum)), ("max", .finite(r.maximum)),
-                        ("std", .finite(r.standardDeviation)), ("cv", Report.optional(r.coefficientOfVariation))])
         }
 
         func summaryJSON(_ s: WeightedSummary) -> JSONObject {
@@ -528,6 +483,9 @@ extension CompareCommand {
         }
 
         // MARK: Plots
+
+        /// The files `plots()` writes (checked for overwrites before computing).
+        static let plotNames = ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg"]
 
         func plots() -> [(name: String, file: any ReportFile)] {
             let spectral = rows.filter { $0.comparison != nil }

@@ -11,7 +11,7 @@ enum ConsistencyCommand: Command {
     static let name = "consistency"
     static let summary = "cross-run Jaccard of update masks vs the Bernoulli baseline, consensus"
     static let help = """
-    usage: preclab consistency --base BASE RUN RUN... [--dtype bf16] [--tensors REGEX]
+    usage: preclab consistency --base BASE RUN RUN... [--dtype bf16] [--tensors REGEX] [--quiet]
                                [--json FILE] [--plots DIR [--heatmap TENSOR]] [--force]
 
     BASE and every RUN are safetensors files, sharded checkpoints or directories. For

@@ -1,0 +1,69 @@
+import PrecLabSupport
+
+extension MatrixComparison {
+    /// Each bound with its name as in the JSON and whether it holds within float64
+    /// rounding: 1e-10 · max(σ_1(W0), σ_1(W1)) for the σ-based bounds (times k for Ky
+    /// Fan), 1e-10 for NSS and sines.
+    public var boundChecks: [(name: String, check: BoundCheck, holds: Bool)] {
+        let sigma = max(singularValuesBase.first ?? 0, singularValuesTuned.first ?? 0)
+        let scaled: [(String, BoundCheck, Double)] = [
+            ("weyl", bounds.weyl, sigma), ("mirsky", bounds.mirsky, sigma), ("nss_mirsky", bounds.nssMirsky, 1),
+            ("wedin_u", bounds.wedinU, 1), ("wedin_v", bounds.wedinV, 1), ("ky_fan", bounds.kyFan, sigma * Double(k)),
+        ]
+        return scaled.map { ($0.0, $0.1, $0.1.holds(tolerance: 1e-10 * max($0.2, 1e-300))) }
+    }
+
+    /// Names of the bounds the measurements exceed (empty unless something is wrong).
+    public var boundViolations: [String] { boundChecks.filter { !$0.holds }.map(\.name) }
+
+    /// The spectral metrics as JSON fields (the names `preclab compare --json` uses for
+    /// each tensor), so that every command reporting them spells them the same way.
+    public func jsonFields() -> JSONObject {
+        func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
+        func ratios(_ r: RatioSummary) -> JSONValue {
+            .object(JSONObject([("mean", .finite(r.mean)), ("min", .finite(r.minimum)), ("max", .finite(r.maximum)),
+                                ("std", .finite(r.standardDeviation)), ("cv", optional(r.coefficientOfVariation))]))
+        }
+        var o = JSONObject()
+        o["nss"] = optional(nss)
+        o["angle_u_max_deg"] = .finite(angleUMaxDegrees)
+        o["angle_v_max_deg"] = .finite(angleVMaxDegrees)
+        o["angle_u_mean_deg"] = .finite(angleUMeanDegrees)
+        o["angle_v_mean_deg"] = .finite(angleVMeanDegrees)
+        o["principal_overlap"] = optional(principalOverlap)
+        o["low_overlap"] = optional(lowOverlap)
+        o["control_overlap"] = optional(controlOverlap)
+        o["control_density"] = .finite(controlDensity)
+        o["alpha"] = .number(alpha)
+        o["k"] = .int(k)
+        o["rank"] = .int(rank)
+        o["svd"] = .string(randomized ? "randomized" : "exact")
+        o["energy_top_k"] = optional(energyTopK)
+        o["delta_frobenius"] = .finite(deltaFrobenius)
+        o["delta_spectral"] = .finite(deltaSpectral)
+        o["stable_rank"] = optional(stableRank)
+        o["base_frobenius"] = .finite(baseFrobenius)
+        o["sigma_max_base"] = optional(singularValuesBase.first)
+        o["sigma_max_tuned"] = optional(singularValuesTuned.first)
+        o["principal_mask_size"] = .int(principalMaskSize)
+        o["low_mask_size"] = .int(lowMaskSize)
+        o["control_mask_size"] = .int(controlMaskSize)
+        o["row_ratio"] = ratios(rowRatios)
+        o["column_ratio"] = ratios(columnRatios)
+        var all = JSONObject()
+        for (name, check, holds) in boundChecks {
+            var b = JSONObject([("measured", .finite(check.measured)), ("bound", optional(check.bound))])
+            if name.hasPrefix("wedin") {
+                b["vacuous"] = .bool(check.vacuous)
+                b["gap"] = optional(bounds.wedinGap)
+                b["gap_base"] = optional(bounds.baseGap)
+            }
+            b["holds"] = .bool(holds)
+            all[name] = .object(b)
+        }
+        o["bounds"] = .object(all)
+        o["angles_u_deg"] = .array(anglesU.map { .finite(degrees($0)) })
+        o["angles_v_deg"] = .array(anglesV.map { .finite(degrees($0)) })
+        return o
+    }
+}
