@@ -60,35 +60,10 @@ struct ReplaySpectral {
         return .object(object)
     }
 
+    /// The metrics with the field names `preclab compare` uses, plus the update count.
     static func json(_ comparison: MatrixComparison) -> JSONValue {
-        func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
-        var object = JSONObject()
-        object["changed"] = .int(comparison.changed)
-        object["nss"] = optional(comparison.nss)
-        object["angle_u_max_deg"] = .finite(comparison.angleUMaxDegrees)
-        object["angle_v_max_deg"] = .finite(comparison.angleVMaxDegrees)
-        object["angle_u_mean_deg"] = .finite(comparison.angleUMeanDegrees)
-        object["angle_v_mean_deg"] = .finite(comparison.angleVMeanDegrees)
-        object["principal_overlap"] = optional(comparison.principalOverlap)
-        object["low_overlap"] = optional(comparison.lowOverlap)
-        object["control_overlap"] = optional(comparison.controlOverlap)
-        object["energy_top_k"] = optional(comparison.energyTopK)
-        object["delta_frobenius"] = .finite(comparison.deltaFrobenius)
-        object["delta_spectral"] = .finite(comparison.deltaSpectral)
-        object["stable_rank"] = optional(comparison.stableRank)
-        object["alpha"] = .finite(comparison.alpha)
-        object["k"] = .int(comparison.k)
-        object["rank"] = .int(comparison.rank)
-        object["randomized_svd"] = .bool(comparison.randomized)
-        var bounds = JSONObject()
-        for (name, check) in [("weyl", comparison.bounds.weyl), ("mirsky", comparison.bounds.mirsky),
-                              ("nss_mirsky", comparison.bounds.nssMirsky), ("wedin_u", comparison.bounds.wedinU),
-                              ("wedin_v", comparison.bounds.wedinV), ("ky_fan", comparison.bounds.kyFan)] {
-            bounds[name] = .object(JSONObject([("measured", .finite(check.measured)),
-                                               ("bound", check.bound.map { .finite($0) } ?? .null),
-                                               ("vacuous", .bool(check.vacuous))]))
-        }
-        object["bounds"] = .object(bounds)
+        var object = JSONObject([("changed", .int(comparison.changed))])
+        for (key, value) in comparison.jsonFields().pairs { object[key] = value }
         return .object(object)
     }
 
