@@ -43,7 +43,7 @@ let package = Package(
         // Synthetic update streams: base weights with a realistic spectrum and
         // simulated AdamW steps (rl / sft / noise profiles) for experiments and the demo.
         .target(name: "PrecLabSynth",
-                dependencies: ["PrecLabSupport", "PrecLabFiles", "CLapack"],
+                dependencies: ["PrecLabSupport", "PrecLabFiles", "PrecLabFormats", "CLapack"],
                 swiftSettings: numericSettings),
         // Terminal tables, JSON, CSV and SVG plots.
         .target(name: "PrecLabReports", dependencies: ["PrecLabSupport"]),

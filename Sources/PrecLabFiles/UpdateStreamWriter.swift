@@ -162,17 +162,7 @@ public final class UpdateStreamWriter {
     }
 
     private func writeDirect(_ bytes: UnsafeRawBufferPointer) throws {
-        guard var base = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let written = Glibc.write(descriptor, base, remaining)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw PrecLabError.badData("\(path): write failed: \(errnoText())")
-            }
-            remaining -= written
-            base += written
-        }
+        try writeAll(descriptor: descriptor, bytes, path: path)
     }
 
     private func concatenated(_ tensors: [[Float]]) throws -> [Float] {

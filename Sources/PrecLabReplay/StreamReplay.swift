@@ -124,7 +124,7 @@ public enum CheckpointBase {
     public static func load(_ path: String, for tensors: [ReplayTensor]) throws -> [Float] {
         let checkpoint = try Checkpoint.open(path)
         var problems: [String] = []
-        var found: [(CheckpointTensor, FloatFormat?)] = []
+        var found: [CheckpointTensor] = []
         for tensor in tensors {
             guard let stored = checkpoint.tensor(named: tensor.name) else {
                 problems.append("tensor '\(tensor.name)' is missing from the checkpoint")
@@ -138,12 +138,7 @@ public enum CheckpointBase {
                 problems.append("tensor '\(tensor.name)': dtype \(stored.dtype.name) is not a byte-sized float type")
                 continue
             }
-            let format = stored.dtype == .f64 ? nil : try? FloatFormat.named(stored.dtype.name)
-            if stored.dtype != .f64, format == nil {
-                problems.append("tensor '\(tensor.name)': dtype \(stored.dtype.name) cannot be decoded")
-                continue
-            }
-            found.append((stored, format))
+            found.append(stored)
         }
         guard problems.isEmpty else {
             throw PrecLabError.badData("\(path): base checkpoint does not match the stream: "
@@ -151,21 +146,12 @@ public enum CheckpointBase {
         }
         var values: [Float] = []
         values.reserveCapacity(tensors.reduce(0) { $0 + $1.count })
-        for (stored, format) in found {
-            let bytes = checkpoint.bytes(of: stored)
-            let count = stored.info.elementCount
-            if let format {
-                let width = format.storageBytes
-                for index in 0..<count {
-                    var code: UInt32 = 0
-                    for byte in 0..<width { code |= UInt32(bytes[index * width + byte]) << (8 * byte) }
-                    values.append(format.decodeFloat(code))
-                }
-            } else {
-                // F64: rounded to the nearest fp32, as `tensor.float()` does.
-                for index in 0..<count {
-                    values.append(Float(bytes.loadUnaligned(fromByteOffset: index * 8, as: Double.self)))
-                }
+        for stored in found {
+            do {
+                values += try StoredTensorDecoding.floats(checkpoint.bytes(of: stored), dtypeName: stored.dtype.name,
+                                                          count: stored.info.elementCount)
+            } catch let error as PrecLabError {
+                throw PrecLabError.badData("\(path): tensor '\(stored.name)': \(error.description)")
             }
         }
         return values

@@ -119,17 +119,7 @@ public final class AtomicFileWriter {
     }
 
     private func writeFully(_ bytes: UnsafeRawBufferPointer) throws {
-        guard var base = bytes.baseAddress else { return }
-        var remaining = bytes.count
-        while remaining > 0 {
-            let written = Glibc.write(descriptor, base, remaining)
-            if written < 0 {
-                if errno == EINTR { continue }
-                throw PrecLabError.badData("\(path): write failed: \(errnoText())")
-            }
-            remaining -= written
-            base += written
-        }
+        try writeAll(descriptor: descriptor, bytes, path: path)
     }
 
     /// Writes a whole file atomically in one call.
@@ -146,6 +136,21 @@ public final class AtomicFileWriter {
         text: String, to path: String, force: Bool = false, inputs: [String] = []
     ) throws {
         try write(Array(text.utf8), to: path, force: force, inputs: inputs)
+    }
+}
+
+/// Writes every byte to a file descriptor, retrying short writes and EINTR.
+public func writeAll(descriptor: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    guard var base = bytes.baseAddress else { return }
+    var remaining = bytes.count
+    while remaining > 0 {
+        let written = Glibc.write(descriptor, base, remaining)
+        if written < 0 {
+            if errno == EINTR { continue }
+            throw PrecLabError.badData("\(path): write failed: \(errnoText())")
+        }
+        remaining -= written
+        base += written
     }
 }
 

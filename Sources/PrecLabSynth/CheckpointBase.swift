@@ -1,4 +1,5 @@
 import PrecLabFiles
+import PrecLabFormats
 import PrecLabSupport
 
 /// Base weights taken from a checkpoint instead of generated: its 2-D floating-point
@@ -36,29 +37,16 @@ public enum CheckpointBase {
         return sources
     }
 
-    /// Little-endian values of `dtype` as fp32.
+    /// Little-endian values of `dtype` as fp32 (through the formats module's decoder).
     static func decode(_ bytes: UnsafeRawBufferPointer, dtype: TensorDType, count: Int,
                        name: String, path: String) throws -> [Float] {
-        guard let width = dtype.byteWidth, bytes.count == count * width else {
-            throw PrecLabError.badData("\(path): tensor \(name) holds \(bytes.count) bytes, expected \(count) \(dtype.name) values")
+        guard [.f32, .bf16, .f16, .f64].contains(dtype) else {
+            throw PrecLabError.badData("\(path): tensor \(name) is \(dtype.name), which synth cannot read")
         }
-        var values = [Float](repeating: 0, count: count)
-        for i in 0 ..< count {
-            switch dtype {
-            case .f32:
-                values[i] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-            case .bf16:
-                let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                values[i] = Float(bitPattern: UInt32(bits) << 16)
-            case .f16:
-                let bits = UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                values[i] = Float(Float16(bitPattern: bits))
-            case .f64:
-                values[i] = Float(Double(bitPattern: UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-            default:
-                throw PrecLabError.badData("\(path): tensor \(name) is \(dtype.name), which synth cannot read")
-            }
+        do {
+            return try StoredTensorDecoding.floats(bytes, dtypeName: dtype.name, count: count)
+        } catch let error as PrecLabError {
+            throw PrecLabError.badData("\(path): tensor \(name): \(error.description)")
         }
-        return values
     }
 }
