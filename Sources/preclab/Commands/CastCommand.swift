@@ -136,7 +136,7 @@ enum CastCommand: Command {
                         rounding: rounding, key: key, sink: sink)
         }
         Console.endProgress()
-        var summary = "cast \(total) tensors to \(target.name) (\(format.name), rounding \(mode.rawValue)"
+        var summary = "cast \(total) tensor\(total == 1 ? "" : "s") to \(target.name) (\(format.name), rounding \(mode.rawValue)"
         if mode == .stochastic { summary += ", seed \(seed)" }
         if rounding.saturate { summary += ", saturating" }
         if rounding.flushSubnormals { summary += ", flushing subnormals" }
@@ -175,9 +175,15 @@ enum CastCommand: Command {
                                           bitWidth: dtype.bitWidth, into: unpacked)
                     slice = UnsafeRawBufferPointer(unpacked)
                 }
-                let view = UnsafeMutableBufferPointer(rebasing: values[0..<n])
-                sourceFormat.decode(slice, into: view)
-                format.encode(UnsafeBufferPointer(view), into: codeBytes, rounding, key: key, firstIndex: start)
+                if dtype == .f32, let base = slice.baseAddress, Int(bitPattern: base) % 4 == 0 {
+                    // Aligned F32 (what the reference writer produces): encode in place.
+                    let floats = UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: n)
+                    format.encode(floats, into: codeBytes, rounding, key: key, firstIndex: start)
+                } else {
+                    let view = UnsafeMutableBufferPointer(rebasing: values[0..<n])
+                    sourceFormat.decode(slice, into: view)
+                    format.encode(UnsafeBufferPointer(view), into: codeBytes, rounding, key: key, firstIndex: start)
+                }
             } else {
                 // F64: encode from Double directly, in parallel fixed chunks.
                 let shared = UnsafeSendable((bytes, codeBytes))
