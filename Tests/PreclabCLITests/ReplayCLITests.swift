@@ -123,6 +123,48 @@ final class ReplayCLITests: XCTestCase {
         XCTAssertEqual(try CLIRunner.run(["replay", stream, "--spectral", "--alpha", "1.5"]).status, 2)
     }
 
+    /// A real PyTorch AdamW loop recorded with tools/preclab_record.py replays with its
+    /// FINL reproduced bit for bit. Needs torch: set PRECLAB_PYTHON to an interpreter
+    /// that has it (skipped otherwise; CI need not have torch).
+    func testReplayOfARealPyTorchRecording() throws {
+        let python = ProcessInfo.processInfo.environment["PRECLAB_PYTHON"] ?? "python3"
+        let probe = Process()
+        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        probe.arguments = [python, "-c", "import torch"]
+        probe.standardError = FileHandle.nullDevice
+        try probe.run()
+        probe.waitUntilExit()
+        try XCTSkipIf(probe.terminationStatus != 0, "torch is not importable by \(python); set PRECLAB_PYTHON")
+        let script = """
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        import torch
+        from preclab_record import TorchUpdateRecorder
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.GELU(), torch.nn.Linear(64, 16))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        recorder = TorchUpdateRecorder(optimizer, sys.argv[2], dict(model.named_parameters()))
+        x, y = torch.randn(128, 32), torch.randn(128, 16)
+        for _ in range(30):
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            recorder.step()
+            optimizer.zero_grad()
+        recorder.close()
+        """
+        let scriptPath = path("train.py"), stream = path("torch.bin")
+        try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let train = Process()
+        train.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        train.arguments = [python, scriptPath, CLIRunner.packageRoot.appendingPathComponent("tools").path, stream]
+        try train.run()
+        train.waitUntilExit()
+        XCTAssertEqual(train.terminationStatus, 0)
+        let result = try CLIRunner.run(["replay", stream, "--dtype", "bf16", "--json", path("torch.json")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("fp32 replay matches FINL bit for bit"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("0.weight"), result.stdout)
+    }
+
     func testFinalMismatchIsBadData() throws {
         let (stream, _) = try writeStream("bad-final.bin", corruptFinal: true)
         let result = try CLIRunner.run(["replay", stream, "--quiet", "--json", path("never.json")])
