@@ -85,11 +85,18 @@ public struct MatrixComparison: Sendable {
     /// `updateMask` is M over row-major positions, normally from bit inequality of the
     /// stored low-precision codes; when nil, M is where the float64 values differ.
     /// Throws bad data for non-finite input or a LAPACK failure.
+    ///
+    /// The OpenBLAS thread count is first set to `BLASThreads.threads(rows:columns:)`
+    /// (when it is not already that), so a direct caller gets the same bits on any
+    /// machine. Several comparisons at once must go through `SpectralScheduler`, which
+    /// sets the same counts and runs large matrices one at a time.
     public init(base: Matrix, tuned: Matrix, updateMask: BitMask? = nil,
                 options: SpectralOptions = SpectralOptions()) throws {
         precondition(base.rows == tuned.rows && base.columns == tuned.columns, "shape mismatch")
         precondition(options.alpha >= 0 && options.alpha <= 1, "alpha outside [0, 1]")
         let m = base.rows, n = base.columns
+        let blasThreads = BLASThreads.threads(rows: m, columns: n)
+        if BLASThreads.current != blasThreads { BLASThreads.set(blasThreads) }
         let full = min(m, n)
         rows = m
         columns = n

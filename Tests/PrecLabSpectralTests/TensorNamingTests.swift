@@ -119,6 +119,28 @@ final class SchedulerTests: XCTestCase {
     }
 }
 
+final class DirectCallThreadTests: XCTestCase {
+    /// A direct MatrixComparison (no scheduler) fixes the BLAS thread count itself, so
+    /// whatever count was set before, the bits are the same (this OpenBLAS gives other
+    /// bits with 1 and 2 threads for matrices this size).
+    func testDirectCallsIgnorePreviousBLASThreadCount() throws {
+        let base = TestMatrices.random(rows: 600, columns: 500, seed: 31)
+        let tuned = base + TestMatrices.random(rows: 600, columns: 500, seed: 32, scale: 1e-3)
+        let options = SpectralOptions(k: 8, rank: 8)
+        let previous = BLASThreads.current
+        defer { BLASThreads.set(previous) }
+        BLASThreads.set(1)
+        let first = try MatrixComparison(base: base, tuned: tuned, options: options)
+        XCTAssertEqual(BLASThreads.current, BLASThreads.largeMatrixThreads)
+        BLASThreads.set(2)
+        let second = try MatrixComparison(base: base, tuned: tuned, options: options)
+        XCTAssertEqual(first.singularValuesBase, second.singularValuesBase)
+        XCTAssertEqual(first.anglesU, second.anglesU)
+        XCTAssertEqual(first.nss, second.nss)
+        XCTAssertEqual(first.energyTopK, second.energyTopK)
+    }
+}
+
 private final class Slots: @unchecked Sendable {
     private let lock = NSLock()
     private var stored: [MatrixComparison?]
