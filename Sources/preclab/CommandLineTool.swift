@@ -7,6 +7,7 @@ enum CommandLineTool {
         InspectCommand.self,
         SynthCommand.self,
         ReplayCommand.self,
+        SweepCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {
