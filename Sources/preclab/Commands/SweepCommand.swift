@@ -66,7 +66,7 @@ enum SweepCommand: Command {
             if !quiet { Console.error("preclab sweep \(experiment.name): \(message)") }
         }
         let results = try runner.run()
-        let report = SweepReport(experiment: experiment, results: results, source: file)
+        let report = SweepReport(experiment: experiment, results: results, source: file, outputDirectory: directoryPath)
         let directory = try ReportDirectory(path: directoryPath, force: force, inputs: [file])
         try directory.write(report.files())
         if !quiet {
