@@ -1,3 +1,4 @@
+import Foundation
 import PrecLabReplay
 import PrecLabReports
 import PrecLabSupport
@@ -366,8 +367,12 @@ struct SweepReport {
         if hasSpectral {
             header += ["NSS", "max angle (°)", "principal overlap", "low-|W0| overlap", "null low-|W0| overlap", "energy top-k"]
         }
-        var lines = ["| " + header.joined(separator: " | ") + " |",
-                     "|" + header.map { _ in " ---: |" }.joined()]
+        // A "|" inside a cell would end it: escape it.
+        func row(_ cells: [String]) -> String {
+            "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"
+        }
+        var lines = [row(header),
+                     "|" + axes.map { _ in " :--- |" }.joined() + header.dropFirst(axes.count).map { _ in " ---: |" }.joined()]
         for result in results {
             let replay = result.replay
             var cells = axes.map { result.point.value($0)?.text ?? "" }
@@ -385,7 +390,7 @@ struct SweepReport {
                           nullLow.map { $0.isNaN ? "" : NumberFormat.fixed($0, decimals: 3) } ?? "",
                           pooled.energyTopK.map { NumberFormat.fixed($0, decimals: 3) } ?? ""]
             }
-            lines.append("| " + cells.joined(separator: " | ") + " |")
+            lines.append(row(cells))
         }
         return lines
     }
