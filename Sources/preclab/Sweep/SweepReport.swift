@@ -252,9 +252,11 @@ struct SweepReport {
             let weights = result.replay.totalMagnitudeHistogram
             let bins = (2..<(weights.count - 1)).filter { weights[$0] > 0 }
             let x = bins.map { Double(MagnitudeOctave.exponent(ofBin: $0)) }
-            var series: [(String, [Int])] = result.replay.configuration.policies.filter { $0 != .fp32 }.map {
-                ($0.rawValue, result.replay.total($0).visibleByMagnitude)
-            }
+            // With several points, only master against the null model keeps the plot readable
+            // (every policy is in magnitude.csv).
+            let stored = result.replay.configuration.policies.filter { $0 != .fp32 }
+            let shown = results.count > 1 && stored.contains(.master) ? [.master] : stored
+            var series: [(String, [Int])] = shown.map { ($0.rawValue, result.replay.total($0).visibleByMagnitude) }
             if let null = result.nullByMagnitude { series.append(("null (permuted)", null)) }
             for (name, visible) in series {
                 plot.addSeries(key.isEmpty ? name : "\(name) · \(key)", x: x,
