@@ -163,6 +163,18 @@ final class SweepCLITests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: again + "/summary.csv")),
                        try Data(contentsOf: URL(fileURLWithPath: out + "/summary.csv")))
         XCTAssertEqual(contents(again + "/streams").count, 2)
+        // Kept streams are outputs too: a second run needs --force.
+        let third = try CLIRunner.run(["sweep", experiment, "--out", path("third"), "--keep-streams", "--quiet"])
+        XCTAssertEqual(third.status, 0, third.stderr)
+        let streamNames = contents(path("third") + "/streams")
+        for name in contents(path("third")) where name != "streams" {
+            try FileManager.default.removeItem(atPath: path("third") + "/" + name)
+        }
+        let refused = try CLIRunner.run(["sweep", experiment, "--out", path("third"), "--keep-streams", "--quiet"])
+        XCTAssertEqual(refused.status, 2, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("streams/"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("third") + "/summary.csv"))
+        XCTAssertEqual(contents(path("third") + "/streams"), streamNames)
     }
 
     func testBadExperimentFilesExitOneAndWriteNothing() throws {

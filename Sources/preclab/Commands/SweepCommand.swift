@@ -55,15 +55,15 @@ enum SweepCommand: Command {
         for name in SweepReport.fileNames(for: experiment) {
             try AtomicFileWriter.checkDestination(directoryPath + "/" + name, force: force, inputs: [file])
         }
-        var keepIn: String? = nil
-        if arguments.flag("--keep-streams") {
-            let streams = directoryPath + "/streams"
-            _ = try ReportDirectory(path: streams, force: force)
-            keepIn = streams
-        }
-
-        let runner = SweepRunner(experiment: experiment, keepStreamsIn: keepIn, threads: threads) { message in
+        let keepIn: String? = arguments.flag("--keep-streams") ? directoryPath + "/streams" : nil
+        let runner = SweepRunner(experiment: experiment, keepStreamsIn: keepIn, force: force, threads: threads) { message in
             if !quiet { Console.error("preclab sweep \(experiment.name): \(message)") }
+        }
+        if let keepIn {
+            for name in runner.streamFileNames {
+                try AtomicFileWriter.checkDestination(keepIn + "/" + name, force: force, inputs: [file])
+            }
+            _ = try ReportDirectory(path: keepIn, force: force)
         }
         let results = try runner.run()
         let report = SweepReport(experiment: experiment, results: results, source: file, outputDirectory: directoryPath)

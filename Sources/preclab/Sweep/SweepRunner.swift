@@ -30,13 +30,26 @@ struct SweepRunner {
     let experiment: Experiment
     /// Where kept streams go (`--keep-streams`); nil deletes them.
     let keepStreamsIn: String?
+    /// Replace kept streams that already exist.
+    let force: Bool
     let threads: Int
     let progress: (String) -> Void
 
+    /// The distinct streams of the grid, in order of first use.
+    var recipes: [Experiment.StreamRecipe] {
+        var recipes: [Experiment.StreamRecipe] = []
+        for point in experiment.points where !recipes.contains(point.stream) { recipes.append(point.stream) }
+        return recipes
+    }
+
+    /// The file names of the streams, in `recipes` order.
+    var streamFileNames: [String] {
+        recipes.enumerated().map { SweepRunner.streamFileName(experiment: experiment.name, index: $0, recipe: $1) }
+    }
+
     func run() throws -> [SweepPointResult] {
         let points = experiment.points
-        var recipes: [Experiment.StreamRecipe] = []
-        for point in points where !recipes.contains(point.stream) { recipes.append(point.stream) }
+        let recipes = self.recipes
 
         let scratch = try keepStreamsIn ?? SweepRunner.makeScratchDirectory()
         defer { if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: scratch) } }
@@ -71,7 +84,7 @@ struct SweepRunner {
                                         rows: shape.rows, columns: shape.columns)
         }
         let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
-        let file = try UpdateStreamFileSink(path: path, force: keepStreamsIn != nil)
+        let file = try UpdateStreamFileSink(path: path, force: force)
         var sink = CapturingSink(inner: file, capture: keepWeights)
         try generator.generate(into: &sink, extraMetadata: [("experiment", experiment.name)])
         try file.close()
