@@ -235,6 +235,11 @@ final class SweepCLITests: XCTestCase {
         XCTAssertEqual(try CLIRunner.run(["sweep", path("missing.json"), "--out", path("o")]).status, 2)
         XCTAssertEqual(try CLIRunner.run(["sweep", experiment, "--out", path("o"), "--threads", "0"]).status, 2)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("o")))
+        let file = try write("not a directory", to: "plain")
+        let notDirectory = try CLIRunner.run(["sweep", experiment, "--out", file])
+        XCTAssertEqual(notDirectory.status, 2, notDirectory.stderr)
+        XCTAssertTrue(notDirectory.stderr.contains("not a directory"), notDirectory.stderr)
+        XCTAssertFalse(notDirectory.stderr.contains("synth"), "refused before any work: \(notDirectory.stderr)")
     }
 
     func testExistingOutputNeedsForce() throws {

@@ -1,3 +1,4 @@
+import Foundation
 import PrecLabReports
 import PrecLabSupport
 
@@ -50,8 +51,12 @@ enum SweepCommand: Command {
         let quiet = arguments.flag("--quiet")
         let experiment = try ExperimentParser.load(path: file)
 
-        // Refuse existing outputs before any work.
+        // Refuse existing outputs (and an output path that is a file) before any work.
         let directoryPath = out.hasSuffix("/") ? String(out.dropLast()) : out
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directoryPath, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw PrecLabError.usage("\(directoryPath): exists and is not a directory (--out needs a directory)")
+        }
         for name in SweepReport.fileNames(for: experiment) {
             try AtomicFileWriter.checkDestination(directoryPath + "/" + name, force: force, inputs: [file])
         }
