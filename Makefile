@@ -9,7 +9,16 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo bench fuzz clean deps
+.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps
+
+# The demo: two small synthetic streams (rl and sft profiles) replayed in bf16.
+DEMO_DIR    := results/demo
+DEMO_TMP    := results/tmp/demo
+DEMO_SHAPES := 256x256,256x512
+DEMO_STEPS  := 200
+DEMO_LR     := 1e-6
+# Every experiment file; `make sweep-NAME` runs experiments/NAME.json into results/NAME/.
+EXPERIMENTS := $(basename $(notdir $(wildcard experiments/*.json)))
 
 all: build
 
@@ -42,9 +51,29 @@ test-python:
 test-exhaustive: deps
 	PRECLAB_EXHAUSTIVE=1 $(SWIFT) test -c release -Xswiftc -enable-testing --filter Exhaustive
 
+# Synthesises an rl and an sft stream (about 160 MB each, in results/tmp/, deleted at
+# the end even on failure), replays both in bf16 under every policy with the permuted
+# null model, prints the tables and writes them with CSV and SVG plots to results/demo/.
 demo: build
-	$(PRECLAB) formats
-	$(PRECLAB) round 1 1.00390625 1.01171875 3.14159265 -0.0 1e-40 nan --dtype bf16
+	@set -e; rm -rf $(DEMO_TMP); mkdir -p $(DEMO_TMP); trap 'rm -rf $(DEMO_TMP)' EXIT; \
+	for profile in rl sft; do \
+	  echo "== $$profile: preclab synth --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) --lr $(DEMO_LR) --profile $$profile"; \
+	  $(PRECLAB) synth -o $(DEMO_TMP)/$$profile.stream --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) \
+	    --lr $(DEMO_LR) --profile $$profile --quiet; \
+	  mkdir -p $(DEMO_DIR)/$$profile; \
+	  $(PRECLAB) replay $(DEMO_TMP)/$$profile.stream --dtype bf16 --null permute --force \
+	    --csv $(DEMO_DIR)/$$profile/replay.csv --plots $(DEMO_DIR)/$$profile > $(DEMO_TMP)/$$profile.txt; \
+	  cp $(DEMO_TMP)/$$profile.txt $(DEMO_DIR)/$$profile/tables.txt; \
+	  cat $(DEMO_DIR)/$$profile/tables.txt; echo; \
+	done; \
+	echo "wrote $(DEMO_DIR)/rl and $(DEMO_DIR)/sft (tables.txt, replay.csv, SVG plots); next: make -j2 sweep"
+
+# Every experiment, in parallel with `make -j2 sweep`.
+sweep: $(addprefix sweep-,$(EXPERIMENTS))
+
+sweep-%: build
+	@test -f experiments/$*.json || { echo "no experiment experiments/$*.json (have: $(EXPERIMENTS))"; exit 2; }
+	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
 bench: deps
 	$(SWIFT) build -c release --product preclab-bench

@@ -12,6 +12,7 @@ enum CommandLineTool {
         ReplayCommand.self,
         CompareCommand.self,
         ConsistencyCommand.self,
+        SweepCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {

@@ -1,0 +1,246 @@
+import Foundation
+import PrecLabFormats
+import PrecLabReplay
+import PrecLabSpectral
+import PrecLabSupport
+import PrecLabSynth
+
+/// Spectral metrics of one tensor's fp32 truth W0 -> W_T.
+struct TensorSpectralResult: Sendable {
+    var name: String
+    var rows: Int
+    var columns: Int
+    var comparison: MatrixComparison
+}
+
+/// Everything measured at one grid point.
+struct SweepPointResult: Sendable {
+    var point: Experiment.GridPoint
+    var replay: ReplayResult
+    /// Per tensor, when the experiment asks for spectral output.
+    var spectral: [TensorSpectralResult]?
+    /// Visible entries per |W0| octave (`MagnitudeBins`) of the permuted null model,
+    /// summed over tensors, when the experiment asks for magnitude output with the null model.
+    var nullByMagnitude: [Int]?
+}
+
+/// Runs an experiment: synthesises each distinct stream once into a scratch
+/// directory, replays it for every grid point that uses it, then deletes it.
+struct SweepRunner {
+    let experiment: Experiment
+    /// Where kept streams go (`--keep-streams`); nil deletes them.
+    let keepStreamsIn: String?
+    /// Replace kept streams that already exist.
+    let force: Bool
+    let threads: Int
+    let progress: (String) -> Void
+
+    /// The distinct streams of the grid, in order of first use.
+    var recipes: [Experiment.StreamRecipe] {
+        var recipes: [Experiment.StreamRecipe] = []
+        for point in experiment.points where !recipes.contains(point.stream) { recipes.append(point.stream) }
+        return recipes
+    }
+
+    /// The file names of the streams, in `recipes` order.
+    var streamFileNames: [String] {
+        recipes.enumerated().map { SweepRunner.streamFileName(experiment: experiment.name, index: $0, recipe: $1) }
+    }
+
+    func run() throws -> [SweepPointResult] {
+        let points = experiment.points
+        let recipes = self.recipes
+
+        let scratch = try keepStreamsIn ?? SweepRunner.makeScratchDirectory()
+        defer { if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: scratch) } }
+
+        var results: [SweepPointResult?] = Array(repeating: nil, count: points.count)
+        for (streamIndex, recipe) in recipes.enumerated() {
+            let users = points.filter { $0.stream == recipe }
+            let path = scratch + "/" + SweepRunner.streamFileName(experiment: experiment.name, index: streamIndex, recipe: recipe)
+            progress("stream \(streamIndex + 1)/\(recipes.count): synth \(recipe.profile.rawValue) lr \(Experiment.formatNumber(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)")
+            let captured = try synthesise(recipe, to: path, keepWeights: needsWeights)
+            for point in users {
+                progress("point \(point.index + 1)/\(points.count) [\(point.label)]: replay \(point.format.name)")
+                results[point.index] = try measure(point, streamPath: path, weights: captured)
+            }
+            if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: path) }
+        }
+        return results.map { $0! }
+    }
+
+    private var needsWeights: Bool {
+        experiment.outputs.contains(.spectral)
+            || (experiment.outputs.contains(.magnitude) && experiment.replay.nullPermute)
+    }
+
+    /// Writes the stream; returns W0 and W_T per tensor when `keepWeights`.
+    private func synthesise(_ recipe: Experiment.StreamRecipe, to path: String,
+                            keepWeights: Bool) throws -> CapturedWeights? {
+        let configuration = SynthConfiguration(steps: recipe.steps, learningRate: recipe.learningRate,
+                                               profile: recipe.profile, seed: recipe.seed, threads: threads)
+        let tensors = recipe.shapes.enumerated().map { index, shape in
+            SynthTensorSource.generated(name: SynthTensorSource.defaultName(index: index),
+                                        rows: shape.rows, columns: shape.columns)
+        }
+        let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
+        let file = try UpdateStreamFileSink(path: path, force: force)
+        var sink = CapturingSink(inner: file, capture: keepWeights)
+        try generator.generate(into: &sink, extraMetadata: [("experiment", experiment.name)])
+        try file.close()
+        guard keepWeights else { return nil }
+        return CapturedWeights(shapes: recipe.shapes, base: sink.base, final: sink.final)
+    }
+
+    private func measure(_ point: Experiment.GridPoint, streamPath: String,
+                         weights: CapturedWeights?) throws -> SweepPointResult {
+        let settings = experiment.replay
+        let configuration = ReplayConfiguration(format: point.format, seed: settings.seed, policies: settings.policies,
+                                                nullPermute: settings.nullPermute, threads: threads)
+        let options = StreamReplayOptions(curveEvery: settings.curveEvery)
+        let replay = try StreamReplay.run(path: streamPath, configuration: configuration, options: options)
+        var result = SweepPointResult(point: point, replay: replay, spectral: nil, nullByMagnitude: nil)
+        if let weights {
+            if let spectral = experiment.spectral, experiment.outputs.contains(.spectral) {
+                progress("point \(point.index + 1): spectral metrics (k \(spectral.k), rank \(spectral.rank))")
+                result.spectral = try weights.spectral(format: point.format, settings: spectral)
+            }
+            if experiment.outputs.contains(.magnitude), settings.nullPermute {
+                result.nullByMagnitude = weights.permutedNullByMagnitude(format: point.format, seed: settings.seed)
+            }
+        }
+        return result
+    }
+
+    static func streamFileName(experiment: String, index: Int, recipe: Experiment.StreamRecipe) -> String {
+        "\(experiment)-\(index)-\(recipe.profile.rawValue)-lr\(Experiment.formatNumber(recipe.learningRate))"
+            + "-\(recipe.steps)steps-seed\(recipe.seed).stream"
+    }
+
+    /// A fresh directory under $TMPDIR (or /tmp).
+    static func makeScratchDirectory() throws -> String {
+        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array((base + "/preclab-sweep-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard made != nil else {
+            throw PrecLabError.badData("\(base): cannot create a scratch directory for the streams: \(errnoText())")
+        }
+        return template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+    }
+}
+
+/// Forwards every record to the file sink, keeping copies of BASE and FINL.
+struct CapturingSink<Inner: UpdateStreamSink>: UpdateStreamSink {
+    var inner: Inner
+    let capture: Bool
+    private(set) var base: [[Float]] = []
+    private(set) var final: [[Float]] = []
+
+    init(inner: Inner, capture: Bool) {
+        self.inner = inner
+        self.capture = capture
+    }
+
+    mutating func begin(tensors: [StreamTensorInfo], metadata: [(key: String, value: String)]) throws {
+        try inner.begin(tensors: tensors, metadata: metadata)
+    }
+
+    mutating func writeBase(step: UInt64, tensors: [UnsafeBufferPointer<Float>]) throws {
+        try inner.writeBase(step: step, tensors: tensors)
+        if capture { base = tensors.map(Array.init) }
+    }
+
+    mutating func writeStep(_ step: UInt64, learningRate: Double, deltas: [UnsafeBufferPointer<Float>]) throws {
+        try inner.writeStep(step, learningRate: learningRate, deltas: deltas)
+    }
+
+    mutating func writeFinal(step: UInt64, tensors: [UnsafeBufferPointer<Float>]) throws {
+        try inner.writeFinal(step: step, tensors: tensors)
+        if capture { final = tensors.map(Array.init) }
+    }
+}
+
+/// W0 and W_T of every tensor of a stream (the fp32 truth).
+struct CapturedWeights: Sendable {
+    var shapes: [(rows: Int, columns: Int)]
+    var base: [[Float]]
+    var final: [[Float]]
+
+    /// MatrixComparison of W0 -> W_T in float64, with M = entries whose stored codes
+    /// in `format` (nearest-even) differ: the master policy's visible mask.
+    func spectral(format: FloatFormat, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
+        let options = SpectralOptions(k: settings.k, rank: settings.rank, alpha: settings.alpha)
+        return try shapes.indices.map { index in
+            let (rows, columns) = shapes[index]
+            let w0 = base[index], wT = final[index]
+            let mask = BitMask(w0.indices.map { format.encode(w0[$0]) != format.encode(wT[$0]) })
+            let comparison = try MatrixComparison(
+                base: Matrix(rows: rows, columns: columns, rowMajor: w0.map(Double.init)),
+                tuned: Matrix(rows: rows, columns: columns, rowMajor: wT.map(Double.init)),
+                updateMask: mask, options: options)
+            return TensorSpectralResult(name: SynthTensorSource.defaultName(index: index), rows: rows,
+                                        columns: columns, comparison: comparison)
+        }
+    }
+
+    /// The permutation null model by |W0| octave: ΔW = W_T - W0 shuffled among the
+    /// entries of each matrix (seeded Fisher-Yates, the same seeding as the replay's
+    /// null model, so the totals agree), visible where the stored code of W0 + ΔW_perm
+    /// differs from that of W0.
+    func permutedNullByMagnitude(format: FloatFormat, seed: UInt64) -> [Int] {
+        var counts = Array(repeating: 0, count: MagnitudeBins.binCount)
+        for index in shapes.indices {
+            let w0 = base[index], wT = final[index]
+            var delta = w0.indices.map { wT[$0] - w0[$0] }
+            var generator = SweepSplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)))
+            if delta.count > 1 {
+                for position in stride(from: delta.count - 1, to: 0, by: -1) {
+                    delta.swapAt(position, Int(generator.next(below: UInt64(position + 1))))
+                }
+            }
+            for entry in w0.indices where format.encode(w0[entry] + delta[entry]) != format.encode(w0[entry]) {
+                counts[MagnitudeOctave.bin(of: w0[entry])] += 1
+            }
+        }
+        return counts
+    }
+}
+
+/// The |W0| octave of a weight, with the bin layout of the replay's `MagnitudeBins`.
+enum MagnitudeOctave {
+    static func bin(of value: Float) -> Int {
+        let magnitude = abs(value)
+        if magnitude == 0 { return 0 }
+        guard magnitude.isFinite else { return MagnitudeBins.binCount - 1 }
+        let exponent = Int(magnitude.exponent)
+        if exponent < MagnitudeBins.lowestExponent { return 1 }
+        if exponent > MagnitudeBins.highestExponent { return MagnitudeBins.binCount - 1 }
+        return exponent - MagnitudeBins.lowestExponent + 2
+    }
+
+    /// The octave's lower end as a power of two, for bins 2 ..< binCount - 1.
+    static func exponent(ofBin bin: Int) -> Int { bin - 2 + MagnitudeBins.lowestExponent }
+}
+
+/// SplitMix64 with Lemire's unbiased bounded draw: the permutation generator.
+struct SweepSplitMix64 {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func next(below bound: UInt64) -> UInt64 {
+        var product = next().multipliedFullWidth(by: bound)
+        if product.low < bound {
+            let threshold = (0 &- bound) % bound
+            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
+        }
+        return product.high
+    }
+}
