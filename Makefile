@@ -61,7 +61,7 @@ demo: build
 	  $(PRECLAB) synth -o $(DEMO_TMP)/$$profile.stream --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) \
 	    --lr $(DEMO_LR) --profile $$profile --quiet; \
 	  mkdir -p $(DEMO_DIR)/$$profile; \
-	  $(PRECLAB) replay $(DEMO_TMP)/$$profile.stream --dtype bf16 --null permute --force \
+	  $(PRECLAB) replay $(DEMO_TMP)/$$profile.stream --dtype bf16 --null permute --spectral --k 16 --rank 16 --force \
 	    --csv $(DEMO_DIR)/$$profile/replay.csv --plots $(DEMO_DIR)/$$profile > $(DEMO_TMP)/$$profile.txt; \
 	  cp $(DEMO_TMP)/$$profile.txt $(DEMO_DIR)/$$profile/tables.txt; \
 	  cat $(DEMO_DIR)/$$profile/tables.txt; echo; \
