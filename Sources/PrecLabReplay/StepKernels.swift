@@ -61,8 +61,12 @@ enum StepKernels {
     static func addRounded<Codec: StorageCodec>(
         _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int
     ) {
-        for index in 0..<length {
-            codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: 0)
+        if codec.pureIsNearest {
+            for index in 0..<length { codes[index] = codec.nearest(codec.decode(codes[index]) + update[index]) }
+        } else {
+            for index in 0..<length {
+                codes[index] = codec.pureRound(codec.decode(codes[index]) + update[index], random: 0)
+            }
         }
     }
 

@@ -17,6 +17,9 @@ protocol StorageCodec: Sendable {
     func decode(_ code: Code) -> Float
     /// Whether `pureRound` consumes random bits.
     var pureIsStochastic: Bool { get }
+    /// Whether `pureRound` is `nearest` (the kernels then use the nearest loop, which
+    /// vectorises without a per-element mode switch).
+    var pureIsNearest: Bool { get }
 }
 
 /// Any format through `FloatFormat`'s scalar paths.
@@ -34,6 +37,7 @@ struct GenericCodec<Code: FixedWidthInteger & UnsignedInteger & Sendable>: Stora
     }
 
     var pureIsStochastic: Bool { pureOptions.mode == .stochastic }
+    var pureIsNearest: Bool { pureOptions.mode == .nearestEven }
 
     @inline(__always) func nearest(_ value: Float) -> Code {
         Code(truncatingIfNeeded: format.encode(value, nearestOptions))
@@ -70,6 +74,7 @@ struct BFloat16Codec: StorageCodec {
     }
 
     var pureIsStochastic: Bool { generic.pureIsStochastic }
+    var pureIsNearest: Bool { generic.pureIsNearest }
 
     /// Branch-free so loops vectorise: NaN keeps its sign and top payload bits and is
     /// quieted (the formats module's rule; the tests compare every NaN class).
