@@ -177,15 +177,18 @@ struct FinalAnalysis<Codec: StorageCodec> {
         }
         var visible = [Bool](repeating: false, count: count)
         var visibleCount = 0
+        var byMagnitude = Array(repeating: 0, count: MagnitudeBins.binCount)
         for local in 0..<count {
-            let moved = core.base[start + local] + delta[local]
-            if core.codec.nearest(moved) != core.storedBase[start + local] {
+            let w0 = core.base[start + local]
+            if core.codec.nearest(w0 + delta[local]) != core.storedBase[start + local] {
                 visible[local] = true
                 visibleCount += 1
+                byMagnitude[MagnitudeBins.bin(of: w0)] += 1
             }
         }
         let inLow = countsAtCuts(order: order, cuts: cuts, start: 0) { visible[$0] }
-        return NullModelMetrics(visibleChanged: visibleCount, visibleInLowMagnitude: inLow)
+        return NullModelMetrics(visibleChanged: visibleCount, visibleInLowMagnitude: inLow,
+                                visibleByMagnitude: byMagnitude)
     }
 }
 

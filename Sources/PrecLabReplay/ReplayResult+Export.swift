@@ -91,6 +91,7 @@ extension ReplayResult {
         entry["visible_changed"] = .int(null.visibleChanged)
         entry["sparsity"] = .finite(null.sparsity(params: params))
         entry["low_magnitude_overlap"] = .array(null.lowMagnitudeOverlap.map { .finite($0) })
+        entry["visible_by_magnitude"] = .array(null.visibleByMagnitude.map { .int($0) })
         return .object(entry)
     }
 

@@ -59,6 +59,8 @@ public struct PolicyMetrics: Sendable, Equatable {
 public struct NullModelMetrics: Sendable, Equatable {
     public var visibleChanged: Int
     public var visibleInLowMagnitude: [Int]
+    /// Visible entries per |W0| magnitude bin (`MagnitudeBins`).
+    public var visibleByMagnitude: [Int]
 
     public func sparsity(params: Int) -> Double {
         params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
@@ -112,7 +114,10 @@ public enum MagnitudeBins {
         return labels
     }
 
-    @inline(__always) static func bin(of value: Float) -> Int {
+    /// The octave's lower end as a power of two, for bins 2 ..< binCount - 1.
+    public static func exponent(ofBin bin: Int) -> Int { bin - 2 + lowestExponent }
+
+    @inline(__always) public static func bin(of value: Float) -> Int {
         let magnitude = abs(value)
         if magnitude == 0 { return 0 }
         guard magnitude.isFinite else { return binCount - 1 }
@@ -202,10 +207,12 @@ public struct ReplayResult: Sendable {
     public var totalNullModel: NullModelMetrics? {
         guard configuration.nullPermute else { return nil }
         var sum = NullModelMetrics(visibleChanged: 0,
-                                   visibleInLowMagnitude: Array(repeating: 0, count: configuration.lowMagnitudeAlphas.count))
+                                   visibleInLowMagnitude: Array(repeating: 0, count: configuration.lowMagnitudeAlphas.count),
+                                   visibleByMagnitude: Array(repeating: 0, count: MagnitudeBins.binCount))
         for tensor in tensors {
             guard let null = tensor.nullModel else { continue }
             sum.visibleChanged += null.visibleChanged
+            for index in sum.visibleByMagnitude.indices { sum.visibleByMagnitude[index] += null.visibleByMagnitude[index] }
             for index in sum.visibleInLowMagnitude.indices {
                 sum.visibleInLowMagnitude[index] += null.visibleInLowMagnitude[index]
             }

@@ -251,7 +251,7 @@ struct SweepReport {
             let key = label(result.point, without: nil)
             let weights = result.replay.totalMagnitudeHistogram
             let bins = (2..<(weights.count - 1)).filter { weights[$0] > 0 }
-            let x = bins.map { Double(MagnitudeOctave.exponent(ofBin: $0)) }
+            let x = bins.map { Double(MagnitudeBins.exponent(ofBin: $0)) }
             // With several points, only master against the null model keeps the plot readable
             // (every policy is in magnitude.csv).
             let stored = result.replay.configuration.policies.filter { $0 != .fp32 }

@@ -19,9 +19,10 @@ struct SweepPointResult: Sendable {
     var replay: ReplayResult
     /// Per tensor, when the experiment asks for spectral output.
     var spectral: [TensorSpectralResult]?
+
     /// Visible entries per |W0| octave (`MagnitudeBins`) of the permuted null model,
-    /// summed over tensors, when the experiment asks for magnitude output with the null model.
-    var nullByMagnitude: [Int]?
+    /// summed over tensors, when the replay ran it.
+    var nullByMagnitude: [Int]? { replay.totalNullModel?.visibleByMagnitude }
 }
 
 /// Runs an experiment: synthesises each distinct stream once into a scratch
@@ -69,10 +70,8 @@ struct SweepRunner {
         return results.map { $0! }
     }
 
-    private var needsWeights: Bool {
-        experiment.outputs.contains(.spectral)
-            || (experiment.outputs.contains(.magnitude) && experiment.replay.nullPermute)
-    }
+    /// W0 and W_T are kept only for the spectral metrics; everything else comes from the replay.
+    private var needsWeights: Bool { experiment.outputs.contains(.spectral) }
 
     /// Writes the stream; returns W0 and W_T per tensor when `keepWeights`.
     private func synthesise(_ recipe: Experiment.StreamRecipe, to path: String,
@@ -99,14 +98,11 @@ struct SweepRunner {
                                                 nullPermute: settings.nullPermute, threads: threads)
         let options = StreamReplayOptions(curveEvery: settings.curveEvery)
         let replay = try StreamReplay.run(path: streamPath, configuration: configuration, options: options)
-        var result = SweepPointResult(point: point, replay: replay, spectral: nil, nullByMagnitude: nil)
+        var result = SweepPointResult(point: point, replay: replay, spectral: nil)
         if let weights {
             if let spectral = experiment.spectral, experiment.outputs.contains(.spectral) {
                 progress("point \(point.index + 1): spectral metrics (k \(spectral.k), rank \(spectral.rank))")
                 result.spectral = try weights.spectral(format: point.format, settings: spectral)
-            }
-            if experiment.outputs.contains(.magnitude), settings.nullPermute {
-                result.nullByMagnitude = weights.permutedNullByMagnitude(format: point.format, seed: settings.seed)
             }
         }
         return result
@@ -181,66 +177,5 @@ struct CapturedWeights: Sendable {
             return TensorSpectralResult(name: SynthTensorSource.defaultName(index: index), rows: rows,
                                         columns: columns, comparison: comparison)
         }
-    }
-
-    /// The permutation null model by |W0| octave: ΔW = W_T - W0 shuffled among the
-    /// entries of each matrix (seeded Fisher-Yates, the same seeding as the replay's
-    /// null model, so the totals agree), visible where the stored code of W0 + ΔW_perm
-    /// differs from that of W0.
-    func permutedNullByMagnitude(format: FloatFormat, seed: UInt64) -> [Int] {
-        var counts = Array(repeating: 0, count: MagnitudeBins.binCount)
-        for index in shapes.indices {
-            let w0 = base[index], wT = final[index]
-            var delta = w0.indices.map { wT[$0] - w0[$0] }
-            var generator = SweepSplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)))
-            if delta.count > 1 {
-                for position in stride(from: delta.count - 1, to: 0, by: -1) {
-                    delta.swapAt(position, Int(generator.next(below: UInt64(position + 1))))
-                }
-            }
-            for entry in w0.indices where format.encode(w0[entry] + delta[entry]) != format.encode(w0[entry]) {
-                counts[MagnitudeOctave.bin(of: w0[entry])] += 1
-            }
-        }
-        return counts
-    }
-}
-
-/// The |W0| octave of a weight, with the bin layout of the replay's `MagnitudeBins`.
-enum MagnitudeOctave {
-    static func bin(of value: Float) -> Int {
-        let magnitude = abs(value)
-        if magnitude == 0 { return 0 }
-        guard magnitude.isFinite else { return MagnitudeBins.binCount - 1 }
-        let exponent = Int(magnitude.exponent)
-        if exponent < MagnitudeBins.lowestExponent { return 1 }
-        if exponent > MagnitudeBins.highestExponent { return MagnitudeBins.binCount - 1 }
-        return exponent - MagnitudeBins.lowestExponent + 2
-    }
-
-    /// The octave's lower end as a power of two, for bins 2 ..< binCount - 1.
-    static func exponent(ofBin bin: Int) -> Int { bin - 2 + MagnitudeBins.lowestExponent }
-}
-
-/// SplitMix64 with Lemire's unbiased bounded draw: the permutation generator.
-struct SweepSplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func next(below bound: UInt64) -> UInt64 {
-        var product = next().multipliedFullWidth(by: bound)
-        if product.low < bound {
-            let threshold = (0 &- bound) % bound
-            while product.low < threshold { product = next().multipliedFullWidth(by: bound) }
-        }
-        return product.high
     }
 }
