@@ -15,8 +15,12 @@ extension StochasticKey {
             let blockEnd = (index | 0xFFFF_FFFF) &+ 1
             let run = min(count - position, blockEnd - index)
             let low = UInt32(truncatingIfNeeded: index)
+            // 32-bit lane arithmetic only (no checked Int adds in the body): vectorises.
+            let output = buffer + position
+            var counter = low
             for offset in 0..<run {
-                buffer[position + offset] = StochasticKey.lowbias32((low &+ UInt32(truncatingIfNeeded: offset)) ^ k1) ^ k2
+                output[offset] = StochasticKey.lowbias32(counter ^ k1) ^ k2
+                counter &+= 1
             }
             position += run
         }

@@ -76,14 +76,22 @@ struct BFloat16Codec: StorageCodec {
     var pureIsStochastic: Bool { generic.pureIsStochastic }
     var pureIsNearest: Bool { generic.pureIsNearest }
 
+    /// All ones when `bits` is a NaN, else zero: (Inf's magnitude - |bits|) is negative
+    /// exactly for NaNs, and an arithmetic shift spreads its sign. Written as arithmetic
+    /// (not a select) because LLVM turned the select into a branch and kept the loops
+    /// scalar (measured with perf).
+    @inline(__always) static func nanMask(_ bits: UInt32) -> UInt32 {
+        UInt32(bitPattern: Int32(bitPattern: 0x7F80_0000 &- (bits & 0x7FFF_FFFF)) >> 31)
+    }
+
     /// Branch-free so loops vectorise: NaN keeps its sign and top payload bits and is
     /// quieted (the formats module's rule; the tests compare every NaN class).
     @inline(__always) func nearest(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
         let quietNaN = (bits >> 16) | 0x0040
-        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
-        return UInt16(truncatingIfNeeded: isNaN ? quietNaN : rounded)
+        let nan = BFloat16Codec.nanMask(bits)
+        return UInt16(truncatingIfNeeded: (rounded & ~nan) | (quietNaN & nan))
     }
 
     @inline(__always) func pureRound(_ value: Float, random: UInt32) -> UInt16 {
@@ -95,13 +103,15 @@ struct BFloat16Codec: StorageCodec {
     }
 
     /// Rounds the magnitude up iff the top 16 random bits are below the 16 discarded
-    /// bits: probability exactly (discarded / 2^16), the rule of `FloatFormat`.
+    /// bits: probability exactly (discarded / 2^16), the rule of `FloatFormat`. Both
+    /// operands are below 2^16, so their difference is negative exactly when rounding up.
     @inline(__always) func stochastic(_ value: Float, random: UInt32) -> UInt16 {
         let bits = value.bitPattern
-        let up: UInt32 = (random >> 16) < (bits & 0xFFFF) ? 1 : 0
+        let up = ((random >> 16) &- (bits & 0xFFFF)) >> 31
         let rounded = (bits >> 16) &+ up
-        let isNaN = bits & 0x7FFF_FFFF > 0x7F80_0000
-        return UInt16(truncatingIfNeeded: isNaN ? (bits >> 16) | 0x0040 : rounded)
+        let quietNaN = (bits >> 16) | 0x0040
+        let nan = BFloat16Codec.nanMask(bits)
+        return UInt16(truncatingIfNeeded: (rounded & ~nan) | (quietNaN & nan))
     }
 
     @inline(__always) func decode(_ code: UInt16) -> Float {
