@@ -47,9 +47,15 @@ let package = Package(
                 swiftSettings: numericSettings),
         // Terminal tables, JSON, CSV and SVG plots.
         .target(name: "PrecLabReports", dependencies: ["PrecLabSupport"]),
+        // Declarative experiments: grids of synthesised streams replayed and measured,
+        // reported as CSV, SVG and markdown (`preclab sweep`).
+        .target(name: "PrecLabExperiments", dependencies: [
+            "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabSynth",
+            "PrecLabReplay", "PrecLabSpectral", "PrecLabReports",
+        ]),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabExperiments",
         ], swiftSettings: numericSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [

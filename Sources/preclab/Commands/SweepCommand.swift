@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabExperiments
 import PrecLabReports
 import PrecLabSupport
 

@@ -14,7 +14,7 @@ struct TensorSpectralResult: Sendable {
 }
 
 /// Everything measured at one grid point.
-struct SweepPointResult: Sendable {
+public struct SweepPointResult: Sendable {
     var point: Experiment.GridPoint
     var replay: ReplayResult
     /// Per tensor, when the experiment asks for spectral output.
@@ -27,7 +27,7 @@ struct SweepPointResult: Sendable {
 
 /// Runs an experiment: synthesises each distinct stream once into a scratch
 /// directory, replays it for every grid point that uses it, then deletes it.
-struct SweepRunner {
+public struct SweepRunner {
     let experiment: Experiment
     /// Where kept streams go (`--keep-streams`); nil deletes them.
     let keepStreamsIn: String?
@@ -35,6 +35,18 @@ struct SweepRunner {
     let force: Bool
     let threads: Int
     let progress: (String) -> Void
+
+    /// - Parameters:
+    ///   - keepStreamsIn: keep the synthesised streams there instead of deleting them.
+    ///   - progress: one line per stage, for a progress display.
+    public init(experiment: Experiment, keepStreamsIn: String?, force: Bool, threads: Int,
+                progress: @escaping (String) -> Void) {
+        self.experiment = experiment
+        self.keepStreamsIn = keepStreamsIn
+        self.force = force
+        self.threads = threads
+        self.progress = progress
+    }
 
     /// The distinct streams of the grid, in order of first use.
     var recipes: [Experiment.StreamRecipe] {
@@ -44,11 +56,11 @@ struct SweepRunner {
     }
 
     /// The file names of the streams, in `recipes` order.
-    var streamFileNames: [String] {
+    public var streamFileNames: [String] {
         recipes.enumerated().map { SweepRunner.streamFileName(experiment: experiment.name, index: $0, recipe: $1) }
     }
 
-    func run() throws -> [SweepPointResult] {
+    public func run() throws -> [SweepPointResult] {
         let points = experiment.points
         let recipes = self.recipes
 

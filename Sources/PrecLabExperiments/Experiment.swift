@@ -7,7 +7,7 @@ import PrecLabSynth
 /// A declarative experiment (`experiments/NAME.json`): one synthetic stream recipe, a
 /// grid of values that vary it (and the replay's storage format), and the outputs to
 /// write. See docs/experiments.md for every key.
-struct Experiment: Sendable {
+public struct Experiment: Sendable {
     /// The synthetic stream every grid point starts from.
     struct StreamRecipe: Sendable, Equatable {
         var shapes: [(rows: Int, columns: Int)]
@@ -95,7 +95,7 @@ struct Experiment: Sendable {
         func value(_ axis: Axis) -> AxisValue? { values.first { $0.axis == axis }?.value }
     }
 
-    var name: String
+    public var name: String
     var question: String
     var stream: StreamRecipe
     var grid: [(axis: Axis, values: [AxisValue])]

@@ -6,13 +6,13 @@ import PrecLabSynth
 
 /// Reads and checks an experiment file. Every mistake is a bad-data error (exit 1)
 /// naming the file and the key, before anything is synthesised or written.
-enum ExperimentParser {
+public enum ExperimentParser {
     static let topKeys = ["name", "question", "stream", "grid", "replay", "spectral", "outputs"]
     static let streamKeys = ["shapes", "steps", "lr", "profile", "seed"]
     static let replayKeys = ["dtype", "policies", "null", "curve_every", "seed"]
     static let spectralKeys = ["k", "rank", "alpha"]
 
-    static func load(path: String) throws -> Experiment {
+    public static func load(path: String) throws -> Experiment {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {

@@ -5,15 +5,22 @@ import PrecLabSupport
 
 /// The files of a sweep: summary.csv, one CSV and plots per requested output, and a
 /// README.md with the headline table. Same results, same bytes (no dates, no timings).
-struct SweepReport {
+public struct SweepReport {
     let experiment: Experiment
     let results: [SweepPointResult]
     /// The experiment file and output directory as given on the command line (echoed in the README).
     let source: String
     let outputDirectory: String
 
+    public init(experiment: Experiment, results: [SweepPointResult], source: String, outputDirectory: String) {
+        self.experiment = experiment
+        self.results = results
+        self.source = source
+        self.outputDirectory = outputDirectory
+    }
+
     /// The file names a run will write, known before it starts (to refuse overwrites early).
-    static func fileNames(for experiment: Experiment) -> [String] {
+    public static func fileNames(for experiment: Experiment) -> [String] {
         var names = ["summary.csv", "README.md", "sparsity.svg"]
         for output in experiment.outputs {
             switch output {
@@ -26,7 +33,7 @@ struct SweepReport {
         return names
     }
 
-    func files() -> [(name: String, file: any ReportFile)] {
+    public func files() -> [(name: String, file: any ReportFile)] {
         var files: [(name: String, file: any ReportFile)] = [("summary.csv", summaryCSV()), ("sparsity.svg", sparsityPlot())]
         for output in experiment.outputs {
             switch output {
@@ -398,7 +405,7 @@ struct SweepReport {
     }
 
     /// The headline table for the terminal.
-    func terminalTable() -> TextTable {
+    public func terminalTable() -> TextTable {
         let axes = varyingAxes.isEmpty ? [experiment.grid[0].axis] : varyingAxes
         let policies = experiment.replay.policies
         var columns: [TextTable.Column] = axes.map { .text($0.rawValue) }
