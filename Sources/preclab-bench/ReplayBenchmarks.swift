@@ -4,12 +4,13 @@ import PrecLabFormats
 import PrecLabReplay
 import PrecLabSupport
 
-/// `preclab-bench replay`: element-steps per second of the replay engine, for the
+/// `preclab-bench replay`: element-steps per second of the replay engine on a stream of
+/// 128 steps (a short fine-tuning run; the paper's ran 300), for the
 /// master policy alone and all five policies, on 1 and 2 threads, against a plain
 /// numpy + ml_dtypes replay of the same stream in the same run. Targets: master
 /// >= 1.5 G element-steps/s, all five >= 0.4 G/s, >= 10x numpy.
 func runReplayBenchmarks() {
-    let rows = 1024, columns = 512, tensorCount = 4, steps = 32
+    let rows = 1024, columns = 512, tensorCount = 2, steps = 128
     let elements = rows * columns * tensorCount
     let path = NSTemporaryDirectory() + "preclab-bench-replay-\(getpid()).bin"
     defer { unlink(path) }
