@@ -31,6 +31,9 @@ public final class ReplayEngine: @unchecked Sendable {
         if BFloat16Codec.applies(to: configuration) {
             core = .bfloat16(TypedReplayCore(codec: BFloat16Codec(configuration: configuration),
                                              tensors: tensors, base: base, configuration: configuration))
+        } else if configuration.format.storageBytes == 1 {
+            core = .byte(TypedReplayCore(codec: GenericCodec<UInt8>(configuration: configuration),
+                                         tensors: tensors, base: base, configuration: configuration))
         } else if configuration.format.storageBytes <= 2 {
             core = .narrow(TypedReplayCore(codec: GenericCodec<UInt16>(configuration: configuration),
                                            tensors: tensors, base: base, configuration: configuration))
@@ -97,6 +100,7 @@ public final class ReplayEngine: @unchecked Sendable {
     public func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
         switch core {
         case .bfloat16(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
+        case .byte(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
         case .narrow(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
         case .wide(let core): return core.weightsBeforeAndAfter(policy, tensor: tensor)
         }
@@ -145,12 +149,14 @@ struct TruthMismatch {
 /// specialises the step kernels (through a protocol they ran about 50x slower).
 enum ReplayCoreBox {
     case bfloat16(TypedReplayCore<BFloat16Codec>)
+    case byte(TypedReplayCore<GenericCodec<UInt8>>)
     case narrow(TypedReplayCore<GenericCodec<UInt16>>)
     case wide(TypedReplayCore<GenericCodec<UInt32>>)
 
     var object: AnyObject {
         switch self {
         case .bfloat16(let core): return core
+        case .byte(let core): return core
         case .narrow(let core): return core
         case .wide(let core): return core
         }
@@ -159,6 +165,7 @@ enum ReplayCoreBox {
     func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, count: Bool) -> CurveCounts? {
         switch self {
         case .bfloat16(let core): return core.apply(step: step, delta: delta, count: count)
+        case .byte(let core): return core.apply(step: step, delta: delta, count: count)
         case .narrow(let core): return core.apply(step: step, delta: delta, count: count)
         case .wide(let core): return core.apply(step: step, delta: delta, count: count)
         }
@@ -167,6 +174,7 @@ enum ReplayCoreBox {
     func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch? {
         switch self {
         case .bfloat16(let core): return core.firstTruthMismatch(final)
+        case .byte(let core): return core.firstTruthMismatch(final)
         case .narrow(let core): return core.firstTruthMismatch(final)
         case .wide(let core): return core.firstTruthMismatch(final)
         }
@@ -175,6 +183,7 @@ enum ReplayCoreBox {
     func finish() -> [TensorReplayResult] {
         switch self {
         case .bfloat16(let core): return core.finish()
+        case .byte(let core): return core.finish()
         case .narrow(let core): return core.finish()
         case .wide(let core): return core.finish()
         }

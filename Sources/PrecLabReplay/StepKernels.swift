@@ -40,6 +40,13 @@ enum StepKernels {
     static func countVisibleExport<Codec: StorageCodec>(
         _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int
     ) -> Int {
+        if let format = codec.arrayFormat {
+            let exported = SliceBuffers.codes(Codec.Code.self, length)
+            defer { exported.deallocate() }
+            format.encode(UnsafeBufferPointer(start: truth, count: length),
+                          into: SliceBuffers.raw(exported, length), codec.nearestOptions, threads: 1)
+            return countDiffering(UnsafePointer(exported), storedBase, length)
+        }
         var visible: UInt32 = 0
         for index in 0..<length {
             visible &+= isNonZero(UInt32(truncatingIfNeeded: codec.nearest(truth[index]) ^ storedBase[index]))
@@ -61,7 +68,9 @@ enum StepKernels {
     static func addRounded<Codec: StorageCodec>(
         _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int
     ) {
-        if codec.pureIsNearest {
+        if let format = codec.arrayFormat {
+            SliceBuffers.addThroughArrayKernels(format, codes, update, length, codec.pureOptions, key: nil, firstIndex: 0)
+        } else if codec.pureIsNearest {
             for index in 0..<length { codes[index] = codec.nearest(codec.decode(codes[index]) + update[index]) }
         } else {
             for index in 0..<length {
@@ -78,6 +87,12 @@ enum StepKernels {
         _ codec: Codec, _ codes: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int,
         key: StochasticKey, firstIndex: Int, pure: Bool
     ) {
+        if let format = codec.arrayFormat {
+            SliceBuffers.addThroughArrayKernels(format, codes, update, length,
+                                                pure ? codec.pureOptions : codec.stochasticOptions,
+                                                key: key, firstIndex: firstIndex)
+            return
+        }
         // A heap buffer rather than withUnsafeTemporaryAllocation: its closure kept the
         // loops below from being specialised for the codec (measured with perf).
         let random = UnsafeMutablePointer<UInt32>.allocate(capacity: max(length, 1))
@@ -101,6 +116,10 @@ enum StepKernels {
         _ codec: Codec, _ weights: UnsafeMutablePointer<Codec.Code>,
         _ compensation: UnsafeMutablePointer<Codec.Code>, _ update: UnsafePointer<Float>, _ length: Int
     ) {
+        if let format = codec.arrayFormat {
+            SliceBuffers.kahanThroughArrayKernels(format, weights, compensation, update, length, codec.nearestOptions)
+            return
+        }
         for index in 0..<length {
             let c = codec.nearest(codec.decode(compensation[index]) + update[index])
             let old = weights[index]
@@ -109,5 +128,72 @@ enum StepKernels {
             compensation[index] = codec.nearest(codec.decode(c) + codec.decode(lost))
             weights[index] = updated
         }
+    }
+}
+
+/// Slices rounded through the formats module's array kernels (the generic codecs):
+/// decode a slice of codes to fp32, add in fp32, encode back, all vectorised.
+enum SliceBuffers {
+    static func codes<Code>(_ type: Code.Type, _ length: Int) -> UnsafeMutablePointer<Code> {
+        .allocate(capacity: max(length, 1))
+    }
+
+    static func floats(_ length: Int) -> UnsafeMutablePointer<Float> {
+        .allocate(capacity: max(length, 1))
+    }
+
+    static func raw<Code>(_ codes: UnsafeMutablePointer<Code>, _ length: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: codes, count: length * MemoryLayout<Code>.stride)
+    }
+
+    static func decode<Code>(_ format: FloatFormat, _ codes: UnsafeMutablePointer<Code>, _ length: Int,
+                             into values: UnsafeMutablePointer<Float>) {
+        format.decode(UnsafeRawBufferPointer(raw(codes, length)),
+                      into: UnsafeMutableBufferPointer(start: values, count: length), threads: 1)
+    }
+
+    static func encode<Code>(_ format: FloatFormat, _ values: UnsafeMutablePointer<Float>, _ length: Int,
+                             into codes: UnsafeMutablePointer<Code>, _ options: RoundingOptions,
+                             key: StochasticKey? = nil, firstIndex: Int = 0) {
+        format.encode(UnsafeBufferPointer(start: values, count: length), into: raw(codes, length), options,
+                      key: key, firstIndex: firstIndex, threads: 1)
+    }
+
+    /// codes = round(fp32(decode(codes) + update)).
+    static func addThroughArrayKernels<Code>(
+        _ format: FloatFormat, _ codes: UnsafeMutablePointer<Code>, _ update: UnsafePointer<Float>, _ length: Int,
+        _ options: RoundingOptions, key: StochasticKey?, firstIndex: Int
+    ) {
+        let values = floats(length)
+        defer { values.deallocate() }
+        decode(format, codes, length, into: values)
+        for index in 0..<length { values[index] += update[index] }
+        encode(format, values, length, into: codes, options, key: key, firstIndex: firstIndex)
+    }
+
+    /// The Kahan rule of `StepKernels.addKahan`, one rounding at a time over the slice.
+    static func kahanThroughArrayKernels<Code>(
+        _ format: FloatFormat, _ weights: UnsafeMutablePointer<Code>, _ compensation: UnsafeMutablePointer<Code>,
+        _ update: UnsafePointer<Float>, _ length: Int, _ options: RoundingOptions
+    ) {
+        let c = floats(length), old = floats(length), scratch = floats(length)
+        defer { c.deallocate(); old.deallocate(); scratch.deallocate() }
+        // c = rn(C + u), kept as its decoded value.
+        decode(format, compensation, length, into: c)
+        for index in 0..<length { c[index] += update[index] }
+        encode(format, c, length, into: compensation, options)
+        decode(format, compensation, length, into: c)
+        // w = rn(old + c), stored in place; scratch = its decoded value.
+        decode(format, weights, length, into: old)
+        for index in 0..<length { scratch[index] = old[index] + c[index] }
+        encode(format, scratch, length, into: weights, options)
+        decode(format, weights, length, into: scratch)
+        // lost = rn(old - w), decoded into old.
+        for index in 0..<length { old[index] -= scratch[index] }
+        encode(format, old, length, into: compensation, options)
+        decode(format, compensation, length, into: old)
+        // C = rn(c + lost).
+        for index in 0..<length { c[index] += old[index] }
+        encode(format, c, length, into: compensation, options)
     }
 }

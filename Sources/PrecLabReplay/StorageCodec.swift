@@ -20,6 +20,14 @@ protocol StorageCodec: Sendable {
     /// Whether `pureRound` is `nearest` (the kernels then use the nearest loop, which
     /// vectorises without a per-element mode switch).
     var pureIsNearest: Bool { get }
+    /// When non-nil, codes are packed exactly as the format's array kernels expect
+    /// (`storageBytes` each) and the step kernels round whole slices through those
+    /// vectorised kernels instead of calling the scalar rounding per element.
+    var arrayFormat: FloatFormat? { get }
+    /// The options of the three roundings, for the array kernels.
+    var nearestOptions: RoundingOptions { get }
+    var pureOptions: RoundingOptions { get }
+    var stochasticOptions: RoundingOptions { get }
 }
 
 /// Any format through `FloatFormat`'s scalar paths.
@@ -38,6 +46,7 @@ struct GenericCodec<Code: FixedWidthInteger & UnsignedInteger & Sendable>: Stora
 
     var pureIsStochastic: Bool { pureOptions.mode == .stochastic }
     var pureIsNearest: Bool { pureOptions.mode == .nearestEven }
+    var arrayFormat: FloatFormat? { MemoryLayout<Code>.size == format.storageBytes ? format : nil }
 
     @inline(__always) func nearest(_ value: Float) -> Code {
         Code(truncatingIfNeeded: format.encode(value, nearestOptions))
@@ -75,6 +84,11 @@ struct BFloat16Codec: StorageCodec {
 
     var pureIsStochastic: Bool { generic.pureIsStochastic }
     var pureIsNearest: Bool { generic.pureIsNearest }
+    /// The integer fast path below is faster than the array kernels for bf16.
+    var arrayFormat: FloatFormat? { nil }
+    var nearestOptions: RoundingOptions { generic.nearestOptions }
+    var pureOptions: RoundingOptions { generic.pureOptions }
+    var stochasticOptions: RoundingOptions { generic.stochasticOptions }
 
     /// All ones when `bits` is a NaN, else zero: (Inf's magnitude - |bits|) is negative
     /// exactly for NaNs, and an arithmetic shift spreads its sign. Written as arithmetic

@@ -88,6 +88,42 @@ final class RandomStreamReplayTests: XCTestCase {
         }
     }
 
+    /// Stochastic and Kahan storage in formats that take the array-kernel path (1-, 2-
+    /// and 4-byte codes) against a per-element recount with the scalar encoder.
+    func testStochasticAndKahanMatchScalarRulesForGenericFormats() throws {
+        let (base, updates) = randomStream(seed: 9, steps: 6, updateScale: 2e-2)
+        let nearest = RoundingOptions()
+        for format in [FloatFormat.fp16, .e4m3fn, .e5m2, .tf32] {
+            let result = try replay(tensors: tensors, base: base, updates: updates, format: format,
+                                    policies: [.stochastic, .kahan], seed: 5)
+            var start = 0
+            for (tensorIndex, tensor) in tensors.enumerated() {
+                var stochasticVisible = 0, kahanVisible = 0
+                for local in 0..<tensor.count {
+                    let index = start + local
+                    let stored = format.encode(base[index], nearest)
+                    var sr = stored, w = stored, c = format.encode(Float(0), nearest)
+                    for (step, update) in updates.enumerated() {
+                        let key = StochasticKey(seed: 5, stream: UInt64(tensorIndex), step: UInt64(step + 1))
+                        sr = format.add(stored: sr, delta: update[index], RoundingOptions(mode: .stochastic),
+                                        random: key.randomBits(index: local))
+                        let cNew = format.encode(format.decodeFloat(c) + update[index], nearest)
+                        let old = w
+                        w = format.encode(format.decodeFloat(old) + format.decodeFloat(cNew), nearest)
+                        let lost = format.encode(format.decodeFloat(old) - format.decodeFloat(w), nearest)
+                        c = format.encode(format.decodeFloat(cNew) + format.decodeFloat(lost), nearest)
+                    }
+                    if sr != stored { stochasticVisible += 1 }
+                    if w != stored { kahanVisible += 1 }
+                }
+                let metrics = result.tensors[tensorIndex].policies
+                XCTAssertEqual(metrics[.stochastic]!.visibleChanged, stochasticVisible, "\(format.name) \(tensor.name)")
+                XCTAssertEqual(metrics[.kahan]!.visibleChanged, kahanVisible, "\(format.name) \(tensor.name)")
+                start += tensor.count
+            }
+        }
+    }
+
     /// Updates that are exact multiples of the ULP never round, so every policy stores
     /// exactly the truth and all agree.
     func testPoliciesAgreeWhenUpdatesAreFarAboveTheULP() throws {
