@@ -71,43 +71,22 @@ public struct NullModelMetrics: Sendable, Equatable {
     }
 }
 
-/// Bins of |ΔW_true| / half-ULP(stored base): bin 0 holds entries that did not change
-/// at all, bin 1 ratios below 2^lowestExponent, bins 2... one octave each
-/// [2^e, 2^(e+1)), and the last bin ratios at or above 2^(highestExponent+1). Entries
-/// whose stored base is NaN or infinite are left out (they have no ULP).
-public enum VisibilityHistogram {
-    public static let lowestExponent = -16
-    public static let highestExponent = 15
-    public static var binCount: Int { highestExponent - lowestExponent + 4 }
+/// Octave bins of a non-negative quantity: bin 0 holds zeros, bin 1 values below
+/// 2^lowestExponent, then one bin per octave [2^e, 2^(e+1)), and the last bin
+/// 2^(highestExponent+1) and above (infinities and NaN included).
+public struct OctaveBins: Sendable {
+    public let lowestExponent: Int
+    public let highestExponent: Int
+
+    public init(lowestExponent: Int, highestExponent: Int) {
+        self.lowestExponent = lowestExponent
+        self.highestExponent = highestExponent
+    }
+
+    public var binCount: Int { highestExponent - lowestExponent + 4 }
 
     /// Human-readable bin labels, in bin order.
-    public static var labels: [String] {
-        var labels = ["0", "<2^\(lowestExponent)"]
-        for exponent in lowestExponent...highestExponent { labels.append("2^\(exponent)") }
-        labels.append(">=2^\(highestExponent + 1)")
-        return labels
-    }
-
-    /// The bin of a ratio (non-negative; NaN maps to the top bin).
-    @inline(__always) static func bin(ofRatio ratio: Double) -> Int {
-        if ratio == 0 { return 0 }
-        guard ratio.isFinite else { return binCount - 1 }
-        let exponent = Int(ratio.exponent)  // floor(log2(ratio)), exact
-        if exponent < lowestExponent { return 1 }
-        if exponent > highestExponent { return binCount - 1 }
-        return exponent - lowestExponent + 2
-    }
-}
-
-/// Octaves of |W0|: bin 0 holds zeros, bin 1 magnitudes below 2^lowestExponent, then
-/// one bin per octave [2^e, 2^(e+1)), and the last bin 2^(highestExponent+1) and above
-/// (Inf and NaN included). Visibility depends on |W0| because the ULP does.
-public enum MagnitudeBins {
-    public static let lowestExponent = -24
-    public static let highestExponent = 3
-    public static var binCount: Int { highestExponent - lowestExponent + 4 }
-
-    public static var labels: [String] {
+    public var labels: [String] {
         var labels = ["0", "<2^\(lowestExponent)"]
         for exponent in lowestExponent...highestExponent { labels.append("2^\(exponent)") }
         labels.append(">=2^\(highestExponent + 1)")
@@ -115,16 +94,39 @@ public enum MagnitudeBins {
     }
 
     /// The octave's lower end as a power of two, for bins 2 ..< binCount - 1.
-    public static func exponent(ofBin bin: Int) -> Int { bin - 2 + lowestExponent }
+    public func exponent(ofBin bin: Int) -> Int { bin - 2 + lowestExponent }
 
-    @inline(__always) public static func bin(of value: Float) -> Int {
-        let magnitude = abs(value)
+    /// The bin of a magnitude (non-negative, or NaN which maps to the top bin).
+    @inline(__always) public func bin(ofMagnitude magnitude: Double) -> Int {
         if magnitude == 0 { return 0 }
         guard magnitude.isFinite else { return binCount - 1 }
-        let exponent = Int(magnitude.exponent)
+        let exponent = Int(magnitude.exponent)  // floor(log2), exact
         if exponent < lowestExponent { return 1 }
         if exponent > highestExponent { return binCount - 1 }
         return exponent - lowestExponent + 2
+    }
+}
+
+/// Bins of |ΔW_true| / half-ULP(stored base), octaves 2^-16 ... 2^15. Entries whose
+/// stored base is NaN or infinite are left out (they have no ULP).
+public enum VisibilityHistogram {
+    public static let octaves = OctaveBins(lowestExponent: -16, highestExponent: 15)
+    public static var lowestExponent: Int { octaves.lowestExponent }
+    public static var binCount: Int { octaves.binCount }
+    public static var labels: [String] { octaves.labels }
+
+    @inline(__always) static func bin(ofRatio ratio: Double) -> Int { octaves.bin(ofMagnitude: ratio) }
+}
+
+/// Octaves of |W0|, 2^-24 ... 2^3. Visibility depends on |W0| because the ULP does.
+public enum MagnitudeBins {
+    public static let octaves = OctaveBins(lowestExponent: -24, highestExponent: 3)
+    public static var binCount: Int { octaves.binCount }
+    public static var labels: [String] { octaves.labels }
+    public static func exponent(ofBin bin: Int) -> Int { octaves.exponent(ofBin: bin) }
+
+    @inline(__always) public static func bin(of value: Float) -> Int {
+        octaves.bin(ofMagnitude: Double(abs(value)))
     }
 }
 
