@@ -65,6 +65,11 @@ struct ParsedArguments {
                     value = arguments[index]
                     index += 1
                 }
+                // No option takes an empty value (an empty path or name is never meant);
+                // refusing it here keeps every command from meeting one.
+                guard !value.isEmpty else {
+                    throw PrecLabError.usage("option \(spec.name) needs a non-empty value")
+                }
                 if !spec.repeatable, values[spec.name] != nil {
                     throw PrecLabError.usage("option \(spec.name) given twice")
                 }

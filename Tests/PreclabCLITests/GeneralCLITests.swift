@@ -15,6 +15,21 @@ final class GeneralCLITests: XCTestCase {
         }
     }
 
+    /// An empty option value is a usage error for every command, never a crash
+    /// (`--plots ""` once reached a precondition in the report writer).
+    func testEmptyOptionValuesAreUsageErrors() throws {
+        let cases: [[String]] = [
+            ["replay", "x.bin", "--plots", ""], ["replay", "x.bin", "--json="], ["compare", "a", "b", "--csv", ""],
+            ["consistency", "--base", "", "a", "b"], ["cast", "a", "b", "--dtype", ""], ["synth", "-o", ""],
+            ["sweep", "e.json", "--out", ""], ["round", "1", "--dtype", ""],
+        ]
+        for arguments in cases {
+            let result = try CLIRunner.run(arguments)
+            XCTAssertEqual(result.status, 2, "\(arguments): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("non-empty value"), "\(arguments): \(result.stderr)")
+        }
+    }
+
     func testUnknownCommandAndNoArgumentsAreUsageErrors() throws {
         XCTAssertEqual(try CLIRunner.run([]).status, 2)
         let unknown = try CLIRunner.run(["frobnicate"])
