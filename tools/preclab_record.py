@@ -450,7 +450,9 @@ class UpdateStreamReader:
                     unknown += 1
                 else:
                     lrs.append(record.learning_rate)
-        strides = [b - a for a, b in zip(steps, steps[1:])]
+        # The first update follows the base's step, so base -> first STEP can be a gap too.
+        previous = ([base] if base is not None else []) + steps
+        strides = [b - a for a, b in zip(previous, previous[1:])]
         return {
             "records": records, "steps": len(steps),
             "first_step": steps[0] if steps else None, "last_step": steps[-1] if steps else None,

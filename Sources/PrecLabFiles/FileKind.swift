@@ -25,6 +25,15 @@ public enum FileKind: String, Sendable {
         if resembles(UpdateStreamFormat.magic) { return .updateStream }
         if resembles(NpyArray.magic) { return .npy }
         if starts(with: [0x50, 0x4B, 0x03, 0x04]) || starts(with: [0x50, 0x4B, 0x05, 0x06]) { return .npz }
+        // A safetensors header length whose low byte is 0x7B reads as "{": check the
+        // length prefix first (it points at a JSON header inside the file), then JSON.
+        if bytes.count >= 9 {
+            let length = file.littleEndian(UInt64.self, at: 0)
+            if length <= UInt64(SafetensorsFile.maximumHeaderLength), 8 + Int(length) <= bytes.count,
+               bytes[8...].first(where: { $0 != 0x20 }) == UInt8(ascii: "{") {
+                return .safetensors
+            }
+        }
         if let first = bytes.first(where: { ![0x20, 0x09, 0x0A, 0x0D].contains($0) }), first == UInt8(ascii: "{") {
             return .checkpointIndex
         }

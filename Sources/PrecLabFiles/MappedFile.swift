@@ -21,6 +21,11 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `path`. Errors name the file and the system's reason.
     public init(path: String) throws {
         self.path = path
+        // Refuse FIFOs, devices and directories before open(), which blocks on a FIFO.
+        var pathInfo = stat()
+        if stat(path, &pathInfo) == 0, (pathInfo.st_mode & S_IFMT) != S_IFREG {
+            throw PrecLabError.badData("\(path): not a regular file")
+        }
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw PrecLabError.badData("\(path): cannot open: \(errnoText())")

@@ -94,7 +94,7 @@ public final class SafetensorsFile: @unchecked Sendable {
                 throw PrecLabError.badData("\(path): tensor '\(tensor.name)': data_offsets [\(offsets.lowerBound), \(offsets.upperBound)] \(what): expected it to start at \(expectedStart) (tensors must tile the data buffer)")
             }
             guard let expectedBytes = tensor.dtype.byteCount(elements: tensor.elementCount) else {
-                throw PrecLabError.badData("\(path): tensor '\(tensor.name)': \(tensor.elementCount) elements of \(tensor.dtype.name) do not make a whole number of bytes")
+                throw PrecLabError.badData("\(path): tensor '\(tensor.name)': \(tensor.elementCount) elements of \(tensor.dtype.name) overflow the byte size or do not make a whole number of bytes")
             }
             if expectedBytes != offsets.count {
                 throw PrecLabError.badData("\(path): tensor '\(tensor.name)': data_offsets [\(offsets.lowerBound), \(offsets.upperBound)] hold \(offsets.count) bytes, expected \(expectedBytes) (\(tensor.dtype.name) \(tensor.shape))")

@@ -94,7 +94,9 @@ public struct UpdateStreamHeader: Sendable {
             // Element count and payload size must fit in 63 bits (Int is 64-bit signed).
             guard let count = shapeElementCount(tensor.shape),
                   case let (end, overflow) = offset.addingReportingOverflow(count), !overflow,
-                  !end.multipliedReportingOverflow(by: 4).overflow else {
+                  case let (bytes, byteOverflow) = end.multipliedReportingOverflow(by: 4), !byteOverflow,
+                  // A record adds 40 framing bytes to the payload; its length must fit too.
+                  bytes <= Int.max - UpdateStreamFormat.recordHeaderSize - UpdateStreamFormat.recordTrailerSize else {
                 throw PrecLabError.badData("tensor '\(tensor.name)': shape \(tensor.shape) makes the payload larger than 2^63 bytes")
             }
             placed.append(UpdateStreamTensor(name: tensor.name, shape: tensor.shape, dtype: tensor.dtype,

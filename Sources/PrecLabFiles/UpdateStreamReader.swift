@@ -226,7 +226,14 @@ public final class UpdateStreamReader: @unchecked Sendable {
                     }
                 } else {
                     summary.firstStep = step
-                    summary.largestStride = max(summary.largestStride, 1)
+                    // The first update follows the base's step: anything beyond base + 1
+                    // is a gap too (steps merged into the first recorded delta).
+                    let stride = summary.baseStep.map { step - $0 } ?? 1
+                    summary.largestStride = max(summary.largestStride, stride)
+                    if stride > 1 {
+                        summary.gapCount += 1
+                        summary.missingSteps += stride - 1
+                    }
                 }
                 if learningRate.isNaN {
                     summary.unknownLearningRates += 1

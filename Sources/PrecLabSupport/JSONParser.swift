@@ -178,7 +178,9 @@ public struct JSONParser {
             while position < bytes.count, isDigit(bytes[position]) { position += 1 }
         }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self)
-        if isInteger, let value = Int64(text) { return .integer(value) }
+        // "-0" stays a number, as serde_json (the safetensors reference) reads it: an
+        // offset or dimension spelled -0 is then refused like any float.
+        if isInteger, text != "-0", let value = Int64(text) { return .integer(value) }
         guard let value = Double(text), value.isFinite else {
             throw error("number \(text) is out of range", at: start)
         }

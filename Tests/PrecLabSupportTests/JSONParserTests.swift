@@ -7,7 +7,9 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(try JSONParser.parse(" true "), .bool(true))
         XCTAssertEqual(try JSONParser.parse("false"), .bool(false))
         XCTAssertEqual(try JSONParser.parse("0"), .integer(0))
-        XCTAssertEqual(try JSONParser.parse("-0"), .integer(0))
+        // serde_json (the safetensors reference) reads -0 as a float, so it is no integer.
+        XCTAssertEqual(try JSONParser.parse("-0").doubleValue?.sign, .minus)
+        XCTAssertNil(try JSONParser.parse("-0").integerValue)
         XCTAssertEqual(try JSONParser.parse("9223372036854775807"), .integer(Int64.max))
         XCTAssertEqual(try JSONParser.parse("-9223372036854775808"), .integer(Int64.min))
         // One past Int64.max no longer fits: it becomes a Double (2^63 exactly).

@@ -55,8 +55,9 @@ enum FormatsCommand: Command {
         }
         Console.out("""
 
-            NaN never becomes Inf or a number; overflow gives Inf (or NaN where there is no Inf)
-            unless --saturate; fp6/fp4 have neither and saturate. See docs/formats.md.
+            NaN never becomes Inf or a number (fp6/fp4 have no NaN and give zero, as ml_dtypes does);
+            overflow gives Inf (or NaN where there is no Inf) unless --saturate; fp6/fp4 have
+            neither and saturate. See docs/formats.md.
             """)
     }
 
