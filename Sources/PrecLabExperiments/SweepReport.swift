@@ -144,8 +144,8 @@ public struct SweepReport {
                 let c = tensor.comparison
                 table.addRow(pointCells(result.point) + [
                     .text(tensor.name), .text("\(tensor.rows)x\(tensor.columns)"), .integer(c.k), .integer(c.rank),
-                    number(c.alpha), .integer(c.changed), optional(c.nss), number(c.angleUMaxDegrees),
-                    number(c.angleVMaxDegrees), number(c.angleUMeanDegrees), number(c.angleVMeanDegrees),
+                    number(c.alpha), .integer(c.changed), optional(c.nss), optional(c.angleUMaxDegrees),
+                    optional(c.angleVMaxDegrees), optional(c.angleUMeanDegrees), optional(c.angleVMeanDegrees),
                     optional(c.principalOverlap), optional(c.lowOverlap), optional(c.controlOverlap),
                     optional(c.energyTopK), number(c.deltaFrobenius), number(c.deltaSpectral),
                 ])
@@ -446,8 +446,8 @@ struct PooledSpectral {
             let c = tensor.comparison
             let size = Double(tensor.rows * tensor.columns)
             if let value = c.nss { nssSum += value * size; params += size; nssCount += 1 }
-            angleUMax = max(angleUMax, c.angleUMaxDegrees)
-            angleVMax = max(angleVMax, c.angleVMaxDegrees)
+            if let value = c.angleUMaxDegrees { angleUMax = max(angleUMax, value) }
+            if let value = c.angleVMaxDegrees { angleVMax = max(angleVMax, value) }
             changed += c.changed
             principalHits += (c.principalOverlap ?? 0) * Double(c.changed)
             lowHits += (c.lowOverlap ?? 0) * Double(c.changed)

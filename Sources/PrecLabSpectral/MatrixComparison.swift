@@ -71,10 +71,17 @@ public struct MatrixComparison: Sendable {
     public let rowRatios: RatioSummary
     public let columnRatios: RatioSummary
 
-    public var angleUMaxDegrees: Double { degrees(anglesU.last ?? 0) }
-    public var angleVMaxDegrees: Double { degrees(anglesV.last ?? 0) }
-    public var angleUMeanDegrees: Double { degrees(mean(anglesU)) }
-    public var angleVMeanDegrees: Double { degrees(mean(anglesV)) }
+    /// Max and mean principal angles in degrees; nil when the top subspaces are not
+    /// defined (k = 0, or W0 or W1 is the zero matrix, whose singular vectors are arbitrary).
+    public var angleUMaxDegrees: Double? { anglesU.last.map(degrees) }
+    public var angleVMaxDegrees: Double? { anglesV.last.map(degrees) }
+    public var angleUMeanDegrees: Double? { anglesU.isEmpty ? nil : degrees(mean(anglesU)) }
+    public var angleVMeanDegrees: Double? { anglesV.isEmpty ? nil : degrees(mean(anglesV)) }
+    /// max(angleUMaxDegrees, angleVMaxDegrees), nil when undefined.
+    public var angleMaxDegrees: Double? {
+        guard let u = angleUMaxDegrees, let v = angleVMaxDegrees else { return nil }
+        return max(u, v)
+    }
     /// Density of the control mask M_princ ∩ complement(M_low) (its random baseline).
     public var controlDensity: Double {
         rows * columns == 0 ? 0 : Double(controlMaskSize) / Double(rows * columns)
@@ -140,10 +147,14 @@ public struct MatrixComparison: Sendable {
         nss = baseNorm > 0 ? spectralShift / baseNorm : nil
         baseFrobenius = base.frobeniusNorm
 
+        // A zero matrix has no principal directions (LAPACK returns arbitrary singular
+        // vectors for it, e.g. a zero-initialised LoRA B), so angles, the principal mask
+        // and the top-k energy are undefined there rather than computed from noise.
+        let subspacesDefined = k > 0 && (singularValuesBase.first ?? 0) > 0 && (singularValuesTuned.first ?? 0) > 0
         let subspaceBase = topBase.truncated(to: k)
         let subspaceTuned = topTuned.truncated(to: k)
-        anglesU = try PrincipalAngles.between(subspaceBase.u, subspaceTuned.u)
-        anglesV = try PrincipalAngles.between(subspaceBase.v, subspaceTuned.v)
+        anglesU = subspacesDefined ? try PrincipalAngles.between(subspaceBase.u, subspaceTuned.u) : []
+        anglesV = subspacesDefined ? try PrincipalAngles.between(subspaceBase.v, subspaceTuned.v) : []
 
         // Masks.
         changed = mask.population
@@ -154,9 +165,10 @@ public struct MatrixComparison: Sendable {
         principalMaskSize = principal.population
         lowMaskSize = low.population
         controlMaskSize = control.population
-        principalOverlap = MaskStatistics.overlap(principal, with: mask)
+        let principalDefined = rank > 0 && (singularValuesBase.first ?? 0) > 0
+        principalOverlap = principalDefined ? MaskStatistics.overlap(principal, with: mask) : nil
         lowOverlap = MaskStatistics.overlap(low, with: mask)
-        controlOverlap = MaskStatistics.overlap(control, with: mask)
+        controlOverlap = principalDefined ? MaskStatistics.overlap(control, with: mask) : nil
         rowRatios = RatioSummary(MaskStatistics.rowRatios(mask, rows: m, columns: n))
         columnRatios = RatioSummary(MaskStatistics.columnRatios(mask, rows: m, columns: n))
 
@@ -166,13 +178,13 @@ public struct MatrixComparison: Sendable {
         deltaFrobenius = delta.frobeniusNorm
         deltaSpectral = deltaValues.first ?? 0
         stableRank = deltaSpectral > 0 ? (deltaFrobenius * deltaFrobenius) / (deltaSpectral * deltaSpectral) : nil
-        if deltaFrobenius > 0 && k > 0 {
+        if deltaFrobenius > 0 && subspacesDefined {
             // ||U_k U_kᵀ E V_k V_kᵀ||_F = ||U_kᵀ E V_k||_F because U_k, V_k are orthonormal.
             let projected = BLAS.multiply(BLAS.multiply(subspaceBase.u, transposeA: true, delta), subspaceBase.v)
             let ratio = projected.frobeniusNorm / deltaFrobenius
             energyTopK = ratio * ratio
         } else {
-            energyTopK = deltaFrobenius > 0 ? 0 : nil
+            energyTopK = deltaFrobenius > 0 && k == 0 ? 0 : nil
         }
 
         bounds = SpectralBounds(

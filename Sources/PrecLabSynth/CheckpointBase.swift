@@ -17,11 +17,13 @@ public enum CheckpointBase {
                                include: ((String) -> Bool)?) throws -> [SynthTensorSource] {
         var sources: [SynthTensorSource] = []
         for tensor in checkpoint.tensors {
-            let usable = tensor.shape.count == 2 && supportedDTypes.contains(tensor.dtype)
+            // The gradient model needs both sides >= 2 (a vector has no subspaces to avoid).
+            let usable = tensor.shape.count == 2 && tensor.shape.allSatisfy { $0 >= 2 }
+                && supportedDTypes.contains(tensor.dtype)
             if let include {
                 guard include(tensor.name) else { continue }
                 guard usable else {
-                    throw PrecLabError.badData("\(checkpoint.path): tensor \(tensor.name) is \(tensor.dtype.name) with shape \(tensor.shape); synth needs a 2-D tensor of F32, BF16, F16 or F64")
+                    throw PrecLabError.badData("\(checkpoint.path): tensor \(tensor.name) is \(tensor.dtype.name) with shape \(tensor.shape); synth needs a 2-D tensor with both sides >= 2 of F32, BF16, F16 or F64")
                 }
             } else if !usable {
                 continue

@@ -58,20 +58,23 @@ public struct SynthConfiguration: Sendable {
             if !condition { throw PrecLabError.usage(message) }
         }
         try require(steps >= 1, "--steps must be at least 1, got \(steps)")
-        try require(learningRate.isFinite && learningRate >= 0, "--lr must be finite and >= 0, got \(learningRate)")
+        // Upper bounds keep every weight and update finite in fp32 (AdamW moves a weight
+        // by about lr per step); beyond them the stream would be NaN/Inf noise.
+        try require(learningRate.isFinite && learningRate >= 0 && learningRate <= 1,
+                    "--lr must lie in [0, 1], got \(learningRate)")
         try require((0 ..< 1).contains(adam.beta1) && (0 ..< 1).contains(adam.beta2),
                     "Adam betas must lie in [0, 1), got \(adam.beta1), \(adam.beta2)")
         try require(adam.epsilon.isFinite && adam.epsilon > 0, "Adam epsilon must be finite and > 0, got \(adam.epsilon)")
-        try require(adam.weightDecay.isFinite && adam.weightDecay >= 0,
-                    "--weight-decay must be finite and >= 0, got \(adam.weightDecay)")
+        try require(adam.weightDecay.isFinite && adam.weightDecay >= 0 && adam.weightDecay <= 1,
+                    "--weight-decay must lie in [0, 1], got \(adam.weightDecay)")
         try require(spectrum.exponent.isFinite && spectrum.exponent >= 0,
                     "the spectrum exponent must be finite and >= 0, got \(spectrum.exponent)")
-        try require(spectrum.entryRMS.isFinite && spectrum.entryRMS > 0,
-                    "the entry RMS must be finite and > 0, got \(spectrum.entryRMS)")
-        try require(gradient.signalRMS.isFinite && gradient.signalRMS >= 0,
-                    "the signal RMS must be finite and >= 0, got \(gradient.signalRMS)")
-        try require(gradient.noiseRMS.isFinite && gradient.noiseRMS >= 0,
-                    "the noise RMS must be finite and >= 0, got \(gradient.noiseRMS)")
+        try require(spectrum.entryRMS.isFinite && spectrum.entryRMS > 0 && spectrum.entryRMS <= 1e6,
+                    "--entry-rms must lie in (0, 1e6], got \(spectrum.entryRMS)")
+        try require(gradient.signalRMS.isFinite && gradient.signalRMS >= 0 && gradient.signalRMS <= 1e6,
+                    "--signal-rms must lie in [0, 1e6], got \(gradient.signalRMS)")
+        try require(gradient.noiseRMS.isFinite && gradient.noiseRMS >= 0 && gradient.noiseRMS <= 1e6,
+                    "--noise-rms must lie in [0, 1e6], got \(gradient.noiseRMS)")
         try require(threads >= 1, "threads must be at least 1")
     }
 }

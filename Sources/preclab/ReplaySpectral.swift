@@ -98,7 +98,7 @@ struct ReplaySpectral {
             let comparison = entry.comparison
             func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
             table.addRow([.text(entry.tensor), .text(entry.policy.rawValue), cell(comparison.nss),
-                          .number(comparison.angleUMaxDegrees), .number(comparison.angleVMaxDegrees),
+                          cell(comparison.angleUMaxDegrees), cell(comparison.angleVMaxDegrees),
                           cell(comparison.principalOverlap), cell(comparison.lowOverlap), cell(comparison.energyTopK)])
         }
         table.addFootnote("overlaps: share of changed entries inside the principal (top-alpha of |rank-r W0|) "

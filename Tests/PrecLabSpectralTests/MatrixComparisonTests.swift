@@ -17,7 +17,7 @@ final class MatrixComparisonTests: XCTestCase {
         XCTAssertEqual(result.bounds.kyFan.measured, 1)
         XCTAssertEqual(result.bounds.kyFan.bound, 1)
         // Top-1 subspaces are both e2: no rotation; energy of E = e2 e2ᵀ is all inside.
-        XCTAssertEqual(result.angleUMaxDegrees, 0, accuracy: 1e-12)
+        XCTAssertEqual(try XCTUnwrap(result.angleUMaxDegrees), 0, accuracy: 1e-12)
         XCTAssertEqual(result.energyTopK!, 1, accuracy: 1e-15)
         XCTAssertEqual(result.bounds.baseGap, 1)
         XCTAssertEqual(result.bounds.wedinGap, 2)   // σ_1(W1) - σ_2(W0) = 5 - 3
@@ -115,7 +115,7 @@ final class MatrixComparisonTests: XCTestCase {
         let base = Matrix.diagonal(rows: 2, columns: 2, [1, 0])
         let tuned = Matrix.diagonal(rows: 2, columns: 2, [0.5, 0.5 + 1e-3])
         let result = try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 1, rank: 1))
-        XCTAssertEqual(result.angleUMaxDegrees, 90, accuracy: 1e-9)
+        XCTAssertEqual(try XCTUnwrap(result.angleUMaxDegrees), 90, accuracy: 1e-9)
         XCTAssertEqual(result.bounds.baseGap, 1)
         XCTAssertTrue(result.bounds.wedinU.vacuous)       // bound 0.501 / 0.501 >= 1
         XCTAssertTrue(result.bounds.wedinU.holds(tolerance: 0))
@@ -156,7 +156,27 @@ final class MatrixComparisonTests: XCTestCase {
         XCTAssertNil(result.energyTopK)
         XCTAssertNil(result.stableRank)
         // Identical subspaces: only rounding in QᵀQ and Q - Q(QᵀQ) remains.
-        XCTAssertLessThan(result.angleUMaxDegrees, 1e-12)
+        XCTAssertLessThan(try XCTUnwrap(result.angleUMaxDegrees), 1e-12)
         XCTAssertEqual(result.deltaFrobenius, 0)
+    }
+
+    /// A zero W0 (a zero-initialised LoRA B) has no principal directions: angles, the
+    /// principal mask overlap and the top-k energy are undefined, not computed from the
+    /// arbitrary singular vectors LAPACK returns for it; NSS is undefined too.
+    func testZeroBaseLeavesSubspaceMetricsUndefined() throws {
+        let base = Matrix(rows: 8, columns: 6)
+        let tuned = Matrix(rows: 8, columns: 6, rowMajorElement: { Double($0 % 5) * 1e-3 - 2e-3 })
+        let result = try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 2, rank: 2))
+        XCTAssertNil(result.nss)
+        XCTAssertNil(result.angleUMaxDegrees)
+        XCTAssertNil(result.angleVMeanDegrees)
+        XCTAssertNil(result.angleMaxDegrees)
+        XCTAssertNil(result.principalOverlap)
+        XCTAssertNil(result.controlOverlap)
+        XCTAssertNil(result.energyTopK)
+        XCTAssertNotNil(result.lowOverlap)   // the low-magnitude mask is still defined (ties by index)
+        let fields = result.jsonFields()
+        XCTAssertEqual(fields["angle_u_max_deg"], .null)
+        XCTAssertEqual(fields["energy_top_k"], .null)
     }
 }

@@ -504,8 +504,7 @@ extension CompareCommand {
             spectra.notes = ["tensor with the largest NSS (\(NumberFormat.scientific(byNSS.comparison!.nss ?? 0, digits: 2)))", note]
             files.append(("singular_values.svg", spectra))
             // The tensor whose top subspace rotated most.
-            let byAngle = spectral.max { max($0.comparison!.angleUMaxDegrees, $0.comparison!.angleVMaxDegrees)
-                < max($1.comparison!.angleUMaxDegrees, $1.comparison!.angleVMaxDegrees) }!
+            let byAngle = spectral.max { ($0.comparison!.angleMaxDegrees ?? -1) < ($1.comparison!.angleMaxDegrees ?? -1) }!
             var angles = LinePlot(title: "Principal angles: \(byAngle.name.name)", xLabel: "index i (ascending)",
                                   yLabel: "angle θ_i (degrees)", style: .linesAndMarkers)
             angles.yScale = .log10
@@ -527,9 +526,7 @@ extension CompareCommand {
                 guard !selected.isEmpty else { continue }
                 let x = selected.map { Double(layered ? $0.element.name.layer! : $0.offset) }
                 nss.addSeries(type.rawValue, x: x, y: selected.map { $0.element.comparison!.nss ?? .nan })
-                maxAngle.addSeries(type.rawValue, x: x, y: selected.map {
-                    max($0.element.comparison!.angleUMaxDegrees, $0.element.comparison!.angleVMaxDegrees)
-                })
+                maxAngle.addSeries(type.rawValue, x: x, y: selected.map { $0.element.comparison!.angleMaxDegrees ?? .nan })
             }
             nss.notes = [note]
             maxAngle.notes = [note]

@@ -39,7 +39,7 @@ enum ReplayCommand: Command {
       --spectral            spectral metrics of W0 -> W_T per 2-D tensor and policy
                             (NSS, principal angles, mask overlaps; see docs/metrics.md)
       --k N, --rank N       top-k subspace size and mask reconstruction rank (default 64)
-      --alpha A             principal / low-magnitude mask fraction (default 0.5)
+      --alpha A             principal / low-magnitude mask fraction, 0..1 (default 0.5)
       --json FILE           write the full results as JSON
       --csv FILE            write a row per tensor and policy as CSV
       --plots DIR           write SVG plots (visible fraction per step, visibility histogram)
@@ -85,7 +85,7 @@ enum ReplayCommand: Command {
         let k: Int = try arguments.value("--k", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
         let rank: Int = try arguments.value("--rank", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
         let alpha: Double = try arguments.value("--alpha", default: 0.5) { text -> Double? in
-            guard let value = Double(text), value > 0, value < 1 else { return nil }
+            guard let value = Double(text), value >= 0, value <= 1 else { return nil }  // as compare
             return value
         }
         let spectralOptions = SpectralOptions(k: k, rank: rank, alpha: alpha)
