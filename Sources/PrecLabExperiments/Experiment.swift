@@ -69,7 +69,7 @@ public struct Experiment: Sendable {
 
         var text: String {
             switch self {
-            case .number(let value): return Experiment.formatNumber(value)
+            case .number(let value): return compactDecimal(value)
             case .text(let value): return value
             }
         }
@@ -131,11 +131,5 @@ public struct Experiment: Sendable {
             }
             return GridPoint(index: index, values: values, stream: recipe, format: format)
         }
-    }
-
-    /// Shortest round-tripping text of a number ("1e-06", "200", "0.5").
-    static func formatNumber(_ value: Double) -> String {
-        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-        return "\(value)"
     }
 }

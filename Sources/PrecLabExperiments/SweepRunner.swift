@@ -71,7 +71,7 @@ public struct SweepRunner {
         for (streamIndex, recipe) in recipes.enumerated() {
             let users = points.filter { $0.stream == recipe }
             let path = scratch + "/" + SweepRunner.streamFileName(experiment: experiment.name, index: streamIndex, recipe: recipe)
-            progress("stream \(streamIndex + 1)/\(recipes.count): synth \(recipe.profile.rawValue) lr \(Experiment.formatNumber(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)")
+            progress("stream \(streamIndex + 1)/\(recipes.count): synth \(recipe.profile.rawValue) lr \(compactDecimal(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)")
             let captured = try synthesise(recipe, to: path, keepWeights: needsWeights)
             for point in users {
                 progress("point \(point.index + 1)/\(points.count) [\(point.label)]: replay \(point.format.name)")
@@ -121,7 +121,7 @@ public struct SweepRunner {
     }
 
     static func streamFileName(experiment: String, index: Int, recipe: Experiment.StreamRecipe) -> String {
-        "\(experiment)-\(index)-\(recipe.profile.rawValue)-lr\(Experiment.formatNumber(recipe.learningRate))"
+        "\(experiment)-\(index)-\(recipe.profile.rawValue)-lr\(compactDecimal(recipe.learningRate))"
             + "-\(recipe.steps)steps-seed\(recipe.seed).stream"
     }
 

@@ -107,18 +107,18 @@ extension ReplayResult {
         var header = ["tensor", "shape", "params", "policy", "true_changed", "visible_changed",
                       "sparsity", "true_sparsity", "hidden", "relative_error", "non_finite_weights",
                       "nan_updates", "inf_updates"]
-        header += configuration.lowMagnitudeAlphas.map { "low_overlap_\(formatNumber($0))" }
+        header += configuration.lowMagnitudeAlphas.map { "low_overlap_\(compactDecimal($0))" }
         header += ["null_visible_changed", "dtype", "rounding", "steps", "warnings"]
         let warningText = warnings.joined(separator: "; ")
         var rows: [[String]] = []
         func row(name: String, shape: String, params: Int, trueChanged: Int, nan: Int, inf: Int,
                  policy: ReplayPolicy, metrics: PolicyMetrics, null: NullModelMetrics?) -> [String] {
             var fields = [name, shape, String(params), policy.rawValue, String(trueChanged),
-                          String(metrics.visibleChanged), formatNumber(metrics.sparsity(params: params)),
-                          formatNumber(params == 0 ? 1 : 1 - Double(trueChanged) / Double(params)),
-                          String(metrics.hidden), formatNumber(metrics.relativeError),
+                          String(metrics.visibleChanged), compactDecimal(metrics.sparsity(params: params)),
+                          compactDecimal(params == 0 ? 1 : 1 - Double(trueChanged) / Double(params)),
+                          String(metrics.hidden), compactDecimal(metrics.relativeError),
                           String(metrics.nonFiniteWeights), String(nan), String(inf)]
-            fields += metrics.lowMagnitudeOverlap.map(formatNumber)
+            fields += metrics.lowMagnitudeOverlap.map(compactDecimal)
             fields.append(policy == .master ? null.map { String($0.visibleChanged) } ?? "" : "")
             fields += [configuration.format.name, configuration.rounding.mode.rawValue, String(steps), warningText]
             return fields
@@ -140,12 +140,4 @@ extension ReplayResult {
         }
         return (header, rows)
     }
-}
-
-/// Shortest round-tripping text for a Double; "nan", "inf", "-inf" for non-finite.
-func formatNumber(_ value: Double) -> String {
-    if value.isNaN { return "nan" }
-    if value.isInfinite { return value < 0 ? "-inf" : "inf" }
-    if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
-    return "\(value)"
 }

@@ -179,14 +179,9 @@ extension JSONValue {
         }
     }
 
-    /// Shortest text that reads back as the same Double; integral values keep a ".0"
-    /// only when they would not otherwise read back as a float.
+    /// A number as JSON: `compactDecimal`, and null for values JSON cannot spell.
     static func formatNumber(_ value: Double) -> String {
-        guard value.isFinite else { return "null" }
-        if value == value.rounded(), abs(value) < 1e15 {
-            return value == 0 && value.sign == .minus ? "-0.0" : String(Int64(value))
-        }
-        return "\(value)"
+        value.isFinite ? compactDecimal(value) : "null"
     }
 
     static func writeString(_ value: String, to output: inout String) {
