@@ -9,22 +9,12 @@ struct FinalAnalysis<Codec: StorageCodec> {
     let core: TypedReplayCore<Codec>
 
     func run() -> [TensorReplayResult] {
-        let starts = tensorStarts()
+        let starts = core.tensorStarts
         let core = self.core
         return ParallelChunks.map(count: core.tensors.count, chunkSize: 1,
                                   threads: core.configuration.threads) { indices in
             FinalAnalysis(core: core).analyse(tensor: indices.lowerBound, start: starts[indices.lowerBound])
         }
-    }
-
-    private func tensorStarts() -> [Int] {
-        var starts: [Int] = []
-        var start = 0
-        for tensor in core.tensors {
-            starts.append(start)
-            start += tensor.count
-        }
-        return starts
     }
 
     private func analyse(tensor tensorIndex: Int, start: Int) -> TensorReplayResult {

@@ -1,5 +1,24 @@
+/// Visible-change counts of a policy or of the null model, and the ratios derived
+/// from them.
+public protocol VisibleCounts {
+    var visibleChanged: Int { get }
+    /// Visible entries inside the bottom-α |W0| mask, one per configured α.
+    var visibleInLowMagnitude: [Int] { get }
+}
+
+extension VisibleCounts {
+    public func sparsity(params: Int) -> Double {
+        params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
+    }
+
+    /// |visible ∩ bottom-α| / |visible| for each α; NaN when nothing is visible.
+    public var lowMagnitudeOverlap: [Double] {
+        visibleInLowMagnitude.map { visibleChanged == 0 ? .nan : Double($0) / Double(visibleChanged) }
+    }
+}
+
 /// What one policy did to one tensor (or to all of them, in the total).
-public struct PolicyMetrics: Sendable, Equatable {
+public struct PolicyMetrics: VisibleCounts, Sendable, Equatable {
     /// Entries whose stored bits differ from the stored base.
     public var visibleChanged: Int
     /// Entries truly changed (fp32 truth differs from the base) but not visible.
@@ -24,14 +43,7 @@ public struct PolicyMetrics: Sendable, Equatable {
         return squaredErrorSum == 0 ? 0 : .infinity
     }
 
-    public func sparsity(params: Int) -> Double {
-        params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
-    }
 
-    /// |visible ∩ bottom-α| / |visible| for each α; NaN when nothing is visible.
-    public var lowMagnitudeOverlap: [Double] {
-        visibleInLowMagnitude.map { visibleChanged == 0 ? .nan : Double($0) / Double(visibleChanged) }
-    }
 
     static func zero(bins: Int, alphas: Int) -> PolicyMetrics {
         PolicyMetrics(visibleChanged: 0, hidden: 0, squaredErrorSum: 0, squaredTruthSum: 0,
@@ -56,19 +68,13 @@ public struct PolicyMetrics: Sendable, Equatable {
 
 /// The permutation null model: the master policy's counts when the cumulative update
 /// of each matrix is shuffled among its entries. Same update magnitudes, no geometry.
-public struct NullModelMetrics: Sendable, Equatable {
+public struct NullModelMetrics: VisibleCounts, Sendable, Equatable {
     public var visibleChanged: Int
     public var visibleInLowMagnitude: [Int]
     /// Visible entries per |W0| magnitude bin (`MagnitudeBins`).
     public var visibleByMagnitude: [Int]
 
-    public func sparsity(params: Int) -> Double {
-        params == 0 ? 1 : 1 - Double(visibleChanged) / Double(params)
-    }
 
-    public var lowMagnitudeOverlap: [Double] {
-        visibleInLowMagnitude.map { visibleChanged == 0 ? .nan : Double($0) / Double(visibleChanged) }
-    }
 }
 
 /// Octave bins of a non-negative quantity: bin 0 holds zeros, bin 1 values below

@@ -26,6 +26,8 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     let configuration: ReplayConfiguration
     let tensors: [ReplayTensor]
     let units: [WorkUnit]
+    /// Flat index of each tensor's first element.
+    let tensorStarts: [Int]
 
     /// W0, the fp32 base.
     let base: OwnedBuffer<Float>
@@ -48,6 +50,13 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         self.configuration = configuration
         self.tensors = tensors
         units = WorkUnit.units(tensorCounts: tensors.map(\.count))
+        var starts: [Int] = []
+        var start = 0
+        for tensor in tensors {
+            starts.append(start)
+            start += tensor.count
+        }
+        tensorStarts = starts
         base = OwnedBuffer(copying: source)
         truth = OwnedBuffer(copying: source)
         let count = source.count
@@ -148,8 +157,7 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     // MARK: Final
 
     func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch? {
-        for (unitIndex, unit) in units.enumerated() {
-            _ = unitIndex
+        for unit in units {
             for index in unit.range where truth[index].bitPattern != final[index].bitPattern {
                 return TruthMismatch(tensor: unit.tensor, index: index - unit.tensorStart,
                                      replayed: truth[index], recorded: final[index])
@@ -176,8 +184,7 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     /// stored policies: the decoded stored base and final codes), with the mask of
     /// entries whose stored bits changed.
     func weightsBeforeAndAfter(_ policy: ReplayPolicy, tensor: Int) -> ReplayWeights {
-        var start = 0
-        for index in 0..<tensor { start += tensors[index].count }
+        let start = tensorStarts[tensor]
         let count = tensors[tensor].count
         var before = [Double](repeating: 0, count: count)
         var after = [Double](repeating: 0, count: count)
