@@ -1,4 +1,3 @@
-import Dispatch
 import PrecLabFiles
 import PrecLabFormats
 import PrecLabSpectral
@@ -117,52 +116,4 @@ func tensorFilter(_ pattern: String?, command: String) throws -> (String) -> Boo
         throw PrecLabError.usage("preclab \(command): invalid --tensors pattern '\(pattern)': \(error)")
     }
     return { name in (try? regex.firstMatch(in: name)) != nil }
-}
-
-/// Progress for items of uneven cost finished by several threads: prints
-/// "[done/total] item, elapsed, ETA" on stderr at most once a second (and at the end),
-/// with the ETA from the share of estimated work done, not of items.
-final class WeightedProgress: @unchecked Sendable {
-    private let lock = Lock()
-    private let label: String
-    private let totalWork: Double
-    private let totalItems: Int
-    private var doneWork = 0.0
-    private var doneItems = 0
-    private let start = monotonicSeconds()
-    private var lastPrint = -1.0
-    private let enabled: Bool
-
-    init(label: String, work: [Double], enabled: Bool = true) {
-        self.label = label
-        totalWork = max(work.reduce(0, +), 1)
-        totalItems = work.count
-        self.enabled = enabled
-    }
-
-    func finished(_ item: String, work: Double) {
-        guard enabled else { return }
-        lock.withLock {
-            doneWork += work
-            doneItems += 1
-            let now = monotonicSeconds()
-            guard now - lastPrint >= 1 || doneItems == totalItems else { return }
-            lastPrint = now
-            let elapsed = now - start
-            let remaining = doneWork > 0 ? elapsed * (totalWork - doneWork) / doneWork : 0
-            Console.progress("\(label): [\(doneItems)/\(totalItems)] \(item)  elapsed \(duration(elapsed)), ETA \(duration(remaining))")
-        }
-    }
-
-    func end() { if enabled { Console.endProgress() } }
-
-    private func duration(_ seconds: Double) -> String {
-        let whole = Int(seconds.rounded())
-        return whole >= 60 ? "\(whole / 60)m\(whole % 60)s" : "\(whole)s"
-    }
-}
-
-/// Seconds on a monotonic clock.
-func monotonicSeconds() -> Double {
-    Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 }

@@ -202,7 +202,7 @@ enum CompareCommand: Command {
             let elements = Double(m) * Double(n)
             return pairs[index].0.shape.count == 2 ? elements * Double(min(m, n)) / 64 + elements : elements
         }
-        let meter = WeightedProgress(label: "preclab compare", work: work, enabled: !quiet)
+        let meter = ProgressMeter(label: "preclab compare", work: work, enabled: !quiet)
         let slots = Slots<Result<Row, PrecLabError>>(count: pairs.count)
         let shared = UnsafeSendable((pairs, base, tuned, settings))
         SpectralScheduler.run(shapes: shapes) { index in
@@ -221,7 +221,7 @@ enum CompareCommand: Command {
             slots.set(index, result)
             meter.finished(pairs[index].0.name, work: work[index])
         }
-        meter.end()
+        meter.finish()
         var rows: [Row] = []
         for result in slots.values {
             switch result {

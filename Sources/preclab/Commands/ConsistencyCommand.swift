@@ -121,7 +121,7 @@ enum ConsistencyCommand: Command {
             throw PrecLabError.badData(message)
         }
 
-        let meter = WeightedProgress(label: "preclab \(name)", work: selected.map { Double($0.0.info.elementCount * runs.count) },
+        let meter = ProgressMeter(label: "preclab \(name)", work: selected.map { Double($0.0.info.elementCount * runs.count) },
                                   enabled: !arguments.flag("--quiet"))
         var rows: [Row] = []
         for (tensor, others) in selected {
@@ -137,7 +137,7 @@ enum ConsistencyCommand: Command {
                             result: TensorConsistency(masks: masks, rows: r, columns: c)))
             meter.finished(tensor.name, work: Double(tensor.info.elementCount * runs.count))
         }
-        meter.end()
+        meter.finish()
         rows.sort { $0.name < $1.name }
 
         let report = Report(rows: rows, skipped: skipped, format: format, pattern: pattern, basePath: basePath,
