@@ -9,7 +9,16 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps
+.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps pyenv pyenv-torch
+
+# The private Python environment for cross-checks, the recorder's tests and the bench's
+# numpy references: pinned versions from PyPI in .build/pyenv, never the machine's Python.
+PYENV       := .build/pyenv
+PYENV_PY    := $(PYENV)/bin/python
+PYENV_PINS  := tools/requirements-test.txt
+TORCH_PIN   := torch==2.13.0+cpu
+# Seconds each test target may run before it counts as hung (tools/run-swift-tests.sh).
+PRECLAB_TEST_TIMEOUT ?= 420
 
 # The demo: two small synthetic streams (rl and sft profiles) replayed in bf16.
 DEMO_DIR    := results/demo
@@ -41,11 +50,44 @@ build: deps
 
 test: test-swift test-python
 
-test-swift: deps
-	$(SWIFT) test
+# Builds with both cores, then runs each test target in its own process pinned to one
+# CPU and bounded in time: a hang fails with the test's name (docs/testing.md).
+test-swift: deps pyenv
+	$(SWIFT) build --build-tests
+	PRECLAB_TEST_TIMEOUT=$(PRECLAB_TEST_TIMEOUT) PRECLAB_PYENV=$(CURDIR)/$(PYENV) \
+	  tools/run-swift-tests.sh "$$($(SWIFT) build --show-bin-path)/preclabPackageTests.xctest"
 
-test-python:
-	$(PYTHON) -m unittest discover -s tools/tests -t tools
+test-python: pyenv
+	PYTHONDONTWRITEBYTECODE=1 timeout -k 10 600 $(PYENV_PY) -m unittest discover -s tools/tests -t tools
+
+# Creates the environment once (re-created when the pins change). A package that pip
+# cannot install is written to unavailable.txt with the reason; its checks then skip
+# and say so. Debian's system python3 needs python3-venv for this (installed as root).
+pyenv: $(PYENV)/ready
+
+$(PYENV)/ready: $(PYENV_PINS)
+	@if ! $(PYTHON) -c "import venv, ensurepip" 2>/dev/null; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	  else echo "preclab needs Python's venv module. Run:"; echo "  sudo apt-get install -y python3-venv"; exit 1; fi; \
+	fi
+	@rm -rf $(PYENV) && $(PYTHON) -m venv $(PYENV)
+	@: > $(PYENV)/unavailable.txt
+	@grep -vE '^[[:space:]]*(#|$$)' $(PYENV_PINS) | while read -r pin; do \
+	  if $(PYENV_PY) -m pip install -q --disable-pip-version-check --no-input "$$pin" >$(PYENV)/pip.log 2>&1; then \
+	    echo "pyenv: installed $$pin"; \
+	  else \
+	    name=$${pin%%[=<>]*}; reason=$$(grep -iE "error" $(PYENV)/pip.log | head -n 1); \
+	    echo "$$name $$pin could not be installed: $$reason" >> $(PYENV)/unavailable.txt; \
+	    echo "pyenv: COULD NOT INSTALL $$pin ($$reason): the cross-checks that need it will skip"; \
+	  fi; \
+	done
+	@touch $@
+
+# Optional: PyPI's torch (a large download) for the recorder's PyTorch tests and the
+# training bench. Not part of `make test`.
+pyenv-torch: pyenv
+	$(PYENV_PY) -m pip install -q --disable-pip-version-check "$(TORCH_PIN)"
 
 # Checks too slow for `make test`: every fp32 input against Swift's Float16(Float).
 test-exhaustive: deps
@@ -75,7 +117,7 @@ sweep-%: build
 	@test -f experiments/$*.json || { echo "no experiment experiments/$*.json (have: $(EXPERIMENTS))"; exit 2; }
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
-bench: deps
+bench: deps pyenv
 	$(SWIFT) build -c release --product preclab-bench
 	$(RELEASE)/preclab-bench
 

@@ -62,16 +62,19 @@ let package = Package(
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
         ], swiftSettings: numericSettings),
+        // Shared by the test targets: the private Python environment for cross-checks.
+        .target(name: "PrecLabTestSupport", dependencies: ["PrecLabSupport"], path: "Tests/PrecLabTestSupport"),
         .testTarget(name: "PrecLabSupportTests", dependencies: ["PrecLabSupport"]),
-        .testTarget(name: "PrecLabFormatsTests", dependencies: ["PrecLabFormats"]),
+        .testTarget(name: "PrecLabFormatsTests", dependencies: ["PrecLabFormats", "PrecLabTestSupport"]),
         .testTarget(name: "PrecLabFilesTests", dependencies: ["PrecLabFiles", "PrecLabFormats"]),
-        .testTarget(name: "PrecLabSpectralTests", dependencies: ["PrecLabSpectral"]),
+        .testTarget(name: "PrecLabSpectralTests", dependencies: ["PrecLabSpectral", "PrecLabTestSupport"]),
         .testTarget(name: "PrecLabReplayTests",
                     dependencies: ["PrecLabReplay", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
         .testTarget(name: "PrecLabSynthTests",
                     dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),
-        .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
+        .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport",
+                                                          "PrecLabTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -129,11 +129,10 @@ private func writeBenchmarkStream(path: String, rows: Int, columns: Int, tensors
 private func numpyReference(path: String) -> (master: Double, all: Double)? {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("tools/bench/replay_numpy.py").path
-    _ = runProcess("/usr/bin/env", ["python3", "-m", "pip", "install", "-q", "ml_dtypes"])
-    guard let output = runProcess("/usr/bin/env", ["python3", script, path]),
+    guard let output = runProcess(benchPython, [script, path]),
           let data = output.data(using: .utf8),
           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-        print("numpy reference: skipped (python3 with numpy not available)")
+        print("numpy reference: skipped (\(benchPython) with numpy and ml_dtypes not available; `make pyenv` creates it)")
         return nil
     }
     if let reason = json["skipped"] as? String {
@@ -145,17 +144,14 @@ private func numpyReference(path: String) -> (master: Double, all: Double)? {
     return (master, all)
 }
 
-/// Runs a program and returns its standard output, or nil when it fails.
-func runProcess(_ executable: String, _ arguments: [String]) -> String? {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return nil }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { return nil }
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").last.map(String.init)
+/// The Python the numpy references run in: `PRECLAB_PYTHON`, else the private
+/// environment `make pyenv` creates (never the machine's own Python).
+let benchPython = getenvString("PRECLAB_PYTHON") ?? ".build/pyenv/bin/python"
+
+/// Runs a program and returns the last line of its standard output, or nil when it
+/// fails. Spawned without Foundation's run loop (ChildProcess), which can hang here.
+func runProcess(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) -> String? {
+    guard let result = try? ChildProcess.run(executable, arguments, overrides: environment, timeout: 3600),
+          result.status == 0 else { return nil }
+    return result.stdoutText.split(separator: "\n").last.map(String.init)
 }

@@ -31,21 +31,11 @@ private func bestTime(_ repeats: Int, _ body: () throws -> Void) rethrows -> Dou
     return best
 }
 
-/// Runs python3 with `script` and returns stdout, or nil when it fails.
+/// Runs `script` in the bench's Python and returns stdout, or nil when it fails.
 private func python(_ script: String, arguments: [String] = [], environment: [String: String] = [:]) -> String? {
-    let process = Process()
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", script] + arguments
-    let out = Pipe()
-    process.standardOutput = out
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return nil }
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+    guard let result = try? ChildProcess.run(benchPython, ["-c", script] + arguments, overrides: environment, timeout: 3600),
+          result.status == 0 else { return nil }
+    return result.stdoutText
 }
 
 private func benchmarkSVDAgainstNumpy(sizes: [Int]) {

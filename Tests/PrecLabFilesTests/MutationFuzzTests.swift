@@ -3,15 +3,25 @@ import XCTest
 
 /// A small deterministic mutation fuzzer run with the tests (the libFuzzer build is
 /// `make fuzz`): seeded byte flips, truncations, insertions and 64-bit field overwrites
-/// of valid files, each fed to every parser. Passing means no crash or trap.
+/// of valid files, each fed to every parser. Passing means no crash or trap, and that
+/// the inputs really reached every parser: each unmutated seed is accepted by the parser
+/// it was made for, and each parser both accepted and rejected some mutants.
 final class MutationFuzzTests: XCTestCase {
     func testMutatedFilesNeverCrashTheParsers() {
-        let seeds: [[UInt8]] = [
-            UpdateStreamTests.pythonStream,
-            NumpyFixtures.f4v1, NumpyFixtures.f8fortran, NumpyFixtures.v2, NumpyFixtures.npz, NumpyFixtures.npzc,
-            safetensorsBytes(header: #"{"__metadata__":{"a":"b"},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F4","shape":[4],"data_offsets":[8,10]}}"#,
-                             data: [UInt8](repeating: 1, count: 10)),
+        let seeds: [(bytes: [UInt8], parser: FuzzTargets.Parser)] = [
+            (UpdateStreamTests.pythonStream, .updateStream),
+            (NumpyFixtures.f4v1, .npy), (NumpyFixtures.f8fortran, .npy), (NumpyFixtures.v2, .npy),
+            (NumpyFixtures.npz, .npz), (NumpyFixtures.npzc, .npz),
+            (safetensorsBytes(header: #"{"__metadata__":{"a":"b"},"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F4","shape":[4],"data_offsets":[8,10]}}"#,
+                              data: [UInt8](repeating: 1, count: 10)), .safetensors),
+            (Array(#"{"a": [1, 2.5, "x"], "b": null}"#.utf8), .json),
         ]
+        for seed in seeds {
+            let outcome = seed.bytes.withUnsafeBytes { FuzzTargets.run($0) }
+            XCTAssertTrue(outcome.accepted(by: seed.parser), "the unmutated \(seed.parser) seed was rejected")
+        }
+        var accepted = [Int](repeating: 0, count: FuzzTargets.Parser.allCases.count)
+        var rejected = accepted
         var state: UInt64 = 0x5EED
         func next(_ bound: Int) -> Int {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -19,7 +29,8 @@ final class MutationFuzzTests: XCTestCase {
         }
         let interesting: [UInt64] = [0, 1, 7, 8, 0xFF, 0xFFFF, 0xFFFF_FFFF, 0x7FFF_FFFF_FFFF_FFFF, UInt64.max, 100_000_001]
         for iteration in 0..<10_000 {
-            var bytes = seeds[iteration % seeds.count]
+            let seed = seeds[iteration % seeds.count]
+            var bytes = seed.bytes
             for _ in 0..<(1 + next(4)) {
                 switch next(5) {
                 case 0 where !bytes.isEmpty:
@@ -36,7 +47,14 @@ final class MutationFuzzTests: XCTestCase {
                     if !bytes.isEmpty { bytes[next(bytes.count)] = UInt8(next(256)) }
                 }
             }
-            bytes.withUnsafeBytes { FuzzTargets.run($0) }
+            let outcome = bytes.withUnsafeBytes { FuzzTargets.run($0) }
+            if outcome.accepted(by: seed.parser) { accepted[seed.parser.rawValue] += 1 } else { rejected[seed.parser.rawValue] += 1 }
+        }
+        // Every parser saw mutants of its own seed that it accepted and ones it rejected:
+        // a fuzz entry point that parsed nothing would fail here.
+        for parser in FuzzTargets.Parser.allCases where parser != .updateStreamSummary {
+            XCTAssertGreaterThan(accepted[parser.rawValue], 0, "\(parser): no mutant accepted")
+            XCTAssertGreaterThan(rejected[parser.rawValue], 0, "\(parser): no mutant rejected")
         }
     }
 }

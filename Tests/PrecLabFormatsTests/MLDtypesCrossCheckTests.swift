@@ -1,17 +1,13 @@
 import Foundation
+import PrecLabTestSupport
 import XCTest
 @testable import PrecLabFormats
 
 /// Cross-check against ml_dtypes (numpy casts, round to nearest even) on a stratified
-/// sample of fp32 inputs, and every code's decoded value. Skipped with a message when
-/// python3 or ml_dtypes is not importable.
+/// sample of fp32 inputs, and every code's decoded value. Runs in the private Python environment (PythonOracle).
 final class MLDtypesCrossCheckTests: XCTestCase {
     static let script = """
-        import sys, numpy as np
-        try:
-            import ml_dtypes
-        except Exception as error:
-            print("SKIP ml_dtypes not importable: %s" % error); sys.exit(0)
+        import sys, numpy as np, ml_dtypes
         folder = sys.argv[1]
         x = np.fromfile(folder + "/input.f32", dtype=np.float32)
         for name in sys.argv[2:]:
@@ -37,18 +33,9 @@ final class MLDtypesCrossCheckTests: XCTestCase {
             return (format, name)
         } + [(try FloatFormat.named("e4m3"), "float8_e4m3"), (try FloatFormat.named("e3m4"), "float8_e3m4")]
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", MLDtypesCrossCheckTests.script, folder.path] + formats.map(\.1)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        do { try process.run() } catch { throw XCTSkip("python3 not available: \(error)") }
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        if output.hasPrefix("SKIP") || process.terminationStatus != 0 {
-            throw XCTSkip("ml_dtypes cross-check skipped: \(output.prefix(300))")
-        }
+        try PythonOracle.require("numpy", "ml_dtypes")
+        let output = try PythonOracle.run(MLDtypesCrossCheckTests.script, [folder.path] + formats.map(\.1))
+        XCTAssertEqual(output.trimmingCharacters(in: .whitespacesAndNewlines), "OK")
         for (format, name) in formats {
             let encoded = try Data(contentsOf: folder.appendingPathComponent(name + ".enc"))
             let width = format.storageBytes

@@ -1,25 +1,15 @@
 import Foundation
+import PrecLabTestSupport
 import XCTest
 @testable import PrecLabSpectral
 
 /// Cross-checks against numpy/scipy, an independent implementation (skipped when
 /// python3 with numpy is not available).
 final class NumpyCrossCheckTests: XCTestCase {
+    /// Runs a numpy script on `input`; a failing script fails the test.
     func runPython(_ script: String, input: String) throws -> String? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script]
-        let stdin = Pipe(), stdout = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return nil }
-        stdin.fileHandleForWriting.write(input.data(using: .utf8)!)
-        try stdin.fileHandleForWriting.close()
-        let data = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        try PythonOracle.require("numpy", "scipy")
+        return try PythonOracle.run(script, input: input)
     }
 
     func text(_ m: Matrix) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabSupport
 import XCTest
 
 /// Runs the built `preclab` executable and captures what it printed.
@@ -23,29 +24,14 @@ enum CLIRunner {
             .deletingLastPathComponent().deletingLastPathComponent()
     }
 
+    /// Runs `preclab` with `arguments`, bounded by `timeout` seconds: a run that takes
+    /// longer is killed and the calling test fails with the command line. Spawned
+    /// without Foundation's run loop (see ChildProcess), which can hang here.
     static func run(_ arguments: [String], environment: [String: String] = [:],
-                    currentDirectory: URL? = nil) throws -> CLIResult {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let currentDirectory { process.currentDirectoryURL = currentDirectory }
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes concurrently so a chatty child cannot block on a full pipe.
-        let errData = ReadBox()
-        let reader = Thread { errData.data = err.fileHandleForReading.readDataToEndOfFile() }
-        reader.start()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        while !errData.done { usleep(1000) }
-        return CLIResult(status: process.terminationStatus,
-                         stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData.data, as: UTF8.self))
+                    currentDirectory: URL? = nil, timeout: Double = 300) throws -> CLIResult {
+        let result = try ChildProcess.run(executable.path, arguments, overrides: environment,
+                                          currentDirectory: currentDirectory?.path, timeout: timeout)
+        return CLIResult(status: result.status, stdout: result.stdoutText, stderr: result.stderrText)
     }
 
     /// A fresh temporary directory, removed by the caller's tearDown.
@@ -55,15 +41,4 @@ enum CLIRunner {
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
-}
-
-private final class ReadBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored = Data()
-    private var finished = false
-    var data: Data {
-        get { lock.lock(); defer { lock.unlock() }; return stored }
-        set { lock.lock(); stored = newValue; finished = true; lock.unlock() }
-    }
-    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import PrecLabFiles
 import PrecLabSupport
+import PrecLabTestSupport
 import XCTest
 
 final class CompareCommandTests: XCTestCase {
@@ -265,16 +266,8 @@ final class CompareCommandTests: XCTestCase {
             u=float(np.degrees(angU.max())), v=float(np.degrees(angV.max())),
             princ=float((princ & M).sum() / M.sum()), low=float((low & M).sum() / M.sum()))))
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, path("base.safetensors"), path("tuned.safetensors")]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw XCTSkip("python3 with numpy and scipy not available") }
+        try PythonOracle.require("numpy", "scipy")
+        let output = Array(try PythonOracle.run(script, [path("base.safetensors"), path("tuned.safetensors")]).utf8)
         let expected = try JSONParser.parse(Array(output))
         XCTAssertEqual(row["changed"]?.integerValue, expected["changed"]?.integerValue)
         XCTAssertEqual(row["nss"]!.doubleValue!, expected["nss"]!.doubleValue!, accuracy: 1e-12)

@@ -1,5 +1,7 @@
 import Foundation
 import PrecLabFiles
+import PrecLabSupport
+import PrecLabTestSupport
 import XCTest
 
 /// Files written by Python (tools/preclab_record.py, numpy, the `safetensors` package)
@@ -17,27 +19,19 @@ final class FilesCrossLanguageTests: XCTestCase {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    /// Runs a Python script with tools/ on the path; nil when python3 is unavailable.
+    /// Runs a Python script with tools/ on the path in the private environment
+    /// (PythonOracle); the status and the combined output.
     @discardableResult
     func python(_ script: String, _ arguments: [String] = []) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONPATH"] = CLIRunner.packageRoot.appendingPathComponent("tools").path
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try ChildProcess.run(PythonOracle.interpreter, ["-c", script] + arguments,
+                                          overrides: ["PYTHONPATH": CLIRunner.packageRoot.appendingPathComponent("tools").path,
+                                                      "PYTHONDONTWRITEBYTECODE": "1"],
+                                          timeout: 300)
+        return (result.status, result.stdoutText + result.stderrText)
     }
 
     func requireNumpy() throws {
-        let check = try python("import numpy")
-        try XCTSkipIf(check.status != 0, "python3 with numpy is not available: \(check.output)")
+        try PythonOracle.require("numpy")
     }
 
     /// Float bit patterns covering both signs, zeros, subnormals, NaN (with payload), Inf,
@@ -138,12 +132,7 @@ final class FilesCrossLanguageTests: XCTestCase {
     }
 
     func testSafetensorsPackageBothWays() throws {
-        try requireNumpy()
-        if try python("import safetensors").status != 0 {
-            try python("import subprocess, sys; subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', 'safetensors'])")
-        }
-        let available = try python("import safetensors.numpy")
-        try XCTSkipIf(available.status != 0, "the safetensors package is not installable here: \(available.output)")
+        try PythonOracle.require("numpy", "safetensors")
         let bits = randomBits(24, seed: 3)
         try writeRaw(bits, to: "values.bin")
         // Python (reference writer) -> Swift.

@@ -1,4 +1,5 @@
 import XCTest
+@testable import preclab
 
 final class GeneralCLITests: XCTestCase {
     func testVersionAndHelp() throws {
@@ -9,9 +10,20 @@ final class GeneralCLITests: XCTestCase {
         let help = try CLIRunner.run(["--help"])
         XCTAssertEqual(help.status, 0)
         XCTAssertTrue(help.stdout.contains("usage: preclab COMMAND"))
-        for command in ["formats", "round"] where help.stdout.contains(command) {
-            let detail = try CLIRunner.run(["help", command])
-            XCTAssertEqual(detail.status, 0, command)
+        // Every registered command: listed in the overview, its help printed by both
+        // spellings, and every option it accepts documented there.
+        XCTAssertFalse(CommandLineTool.commands.isEmpty)
+        for command in CommandLineTool.commands {
+            XCTAssertTrue(help.stdout.contains("  \(command.name) "), "--help does not list \(command.name)")
+            let detail = try CLIRunner.run(["help", command.name])
+            XCTAssertEqual(detail.status, 0, command.name)
+            XCTAssertEqual(detail.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                           command.help.trimmingCharacters(in: .whitespacesAndNewlines), command.name)
+            let dashHelp = try CLIRunner.run([command.name, "--help"])
+            XCTAssertEqual(dashHelp.stdout, detail.stdout, command.name)
+            for option in command.options {
+                XCTAssertTrue(command.help.contains(option.name), "preclab help \(command.name) does not document \(option.name)")
+            }
         }
     }
 

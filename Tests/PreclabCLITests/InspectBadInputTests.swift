@@ -1,5 +1,6 @@
 import Foundation
 import PrecLabFiles
+import PrecLabTestSupport
 import XCTest
 
 /// Malformed files run through the real `preclab inspect`: each must exit 1 with a
@@ -161,20 +162,8 @@ final class InspectBadInputTests: XCTestCase {
             except pr.StreamFormatError as error:
                 print(name + "\\t" + str(error))
         """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script, directory.path]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PYTHONPATH"] = CLIRunner.packageRoot.appendingPathComponent("tools").path
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        try XCTSkipIf(output.contains("No module named 'numpy'"), "numpy is not installed")
-        XCTAssertEqual(process.terminationStatus, 0, output)
+        try PythonOracle.require("numpy")
+        let output = try PythonOracle.run(script, [directory.path])
         var verdicts: [String: String] = [:]
         for line in output.split(separator: "\n") {
             let parts = line.split(separator: "\t", maxSplits: 1).map(String.init)

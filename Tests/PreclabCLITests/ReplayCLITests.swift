@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabTestSupport
 import XCTest
 import PrecLabFiles
 import PrecLabSupport
@@ -127,14 +128,8 @@ final class ReplayCLITests: XCTestCase {
     /// FINL reproduced bit for bit. Needs torch: set PRECLAB_PYTHON to an interpreter
     /// that has it (skipped otherwise; CI need not have torch).
     func testReplayOfARealPyTorchRecording() throws {
-        let python = ProcessInfo.processInfo.environment["PRECLAB_PYTHON"] ?? "python3"
-        let probe = Process()
-        probe.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        probe.arguments = [python, "-c", "import torch"]
-        probe.standardError = FileHandle.nullDevice
-        try probe.run()
-        probe.waitUntilExit()
-        try XCTSkipIf(probe.terminationStatus != 0, "torch is not importable by \(python); set PRECLAB_PYTHON")
+        try XCTSkipUnless(PythonOracle.canImport("torch"),
+                          "torch is not importable in \(PythonOracle.interpreter): the optional torch cross-check is skipped (`make pyenv-torch` adds it)")
         let script = """
         import sys
         sys.path.insert(0, sys.argv[1])
@@ -153,12 +148,7 @@ final class ReplayCLITests: XCTestCase {
         """
         let scriptPath = path("train.py"), stream = path("torch.bin")
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        let train = Process()
-        train.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        train.arguments = [python, scriptPath, CLIRunner.packageRoot.appendingPathComponent("tools").path, stream]
-        try train.run()
-        train.waitUntilExit()
-        XCTAssertEqual(train.terminationStatus, 0)
+        try PythonOracle.run(script, [CLIRunner.packageRoot.appendingPathComponent("tools").path, stream], timeout: 600)
         let result = try CLIRunner.run(["replay", stream, "--dtype", "bf16", "--json", path("torch.json")])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("fp32 replay matches FINL bit for bit"), result.stdout)
