@@ -65,7 +65,7 @@ public enum StreamReplay {
         } else if !outline.hasBase {
             throw PrecLabError.badData(
                 "\(path): the stream has no BASE record, so the base weights must come from elsewhere: "
-                    + "pass --base CHECKPOINT (a safetensors file or directory whose tensor names and shapes match)")
+                    + "a base checkpoint (a safetensors file or directory whose tensor names and shapes match)")
         }
 
         let every = max(1, options.curveEvery ?? max(1, (totalSteps + defaultCurvePoints - 1) / defaultCurvePoints))
@@ -111,7 +111,7 @@ public enum StreamReplay {
             warnings.append("the stream has no FINL record: the fp32 replay could not be verified")
         }
         if !options.verifyCRC {
-            warnings.append("CRC-32 verification was skipped (--no-verify)")
+            warnings.append("CRC-32 verification was skipped")
         }
         return (engine.finish(warnings: warnings), engine)
     }

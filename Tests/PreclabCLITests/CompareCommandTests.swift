@@ -1,6 +1,7 @@
 import Foundation
 import PrecLabFiles
 import PrecLabSupport
+import PrecLabTestFixtures
 import XCTest
 
 final class CompareCommandTests: XCTestCase {

@@ -1,5 +1,6 @@
 import Foundation
 import PrecLabSupport
+import PrecLabTestFixtures
 import XCTest
 
 final class ConsistencyCommandTests: XCTestCase {

@@ -3,16 +3,23 @@ import PrecLabFiles
 import PrecLabFormats
 import PrecLabSupport
 
-/// Safetensors files written by the compare/consistency tests, with values chosen by
+/// Safetensors files written by the analysis and CLI tests, with values chosen by
 /// hand (so expectations are derived independently of preclab's own computations).
-struct FixtureTensor {
-    let name: String
-    let dtype: TensorDType
-    let shape: [Int]
+public struct FixtureTensor {
+    public let name: String
+    public let dtype: TensorDType
+    public let shape: [Int]
     /// Row-major values; stored exactly when representable in `dtype`.
-    let values: [Double]
+    public let values: [Double]
 
-    var bytes: [UInt8] {
+    public init(name: String, dtype: TensorDType, shape: [Int], values: [Double]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.values = values
+    }
+
+    public var bytes: [UInt8] {
         var out: [UInt8] = []
         func append(_ code: UInt64, _ width: Int) {
             for byte in 0..<width { out.append(UInt8(truncatingIfNeeded: code >> UInt64(8 * byte))) }
@@ -31,15 +38,15 @@ struct FixtureTensor {
     }
 }
 
-enum Fixtures {
-    static func write(_ path: String, _ tensors: [FixtureTensor]) throws {
+public enum Fixtures {
+    public static func write(_ path: String, _ tensors: [FixtureTensor]) throws {
         try SafetensorsWriter.write(to: path, tensors: tensors.map {
             (SafetensorsTensorSpec(name: $0.name, dtype: $0.dtype, shape: $0.shape), $0.bytes)
         }, force: true)
     }
 
     /// A sharded checkpoint in `directory`: one file per group plus the index JSON.
-    static func writeSharded(_ directory: String, _ groups: [[FixtureTensor]]) throws {
+    public static func writeSharded(_ directory: String, _ groups: [[FixtureTensor]]) throws {
         var weightMap: [(String, String)] = []
         for (index, group) in groups.enumerated() {
             let file = "model-\(String(format: "%05d", index + 1))-of-\(String(format: "%05d", groups.count)).safetensors"
@@ -55,14 +62,15 @@ enum Fixtures {
     }
 
     /// Parses a JSON file written by a command.
-    static func readJSON(_ path: String) throws -> JSONValue {
+    public static func readJSON(_ path: String) throws -> JSONValue {
         try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
     }
 
     /// A reproducible pseudo-random value in [-1, 1) (xorshift; independent of preclab).
-    struct Random {
-        var state: UInt64
-        mutating func next() -> Double {
+    public struct Random {
+        public var state: UInt64
+        public init(state: UInt64) { self.state = state }
+        public mutating func next() -> Double {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             return Double(state >> 11) * 0x1p-52 - 1
         }
@@ -70,6 +78,6 @@ enum Fixtures {
 }
 
 extension JSONValue {
-    subscript(key: String) -> JSONValue? { objectValue?[key] }
-    subscript(index: Int) -> JSONValue? { arrayValue.flatMap { index < $0.count ? $0[index] : nil } }
+    public subscript(key: String) -> JSONValue? { objectValue?[key] }
+    public subscript(index: Int) -> JSONValue? { arrayValue.flatMap { index < $0.count ? $0[index] : nil } }
 }

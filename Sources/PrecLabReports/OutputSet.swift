@@ -1,0 +1,147 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import PrecLabSupport
+
+/// The files one run writes, written as a set: all of them or none.
+///
+/// `check` runs before any work: every destination is distinct from every other, none
+/// is an input, none exists unless replacing is allowed, and every directory to write
+/// into is a directory or can be made. `write` stages every file as a temporary file
+/// next to its destination, then renames them all into place; when anything fails
+/// before the renames, the staged files and the directories it made are removed.
+public struct OutputSet: Sendable {
+    /// One file of the set.
+    public struct File {
+        public let path: String
+        public let content: any ReportFile
+
+        public init(path: String, content: any ReportFile) {
+            self.path = path
+            self.content = content
+        }
+    }
+
+    /// Replace existing regular files.
+    public let force: Bool
+    /// Files the run reads; no output may replace one.
+    public let inputs: [String]
+
+    public init(force: Bool, inputs: [String]) {
+        self.force = force
+        self.inputs = inputs
+    }
+
+    /// The pre-flight check of `files` (destinations) and `directories` (created when
+    /// missing). Writes nothing.
+    public func check(files: [String], directories: [String] = []) throws {
+        var seen: [String: String] = [:]
+        for path in files {
+            let key = OutputSet.canonicalPath(path)
+            if seen[key] != nil { throw PrecLabError.outputRefused(path: path, reason: .writtenTwice) }
+            seen[key] = path
+        }
+        for directory in directories { try OutputSet.checkDirectory(directory) }
+        for path in files { try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs) }
+    }
+
+    /// Writes every file or none (see the type's description).
+    public func write(_ files: [File], directories: [String] = []) throws {
+        try check(files: files.map(\.path), directories: directories)
+        var created: [String] = []
+        var staged: [AtomicFileWriter] = []
+        do {
+            for directory in directories { try OutputSet.makeDirectories(directory, created: &created) }
+            for file in files {
+                let writer = try AtomicFileWriter(path: file.path, force: force, inputs: inputs)
+                staged.append(writer)
+                try writer.write(file.content.fileText())
+                try writer.flushBuffer()
+            }
+        } catch {
+            for writer in staged { writer.abort() }
+            for directory in created.reversed() { rmdir(directory) }
+            throw error
+        }
+        for (index, writer) in staged.enumerated() {
+            do {
+                try writer.commit()
+            } catch {
+                for later in staged[(index + 1)...] { later.abort() }
+                throw error
+            }
+        }
+    }
+
+    /// An absolute path with `.`, `..` and repeated slashes resolved, and the folder
+    /// resolved through symbolic links when it exists, so two spellings of one
+    /// destination compare equal.
+    public static func canonicalPath(_ path: String) -> String {
+        var absolute = path
+        if !path.hasPrefix("/") {
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            if getcwd(&buffer, buffer.count) != nil {
+                absolute = buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } + "/" + path
+            }
+        }
+        var parts: [Substring] = []
+        for part in absolute.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            parts.append(part)
+        }
+        guard let name = parts.popLast() else { return "/" }
+        let folder = "/" + parts.joined(separator: "/")
+        if let resolved = realpath(folder, nil) {
+            defer { free(resolved) }
+            let real = String(cString: resolved)
+            return (real == "/" ? "" : real) + "/" + name
+        }
+        return (folder == "/" ? "" : folder) + "/" + name
+    }
+
+    /// A directory to write into must be one, or be creatable: its nearest existing
+    /// ancestor is a directory.
+    static func checkDirectory(_ path: String) throws {
+        var current = path
+        while true {
+            var status = stat()
+            if stat(current, &status) == 0 {
+                guard (status.st_mode & S_IFMT) == S_IFDIR else {
+                    throw PrecLabError.outputRefused(path: current, reason: .notADirectory)
+                }
+                return
+            }
+            var trimmed = Substring(current)
+            while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+            guard let slash = trimmed.lastIndex(of: "/") else { return }  // relative to the working directory
+            if slash == trimmed.startIndex { return }
+            current = String(trimmed[..<slash])
+        }
+    }
+
+    /// `mkdir -p`, recording every directory it made.
+    static func makeDirectories(_ path: String, created: inout [String]) throws {
+        var status = stat()
+        if stat(path, &status) == 0 {
+            guard (status.st_mode & S_IFMT) == S_IFDIR else {
+                throw PrecLabError.outputRefused(path: path, reason: .notADirectory)
+            }
+            return
+        }
+        var trimmed = Substring(path)
+        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
+            try makeDirectories(String(trimmed[..<slash]), created: &created)
+        }
+        if mkdir(String(trimmed), 0o755) != 0 {
+            guard errno == EEXIST else {
+                throw PrecLabError.badData("\(path): cannot create the output directory: \(errnoText())")
+            }
+        } else {
+            created.append(String(trimmed))
+        }
+    }
+}
