@@ -37,24 +37,17 @@ public struct ReportDirectory: Sendable {
         try write([(name, file)]).first!
     }
 
-    /// Writes several files; returns their paths in order. All destinations are checked
-    /// first (existing files without `force`, inputs, names repeated in the list).
+    /// Writes several files as one `OutputSet` (all or none); returns their paths in
+    /// order. All destinations are checked first (existing files without `force`,
+    /// inputs, names repeated in the list).
     @discardableResult
     public func write(_ files: [(name: String, file: any ReportFile)]) throws -> [String] {
-        var seen = Set<String>()
-        for (name, _) in files {
-            guard !name.isEmpty, !name.contains("/") else {
-                throw PrecLabError.invalidArgument("\(filePath(name)): a report file name must be a plain file name")
-            }
-            guard seen.insert(name).inserted else {
-                throw PrecLabError.outputRefused(path: filePath(name), reason: .writtenTwice)
-            }
-            try AtomicFileWriter.checkDestination(filePath(name), force: force, inputs: inputs)
+        for (name, _) in files where name.isEmpty || name.contains("/") {
+            throw PrecLabError.invalidArgument("\(filePath(name)): a report file name must be a plain file name")
         }
         let set = OutputSet(force: force, inputs: inputs)
         try set.write(files.map { OutputSet.File(path: filePath($0.name), content: $0.file) })
-        let written = files.map { filePath($0.name) }
-        return written
+        return files.map { filePath($0.name) }
     }
 
     /// `mkdir -p`.

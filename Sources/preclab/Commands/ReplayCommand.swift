@@ -110,9 +110,15 @@ enum ReplayCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         let request = try Request(arguments)
-        let (result, spectral) = try ReplaySpectral.replay(path: request.stream, configuration: request.configuration,
+        let (result, spectral): (ReplayResult, ReplaySpectral?)
+        do {
+            (result, spectral) = try ReplaySpectral.replay(path: request.stream, configuration: request.configuration,
                                                            options: request.options, spectral: request.spectral,
                                                            progress: request.progress)
+        } catch PrecLabError.malformed(var fault) where fault.expected == StreamReplay.missingBaseExplanation {
+            fault.expected += "; pass it with --base CHECKPOINT"
+            throw PrecLabError.malformed(fault)
+        }
         if !request.quiet {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
