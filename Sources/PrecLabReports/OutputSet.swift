@@ -44,7 +44,26 @@ public struct OutputSet: Sendable {
             seen[key] = path
         }
         for directory in directories { try OutputSet.checkDirectory(directory) }
-        for path in files { try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs) }
+        let madeHere = Set(directories.map(OutputSet.canonicalPath))
+        for path in files {
+            try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
+            try OutputSet.checkParent(of: path, madeHere: madeHere)
+        }
+    }
+
+    /// A file's folder must exist, or be one of the directories the set creates.
+    static func checkParent(of path: String, madeHere: Set<String>) throws {
+        let canonical = canonicalPath(path)
+        guard let slash = canonical.lastIndex(of: "/"), slash != canonical.startIndex else { return }
+        let folder = String(canonical[..<slash])
+        if madeHere.contains(folder) { return }
+        var status = stat()
+        guard stat(folder, &status) == 0 else {
+            throw PrecLabError.outputRefused(path: path, reason: .missingDirectory)
+        }
+        guard (status.st_mode & S_IFMT) == S_IFDIR else {
+            throw PrecLabError.outputRefused(path: folder, reason: .notADirectory)
+        }
     }
 
     /// Writes every file or none (see the type's description).
@@ -75,8 +94,8 @@ public struct OutputSet: Sendable {
         }
     }
 
-    /// An absolute path with `.`, `..` and repeated slashes resolved, and the folder
-    /// resolved through symbolic links when it exists, so two spellings of one
+    /// An absolute path with `.`, `..` and repeated slashes resolved, and its longest
+    /// existing prefix resolved through symbolic links, so two spellings of one
     /// destination compare equal.
     public static func canonicalPath(_ path: String) -> String {
         var absolute = path
@@ -92,14 +111,17 @@ public struct OutputSet: Sendable {
             if part == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
             parts.append(part)
         }
-        guard let name = parts.popLast() else { return "/" }
-        let folder = "/" + parts.joined(separator: "/")
-        if let resolved = realpath(folder, nil) {
-            defer { free(resolved) }
-            let real = String(cString: resolved)
-            return (real == "/" ? "" : real) + "/" + name
+        // Resolve the longest existing prefix through symbolic links; keep the rest as spelt.
+        var rest: [Substring] = []
+        while !parts.isEmpty {
+            if let resolved = realpath("/" + parts.joined(separator: "/"), nil) {
+                defer { free(resolved) }
+                let real = String(cString: resolved)
+                return ([real == "/" ? "" : real] + rest.reversed().map(String.init)).joined(separator: "/")
+            }
+            rest.append(parts.removeLast())
         }
-        return (folder == "/" ? "" : folder) + "/" + name
+        return "/" + rest.reversed().joined(separator: "/")
     }
 
     /// A directory to write into must be one, or be creatable: its nearest existing

@@ -25,6 +25,8 @@ public enum PrecLabError: Error, Equatable, CustomStringConvertible, Sendable {
         case notADirectory
         /// Another output of the same run would be written there too.
         case writtenTwice
+        /// The folder it would be written into does not exist.
+        case missingDirectory
     }
 
     public var description: String {
@@ -38,6 +40,7 @@ public enum PrecLabError: Error, Equatable, CustomStringConvertible, Sendable {
             case .isDirectory: return "\(path): is a directory, expected a file path"
             case .notADirectory: return "\(path): exists and is not a directory"
             case .writtenTwice: return "\(path): the output would be written twice"
+            case .missingDirectory: return "\(path): its directory does not exist"
             }
         }
     }
