@@ -9,7 +9,7 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps
+.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps example
 
 # The demo: two small synthetic streams (rl and sft profiles) replayed in bf16.
 DEMO_DIR    := results/demo
@@ -36,8 +36,10 @@ deps:
 	  fi; \
 	fi
 
+# PRECLAB_UNCHECKED_EXCLUSIVITY=1 gives the library targets the release flag the
+# executables always have (Package.swift; README, "Using preclab from Swift").
 build: deps
-	$(SWIFT) build -c release --product preclab
+	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab
 
 test: test-swift test-python
 
@@ -46,6 +48,12 @@ test-swift: deps
 
 test-python:
 	$(PYTHON) -m unittest discover -s tools/tests -t tools
+
+# The README's "Using preclab from Swift" example, built as a separate package that
+# depends on this one and run on small files it writes into a scratch folder.
+example: deps
+	$(SWIFT) build --package-path examples/swift-library --scratch-path .build/example
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; .build/example/debug/preclab-example "$$dir"
 
 # Checks too slow for `make test`: every fp32 input against Swift's Float16(Float).
 test-exhaustive: deps
@@ -76,7 +84,7 @@ sweep-%: build
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
 bench: deps
-	$(SWIFT) build -c release --product preclab-bench
+	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench
 	$(RELEASE)/preclab-bench
 
 # Fuzzes the stream, safetensors, npy/npz and JSON parsers with libFuzzer for
