@@ -41,7 +41,7 @@ deps:
 build: deps
 	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab
 
-test: test-swift test-python
+test: test-swift test-python example
 
 test-swift: deps
 	$(SWIFT) test

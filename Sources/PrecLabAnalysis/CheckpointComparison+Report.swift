@@ -63,14 +63,8 @@ extension CheckpointComparison {
         ])
     }
 
-    static func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
-
     func rowJSON(_ row: ComparedTensor) -> JSONObject {
-        var o = JSONObject()
-        o["name"] = .string(row.name.name)
-        o["layer"] = row.name.layer.map { .int($0) } ?? .null
-        o["type"] = .string(row.name.type.rawValue)
-        o["shape"] = .array(row.shape.map { .int($0) })
+        var o = ReportCells.tensorJSON(row.name, shape: row.shape)
         o["dtype_base"] = .string(row.baseDType)
         o["dtype_tuned"] = .string(row.tunedDType)
         o["converted"] = .bool(row.converted)
@@ -96,8 +90,8 @@ extension CheckpointComparison {
         o["tensors"] = .int(s.tensors)
         o["params"] = .int(s.parameters)
         o["changed"] = .int(s.changed)
-        o["sparsity"] = CheckpointComparison.optional(s.sparsity)
-        for metric in ComparisonMetric.allCases { o[metric.rawValue] = CheckpointComparison.optional(s.mean(metric)) }
+        o["sparsity"] = ReportCells.json(s.sparsity)
+        for metric in ComparisonMetric.allCases { o[metric.rawValue] = ReportCells.json(s.mean(metric)) }
         o["alpha_baseline"] = .number(options.spectral.alpha)
         return o
     }
@@ -113,14 +107,13 @@ extension CheckpointComparison {
         ])
         for row in tensors {
             let c = row.comparison
-            func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
-            table.addRow([
+                table.addRow([
                 .text(row.name.name), row.name.layer.map { .integer($0) } ?? .empty, .text(row.name.type.rawValue),
                 .text(row.shape.map(String.init).joined(separator: "x")), .integer(row.params), .integer(row.changed),
-                .number(row.sparsity), cell(c?.nss), cell(c?.angleUMaxDegrees), cell(c?.angleVMaxDegrees),
-                cell(c?.angleUMeanDegrees), cell(c?.angleVMeanDegrees), cell(c?.principalOverlap),
-                cell(c?.lowOverlap), cell(c?.controlOverlap), cell(c?.energyTopK), cell(c?.deltaFrobenius),
-                cell(c?.deltaSpectral), cell(c?.stableRank),
+                .number(row.sparsity), ReportCells.metric(c?.nss), ReportCells.metric(c?.angleUMaxDegrees), ReportCells.metric(c?.angleVMaxDegrees),
+                ReportCells.metric(c?.angleUMeanDegrees), ReportCells.metric(c?.angleVMeanDegrees), ReportCells.metric(c?.principalOverlap),
+                ReportCells.metric(c?.lowOverlap), ReportCells.metric(c?.controlOverlap), ReportCells.metric(c?.energyTopK), ReportCells.metric(c?.deltaFrobenius),
+                ReportCells.metric(c?.deltaSpectral), ReportCells.metric(c?.stableRank),
                 c.map { .text($0.bounds.wedinU.vacuous ? "true" : "false") } ?? .empty,
                 c.map { .text($0.randomized ? "randomized" : "exact") } ?? .empty,
                 .number(options.spectral.alpha), .integer(c?.k ?? options.spectral.k),
@@ -133,9 +126,8 @@ extension CheckpointComparison {
     // MARK: Terminal
 
     public func text(width: Int) -> String {
-        func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
-        var perTensor = TextTable(title: "preclab compare: \(basePath) -> \(tunedPath) (\(options.format.name) codes)", columns: [
-            .text("tensor"), .text("shape"), .number("params", style: .compactCount),
+        var perTensor = TextTable(title: "preclab compare: \(basePath) -> \(tunedPath) (\(options.format.name) codes)",
+                                  columns: ReportCells.tensorColumns + [
             .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
             .number("maxθU", style: .general(significant: 3)), .number("maxθV", style: .general(significant: 3)),
             .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
@@ -143,10 +135,10 @@ extension CheckpointComparison {
         ])
         for row in tensors {
             let c = row.comparison
-            perTensor.addRow([.text(displayName(row.name.name)), .text(row.shape.map(String.init).joined(separator: "x")),
-                              .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleUMaxDegrees),
-                              cell(c?.angleVMaxDegrees), cell(c?.principalOverlap), cell(c?.lowOverlap),
-                              cell(c?.energyTopK)])
+            perTensor.addRow(ReportCells.tensorCells(row.name, shape: row.shape, params: row.params) + [
+                              .number(row.sparsity), ReportCells.metric(c?.nss), ReportCells.metric(c?.angleUMaxDegrees),
+                              ReportCells.metric(c?.angleVMaxDegrees), ReportCells.metric(c?.principalOverlap), ReportCells.metric(c?.lowOverlap),
+                              ReportCells.metric(c?.energyTopK)])
         }
         var byType = TextTable(title: "by matrix type (parameter-weighted; random overlap baseline α = \(options.spectral.alpha))", columns: [
             .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
@@ -155,9 +147,9 @@ extension CheckpointComparison {
             .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
         ])
         func summaryRow(_ label: String, _ s: WeightedSummary<ComparisonMetric>) -> [TableCell] {
-            [.text(label), .integer(s.tensors), .integer(s.parameters), cell(s.sparsity), cell(s.mean(.nss)),
-             cell(s.mean(.angleUMax)), cell(s.mean(.angleVMax)), cell(s.mean(.principalOverlap)),
-             cell(s.mean(.lowOverlap))]
+            [.text(label), .integer(s.tensors), .integer(s.parameters), ReportCells.metric(s.sparsity), ReportCells.metric(s.mean(.nss)),
+             ReportCells.metric(s.mean(.angleUMax)), ReportCells.metric(s.mean(.angleVMax)), ReportCells.metric(s.mean(.principalOverlap)),
+             ReportCells.metric(s.mean(.lowOverlap))]
         }
         for type in types { byType.addRow(summaryRow(type.rawValue, summary(of: type))) }
         byType.addTotalRow(summaryRow("total", total))

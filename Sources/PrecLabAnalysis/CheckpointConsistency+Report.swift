@@ -18,18 +18,16 @@ public enum ConsistencyPlot: String, CaseIterable, Sendable {
 
 /// The encodings of a consistency result: JSON, terminal tables and SVG plots.
 extension CheckpointConsistency {
-    static func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
-
     func summaryJSON(_ s: WeightedSummary<ConsistencyMetric>) -> JSONObject {
         var o = JSONObject([("tensors", .int(s.tensors)), ("params", .int(s.parameters))])
-        for metric in ConsistencyMetric.allCases { o[metric.rawValue] = CheckpointConsistency.optional(s.mean(metric)) }
+        for metric in ConsistencyMetric.allCases { o[metric.rawValue] = ReportCells.json(s.mean(metric)) }
         if let j = s.mean(.jaccard), let b = s.mean(.baseline), b > 0 { o["jaccard_over_baseline"] = .finite(j / b) }
         return o
     }
 
     func ratioJSON(_ r: RatioSummary) -> JSONObject {
         JSONObject([("mean", .finite(r.mean)), ("min", .finite(r.minimum)), ("max", .finite(r.maximum)),
-                    ("std", .finite(r.standardDeviation)), ("cv", CheckpointConsistency.optional(r.coefficientOfVariation))])
+                    ("std", .finite(r.standardDeviation)), ("cv", ReportCells.json(r.coefficientOfVariation))])
     }
 
     public func json() -> JSONValue {
@@ -40,17 +38,13 @@ extension CheckpointConsistency {
                                               ("tensors", options.selection.pattern.map { .string($0) } ?? .null)]))
         root["tensors"] = .array(tensors.map { row in
             let r = row.result
-            var o = JSONObject()
-            o["name"] = .string(row.name.name)
-            o["layer"] = row.name.layer.map { .int($0) } ?? .null
-            o["type"] = .string(row.name.type.rawValue)
-            o["shape"] = .array(row.shape.map { .int($0) })
+            var o = ReportCells.tensorJSON(row.name, shape: row.shape)
             o["params"] = .int(row.params)
             o["densities"] = .array(r.densities.map { .finite($0) })
-            o["mean_jaccard"] = CheckpointConsistency.optional(r.meanJaccard)
-            o["mean_baseline"] = CheckpointConsistency.optional(r.meanBaseline)
-            o["jaccard"] = .array(r.jaccard.map { .array($0.map(CheckpointConsistency.optional)) })
-            o["baseline"] = .array(r.baseline.map { .array($0.map(CheckpointConsistency.optional)) })
+            o["mean_jaccard"] = ReportCells.json(r.meanJaccard)
+            o["mean_baseline"] = ReportCells.json(r.meanBaseline)
+            o["jaccard"] = .array(r.jaccard.map { .array($0.map(ReportCells.json)) })
+            o["baseline"] = .array(r.baseline.map { .array($0.map(ReportCells.json)) })
             o["consensus_histogram"] = .array(r.consensus.histogram.map { .int($0) })
             o["unanimous_fraction"] = .finite(r.consensus.unanimousFraction)
             if row.shape.count == 2 {
@@ -70,9 +64,8 @@ extension CheckpointConsistency {
     }
 
     public func text(width: Int) -> String {
-        func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
-        var perTensor = TextTable(title: "preclab consistency: \(runPaths.count) runs from \(basePath) (\(options.format.name) codes)", columns: [
-            .text("tensor"), .text("shape"), .number("params", style: .compactCount),
+        var perTensor = TextTable(title: "preclab consistency: \(runPaths.count) runs from \(basePath) (\(options.format.name) codes)",
+                                  columns: ReportCells.tensorColumns + [
             .number("updated", style: .percent(decimals: 1)), .number("Jaccard", style: .fixed(decimals: 3)),
             .number("random", style: .fixed(decimals: 3)), .number("all runs", style: .percent(decimals: 1)),
             .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
@@ -80,12 +73,11 @@ extension CheckpointConsistency {
         for row in tensors {
             let r = row.result
             let is2D = row.shape.count == 2
-            perTensor.addRow([.text(displayName(row.name.name)),
-                              .text(row.shape.map(String.init).joined(separator: "x")), .integer(row.params),
-                              .number(row.meanDensity), cell(r.meanJaccard),
-                              cell(r.meanBaseline), .number(r.consensus.unanimousFraction),
-                              cell(is2D ? r.rowRatios.coefficientOfVariation : nil),
-                              cell(is2D ? r.columnRatios.coefficientOfVariation : nil)])
+            perTensor.addRow(ReportCells.tensorCells(row.name, shape: row.shape, params: row.params) + [
+                              .number(row.meanDensity), ReportCells.metric(r.meanJaccard),
+                              ReportCells.metric(r.meanBaseline), .number(r.consensus.unanimousFraction),
+                              ReportCells.metric(is2D ? r.rowRatios.coefficientOfVariation : nil),
+                              ReportCells.metric(is2D ? r.columnRatios.coefficientOfVariation : nil)])
         }
         var byType = TextTable(title: "by matrix type (parameter-weighted means)", columns: [
             .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
@@ -94,8 +86,8 @@ extension CheckpointConsistency {
             .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
         ])
         func summaryRow(_ label: String, _ s: WeightedSummary<ConsistencyMetric>) -> [TableCell] {
-            [.text(label), .integer(s.tensors), .integer(s.parameters), cell(s.mean(.density)), cell(s.mean(.jaccard)),
-             cell(s.mean(.baseline)), cell(s.mean(.unanimous)), cell(s.mean(.rowCV)), cell(s.mean(.columnCV))]
+            [.text(label), .integer(s.tensors), .integer(s.parameters), ReportCells.metric(s.mean(.density)), ReportCells.metric(s.mean(.jaccard)),
+             ReportCells.metric(s.mean(.baseline)), ReportCells.metric(s.mean(.unanimous)), ReportCells.metric(s.mean(.rowCV)), ReportCells.metric(s.mean(.columnCV))]
         }
         for type in types { byType.addRow(summaryRow(type.rawValue, summary(of: type))) }
         byType.addTotalRow(summaryRow("total", total))

@@ -57,13 +57,10 @@ public struct OutputSet: Sendable {
         guard let slash = canonical.lastIndex(of: "/"), slash != canonical.startIndex else { return }
         let folder = String(canonical[..<slash])
         if madeHere.contains(folder) { return }
-        var status = stat()
-        guard stat(folder, &status) == 0 else {
+        guard let isDirectory = isDirectory(folder) else {
             throw PrecLabError.outputRefused(path: path, reason: .missingDirectory)
         }
-        guard (status.st_mode & S_IFMT) == S_IFDIR else {
-            throw PrecLabError.outputRefused(path: folder, reason: .notADirectory)
-        }
+        guard isDirectory else { throw PrecLabError.outputRefused(path: folder, reason: .notADirectory) }
     }
 
     /// Writes every file or none (see the type's description).
@@ -127,43 +124,43 @@ public struct OutputSet: Sendable {
     /// A directory to write into must be one, or be creatable: its nearest existing
     /// ancestor is a directory.
     static func checkDirectory(_ path: String) throws {
-        var current = path
-        while true {
-            var status = stat()
-            if stat(current, &status) == 0 {
-                guard (status.st_mode & S_IFMT) == S_IFDIR else {
-                    throw PrecLabError.outputRefused(path: current, reason: .notADirectory)
-                }
+        var current: String? = path
+        while let folder = current {
+            if let isDirectory = isDirectory(folder) {
+                guard isDirectory else { throw PrecLabError.outputRefused(path: folder, reason: .notADirectory) }
                 return
             }
-            var trimmed = Substring(current)
-            while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            guard let slash = trimmed.lastIndex(of: "/") else { return }  // relative to the working directory
-            if slash == trimmed.startIndex { return }
-            current = String(trimmed[..<slash])
+            current = parent(of: folder)
         }
     }
 
     /// `mkdir -p`, recording every directory it made.
     static func makeDirectories(_ path: String, created: inout [String]) throws {
-        var status = stat()
-        if stat(path, &status) == 0 {
-            guard (status.st_mode & S_IFMT) == S_IFDIR else {
-                throw PrecLabError.outputRefused(path: path, reason: .notADirectory)
-            }
+        if let isDirectory = isDirectory(path) {
+            guard isDirectory else { throw PrecLabError.outputRefused(path: path, reason: .notADirectory) }
             return
         }
+        if let parent = parent(of: path) { try makeDirectories(parent, created: &created) }
+        if mkdir(path, 0o755) == 0 {
+            created.append(path)
+        } else if errno != EEXIST {
+            throw PrecLabError.badData("\(path): cannot create the output directory: \(errnoText())")
+        }
+    }
+
+    /// Whether `path` is a directory; nil when nothing is there.
+    static func isDirectory(_ path: String) -> Bool? {
+        var status = stat()
+        guard stat(path, &status) == 0 else { return nil }
+        return (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// The folder part of a path without trailing slashes; nil for a single component
+    /// (relative to the working directory) or the root.
+    static func parent(of path: String) -> String? {
         var trimmed = Substring(path)
         while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
-            try makeDirectories(String(trimmed[..<slash]), created: &created)
-        }
-        if mkdir(String(trimmed), 0o755) != 0 {
-            guard errno == EEXIST else {
-                throw PrecLabError.badData("\(path): cannot create the output directory: \(errnoText())")
-            }
-        } else {
-            created.append(String(trimmed))
-        }
+        guard let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex else { return nil }
+        return String(trimmed[..<slash])
     }
 }

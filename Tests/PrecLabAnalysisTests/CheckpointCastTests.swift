@@ -7,17 +7,7 @@ import PrecLabTestFixtures
 import XCTest
 
 /// `CheckpointCast` as a library call: planning refusals and the bytes written.
-final class CheckpointCastTests: XCTestCase {
-    private var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("preclab-analysis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
-    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
+final class CheckpointCastTests: ScratchTestCase {
     /// 1 + 2^-9 is below half a bf16 ulp at 1 (2^-8): nearest-even gives 1.0 (0x3F80);
     /// 1 + 3·2^-9 lies above the midpoint 1 + 2^-8 and rounds up to 0x3F81. The I64
     /// tensor is copied unchanged; the unselected F32 tensor too.

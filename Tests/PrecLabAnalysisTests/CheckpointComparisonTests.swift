@@ -9,39 +9,14 @@ import XCTest
 
 /// `CheckpointComparison` called as a library: the numbers `preclab compare` reports,
 /// checked against values derived by hand.
-final class CheckpointComparisonTests: XCTestCase {
-    private var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("preclab-analysis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
-    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
+final class CheckpointComparisonTests: ScratchTestCase {
     private func options(k: Int, rank: Int, format: FloatFormat = .bf16) -> CheckpointComparisonOptions {
         CheckpointComparisonOptions(format: format, spectral: SpectralOptions(k: k, rank: rank, alpha: 0.5))
     }
 
-    /// W0 = diag(3, 4), W1 = diag(3, 5) in bf16 (exact), k = rank = 1, α = 0.5:
-    /// - M = {3}: sparsity 3/4.
-    /// - σ(W0) = (4, 3), σ(W1) = (5, 3): NSS = 1/5.
-    /// - top-1 subspaces are e2 for both: angles 0.
-    /// - rank-1 reconstruction of W0 = 4 e2 e2ᵀ, |.| = [0, 0, 0, 4]: top 2 = {3, then
-    ///   the tie at 0 goes to index 0}; M ⊂ it: principal overlap 1.
-    /// - bottom 2 of |W0| = [3, 0, 0, 4]: {1, 2}: low overlap 0.
-    /// The 1-D norm changes by one bf16 ulp at 1 (2^-7) in one of four entries.
+    /// `Fixtures.writeHandCheckedPair` derives every expected value by hand.
     func testHandCheckedPair() throws {
-        let q = "model.layers.0.self_attn.q_proj.weight", norm = "model.layers.0.input_layernorm.weight"
-        try Fixtures.write(path("base.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 4]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1]),
-        ])
-        try Fixtures.write(path("tuned.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 5]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1 + 0x1p-7]),
-        ])
+        let (q, norm) = try Fixtures.writeHandCheckedPair(base: path("base.safetensors"), tuned: path("tuned.safetensors"))
         let result = try CheckpointComparison(basePath: path("base.safetensors"), tunedPath: path("tuned.safetensors"),
                                               options: options(k: 1, rank: 1))
         let row = try XCTUnwrap(result.tensors.first { $0.name.name == q })

@@ -5,17 +5,7 @@ import PrecLabSupport
 import PrecLabTestFixtures
 import XCTest
 
-final class CheckpointConsistencyTests: XCTestCase {
-    private var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("preclab-analysis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
-    private func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-
+final class CheckpointConsistencyTests: ScratchTestCase {
     /// A 2x4 tensor and three runs changing positions {0,1,2,3}, {0,1,4,5} and {0,6}:
     /// Jaccard(1,2) = 2/6, Jaccard(1,3) = 1/5, Jaccard(2,3) = 1/5; densities 1/2, 1/2,
     /// 1/4, baselines 1/3 and (1/8)/(5/8) = 1/5; consensus counts [3,2,1,1,1,1,1,0]

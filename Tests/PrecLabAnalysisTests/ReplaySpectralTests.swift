@@ -9,15 +9,7 @@ import XCTest
 
 /// Replay-then-spectral through the library: per policy, the metrics are those of the
 /// weights each policy stores, and the update mask is "stored bits changed".
-final class ReplaySpectralTests: XCTestCase {
-    private var directory: URL!
-
-    override func setUpWithError() throws {
-        directory = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("preclab-analysis-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: directory) }
-
+final class ReplaySpectralTests: ScratchTestCase {
     /// A 16x8 matrix and an 8-vector; ten steps of small updates. Returns W0 and W_T
     /// (the fp32 truth, summed here in the order the replay sums: one add per step).
     private func writeStream(_ path: String) throws -> (initial: [Float], final: [Float]) {

@@ -81,3 +81,27 @@ extension JSONValue {
     public subscript(key: String) -> JSONValue? { objectValue?[key] }
     public subscript(index: Int) -> JSONValue? { arrayValue.flatMap { index < $0.count ? $0[index] : nil } }
 }
+
+extension Fixtures {
+    /// The hand-checked pair of the compare tests, a 2x2 matrix and a 4-vector in bf16:
+    /// W0 = diag(3, 4), W1 = diag(3, 5) (exact in bf16); the vector changes by one bf16
+    /// ulp at 1 (2^-7) in one of four entries. With k = rank = 1 and α = 0.5:
+    /// - M = {3}: sparsity 3/4.
+    /// - σ(W0) = (4, 3), σ(W1) = (5, 3): NSS = 1/5.
+    /// - top-1 subspaces are e2 for both: angles 0.
+    /// - rank-1 reconstruction of W0 = 4 e2 e2ᵀ, |.| = [0, 0, 0, 4]: top 2 = {3, then
+    ///   the tie at 0 goes to index 0}; M ⊂ it: principal overlap 1.
+    /// - bottom 2 of |W0| = [3, 0, 0, 4]: {1, 2}: low overlap 0.
+    public static func writeHandCheckedPair(base: String, tuned: String) throws -> (matrix: String, vector: String) {
+        let q = "model.layers.0.self_attn.q_proj.weight", norm = "model.layers.0.input_layernorm.weight"
+        try write(base, [
+            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 4]),
+            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1]),
+        ])
+        try write(tuned, [
+            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 5]),
+            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1 + 0x1p-7]),
+        ])
+        return (q, norm)
+    }
+}

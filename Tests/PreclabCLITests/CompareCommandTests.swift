@@ -19,15 +19,7 @@ final class CompareCommandTests: XCTestCase {
     /// The command writes what the library computes (numbers: PrecLabAnalysisTests):
     /// JSON, CSV with a header and a row per tensor, the four plots, the tables.
     func testWritesEveryOutputOfAHandCheckedPair() throws {
-        let q = "model.layers.0.self_attn.q_proj.weight", norm = "model.layers.0.input_layernorm.weight"
-        try Fixtures.write(path("base.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 4]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1]),
-        ])
-        try Fixtures.write(path("tuned.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 5]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1 + 0x1p-7]),
-        ])
+        let (q, _) = try Fixtures.writeHandCheckedPair(base: path("base.safetensors"), tuned: path("tuned.safetensors"))
         let json = path("out.json"), csv = path("out.csv"), plots = path("plots")
         let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
                                         "--k", "1", "--rank", "1", "--svd", "exact",
