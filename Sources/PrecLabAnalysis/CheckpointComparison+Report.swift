@@ -166,7 +166,7 @@ extension CheckpointComparison {
             else { groups.append((key, [skip.name])) }
         }
         for (reason, names) in groups {
-            let shown = names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", ... (\(names.count - 4) more; see --json)" : "")
+            let shown = names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", ... (\(names.count - 4) more; see the JSON report)" : "")
             byType.addFootnote("skipped (\(names.count)) \(reason): \(shown)")
         }
         let vacuous = tensors.filter { $0.comparison?.bounds.wedinU.vacuous == true }.count

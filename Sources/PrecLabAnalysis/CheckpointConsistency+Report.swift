@@ -94,7 +94,7 @@ extension CheckpointConsistency {
         byType.addFootnote("Jaccard: mean over pairs of runs; random: p q / (p + q - p q) for independent masks of the same densities; all runs: elements every run updated; cv: coefficient of variation of the consensus row/column means")
         byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'")
         for skip in skipped.prefix(10) { byType.addFootnote("skipped \(skip.name): \(skip.reason)") }
-        if skipped.count > 10 { byType.addFootnote("skipped: \(skipped.count - 10) more (see --json)") }
+        if skipped.count > 10 { byType.addFootnote("skipped: \(skipped.count - 10) more (see the JSON report)") }
         return perTensor.render(width: width) + "\n" + byType.render(width: width)
     }
 

@@ -24,8 +24,10 @@ extension NumberRule where Value == Double {
     static let unitInterval = NumberRule(expected: "a number in [0, 1]") { text in
         Double(text).flatMap { $0 >= 0 && $0 <= 1 ? $0 : nil }
     }
-    /// Any finite number.
-    static let finite = NumberRule(expected: "a finite number") { Double($0).flatMap { $0.isFinite ? $0 : nil } }
+    /// Learning rates and other magnitudes.
+    static let nonNegativeFinite = NumberRule(expected: "a finite number >= 0") { text in
+        Double(text).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+    }
     /// Any number a model may refuse later in its own validation.
     static let any = NumberRule(expected: "a number") { Double($0) }
 }

@@ -71,17 +71,11 @@ enum SynthCommand: Command {
         guard let output = arguments.value("--output") else {
             throw UsageError("-o FILE is required (see 'preclab help synth')")
         }
-        guard let stepsText = arguments.value("--steps") else {
+        guard let steps = try arguments.number("--steps", .positive) else {
             throw UsageError("--steps N is required")
         }
-        guard let steps = Int(stepsText), steps >= 1 else {
-            throw UsageError("invalid value '\(stepsText)' for --steps (expected an integer >= 1)")
-        }
-        guard let lrText = arguments.value("--lr") else {
+        guard let lr = try arguments.number("--lr", .nonNegativeFinite) else {
             throw UsageError("--lr LR is required")
-        }
-        guard let lr = Double(lrText), lr.isFinite, lr >= 0 else {
-            throw UsageError("invalid value '\(lrText)' for --lr (expected a finite number >= 0)")
         }
         guard let profileText = arguments.value("--profile") else {
             throw UsageError("--profile rl|sft|noise is required")
