@@ -140,19 +140,17 @@ extension CheckpointComparison {
                               ReportCells.metric(c?.angleVMaxDegrees), ReportCells.metric(c?.principalOverlap), ReportCells.metric(c?.lowOverlap),
                               ReportCells.metric(c?.energyTopK)])
         }
-        var byType = TextTable(title: "by matrix type (parameter-weighted; random overlap baseline α = \(options.spectral.alpha))", columns: [
-            .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
-            .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
-            .number("maxθU°", style: .general(significant: 3)), .number("maxθV°", style: .general(significant: 3)),
-            .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
-        ])
-        func summaryRow(_ label: String, _ s: WeightedSummary<ComparisonMetric>) -> [TableCell] {
-            [.text(label), .integer(s.tensors), .integer(s.parameters), ReportCells.metric(s.sparsity), ReportCells.metric(s.mean(.nss)),
-             ReportCells.metric(s.mean(.angleUMax)), ReportCells.metric(s.mean(.angleVMax)), ReportCells.metric(s.mean(.principalOverlap)),
-             ReportCells.metric(s.mean(.lowOverlap))]
-        }
-        for type in types { byType.addRow(summaryRow(type.rawValue, summary(of: type))) }
-        byType.addTotalRow(summaryRow("total", total))
+        var byType = ReportCells.byTypeTable(
+            title: "by matrix type (parameter-weighted; random overlap baseline α = \(options.spectral.alpha))",
+            columns: [
+                .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
+                .number("maxθU°", style: .general(significant: 3)), .number("maxθV°", style: .general(significant: 3)),
+                .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+            ],
+            types: types, summary: summary(of:), total: total) { s in
+                [s.sparsity, s.mean(.nss), s.mean(.angleUMax), s.mean(.angleVMax), s.mean(.principalOverlap),
+                 s.mean(.lowOverlap)].map(ReportCells.metric)
+            }
         let s = options.spectral
         byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ in degrees")
         // Randomized-SVD parameters only where a randomized SVD may run.

@@ -79,18 +79,17 @@ extension CheckpointConsistency {
                               ReportCells.metric(is2D ? r.rowRatios.coefficientOfVariation : nil),
                               ReportCells.metric(is2D ? r.columnRatios.coefficientOfVariation : nil)])
         }
-        var byType = TextTable(title: "by matrix type (parameter-weighted means)", columns: [
-            .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
-            .number("updated", style: .percent(decimals: 1)), .number("Jaccard", style: .fixed(decimals: 3)),
-            .number("random", style: .fixed(decimals: 3)), .number("all runs", style: .percent(decimals: 1)),
-            .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
-        ])
-        func summaryRow(_ label: String, _ s: WeightedSummary<ConsistencyMetric>) -> [TableCell] {
-            [.text(label), .integer(s.tensors), .integer(s.parameters), ReportCells.metric(s.mean(.density)), ReportCells.metric(s.mean(.jaccard)),
-             ReportCells.metric(s.mean(.baseline)), ReportCells.metric(s.mean(.unanimous)), ReportCells.metric(s.mean(.rowCV)), ReportCells.metric(s.mean(.columnCV))]
-        }
-        for type in types { byType.addRow(summaryRow(type.rawValue, summary(of: type))) }
-        byType.addTotalRow(summaryRow("total", total))
+        var byType = ReportCells.byTypeTable(
+            title: "by matrix type (parameter-weighted means)",
+            columns: [
+                .number("updated", style: .percent(decimals: 1)), .number("Jaccard", style: .fixed(decimals: 3)),
+                .number("random", style: .fixed(decimals: 3)), .number("all runs", style: .percent(decimals: 1)),
+                .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
+            ],
+            types: types, summary: summary(of:), total: total) { s in
+                [s.mean(.density), s.mean(.jaccard), s.mean(.baseline), s.mean(.unanimous), s.mean(.rowCV),
+                 s.mean(.columnCV)].map(ReportCells.metric)
+            }
         byType.addFootnote("Jaccard: mean over pairs of runs; random: p q / (p + q - p q) for independent masks of the same densities; all runs: elements every run updated; cv: coefficient of variation of the consensus row/column means")
         byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'")
         for skip in skipped.prefix(10) { byType.addFootnote("skipped \(skip.name): \(skip.reason)") }

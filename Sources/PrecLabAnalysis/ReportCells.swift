@@ -23,4 +23,21 @@ enum ReportCells {
         JSONObject([("name", .string(name.name)), ("layer", name.layer.map { .int($0) } ?? .null),
                     ("type", .string(name.type.rawValue)), ("shape", .array(shape.map { .int($0) }))])
     }
+
+    /// A row per matrix type and a total row: type, tensors, params, then `columns`
+    /// filled by `cells` from each summary.
+    static func byTypeTable<Metric>(title: String, columns: [TextTable.Column], types: [MatrixType],
+                                    summary: (MatrixType) -> WeightedSummary<Metric>,
+                                    total: WeightedSummary<Metric>,
+                                    cells: (WeightedSummary<Metric>) -> [TableCell]) -> TextTable {
+        var table = TextTable(title: title, columns: [
+            .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
+        ] + columns)
+        func row(_ label: String, _ s: WeightedSummary<Metric>) -> [TableCell] {
+            [.text(label), .integer(s.tensors), .integer(s.parameters)] + cells(s)
+        }
+        for type in types { table.addRow(row(type.rawValue, summary(type))) }
+        table.addTotalRow(row("total", total))
+        return table
+    }
 }
