@@ -99,17 +99,19 @@ public struct CheckpointComparison: Sendable {
     public let skipped: [SkippedTensor]
 
     /// Compares `base` with `tuned`.
+    /// - Parameter labels: how reports and messages name the two checkpoints (default:
+    ///   their paths; a directory opens as its index file).
     /// - Throws: `PrecLabError` data errors for unreadable tensors and when no tensor
     ///   can be compared at all.
     public init(base: Checkpoint, tuned: Checkpoint, options: CheckpointComparisonOptions = .init(),
-                progress: (any ProgressReporting)? = nil) throws {
-        basePath = base.path
-        tunedPath = tuned.path
+                progress: (any ProgressReporting)? = nil, labels: (base: String, tuned: String)? = nil) throws {
+        basePath = labels?.base ?? base.path
+        tunedPath = labels?.tuned ?? tuned.path
         self.options = options
         let plan = CheckpointComparison.pair(base: base, tuned: tuned, selection: options.selection)
         var skipped = plan.skipped
         if plan.pairs.isEmpty {
-            var message = "nothing to compare between \(base.path) and \(tuned.path)"
+            var message = "nothing to compare between \(basePath) and \(tunedPath)"
             if let pattern = options.selection.pattern {
                 message += " (the tensor pattern '\(pattern)' matched \(skipped.count) tensor(s) that cannot be compared)"
             }
@@ -132,7 +134,7 @@ public struct CheckpointComparison: Sendable {
     public init(basePath: String, tunedPath: String, options: CheckpointComparisonOptions = .init(),
                 progress: (any ProgressReporting)? = nil) throws {
         try self.init(base: try Checkpoint.open(basePath), tuned: try Checkpoint.open(tunedPath), options: options,
-                      progress: progress)
+                      progress: progress, labels: (basePath, tunedPath))
     }
 
     /// Parameter-weighted summary of `selected` tensors.

@@ -62,18 +62,20 @@ public struct CheckpointConsistency: Sendable {
     /// Measures the runs against the base.
     /// - Throws: `PrecLabError.invalidArgument` with fewer than two runs; data errors for
     ///   unreadable tensors and when no tensor is present in every run.
+    /// - Parameter labels: how reports and messages name the checkpoints (default: their
+    ///   paths; a directory opens as its index file).
     public init(base: Checkpoint, runs: [Checkpoint], options: ConsistencyOptions = .init(),
-                progress: (any ProgressReporting)? = nil) throws {
+                progress: (any ProgressReporting)? = nil, labels: (base: String, runs: [String])? = nil) throws {
         guard runs.count >= 2 else {
             throw PrecLabError.invalidArgument("needs at least two runs to compare, got \(runs.count)")
         }
-        basePath = base.path
-        runPaths = runs.map(\.path)
+        basePath = labels?.base ?? base.path
+        runPaths = labels?.runs ?? runs.map(\.path)
         self.options = options
-        let plan = CheckpointConsistency.plan(base: base, runs: runs, selection: options.selection)
+        let plan = CheckpointConsistency.plan(base: base, runs: runs, runLabels: runPaths, selection: options.selection)
         skipped = plan.skipped
         if plan.selected.isEmpty {
-            var message = "nothing to compare: no tensor of \(base.path)"
+            var message = "nothing to compare: no tensor of \(basePath)"
             message += options.selection.pattern.map { " matching '\($0)'" } ?? ""
             message += " is present in every run"
             if !plan.skipped.isEmpty {
@@ -105,11 +107,11 @@ public struct CheckpointConsistency: Sendable {
     public init(basePath: String, runPaths: [String], options: ConsistencyOptions = .init(),
                 progress: (any ProgressReporting)? = nil) throws {
         try self.init(base: try Checkpoint.open(basePath), runs: try runPaths.map { try Checkpoint.open($0) },
-                      options: options, progress: progress)
+                      options: options, progress: progress, labels: (basePath, runPaths))
     }
 
     /// Tensors of BASE present with the same shape and a float dtype in every run.
-    static func plan(base: Checkpoint, runs: [Checkpoint], selection: TensorSelection)
+    static func plan(base: Checkpoint, runs: [Checkpoint], runLabels: [String], selection: TensorSelection)
         -> (selected: [(CheckpointTensor, [CheckpointTensor])], skipped: [(name: String, reason: String)])
     {
         var selected: [(CheckpointTensor, [CheckpointTensor])] = []
@@ -123,7 +125,7 @@ public struct CheckpointConsistency: Sendable {
             var problem: String? = nil
             for (index, run) in runs.enumerated() {
                 guard let other = run.tensor(named: tensor.name) else {
-                    problem = "missing in run \(index + 1) (\(run.path))"
+                    problem = "missing in run \(index + 1) (\(runLabels[index]))"
                     break
                 }
                 if other.shape != tensor.shape {

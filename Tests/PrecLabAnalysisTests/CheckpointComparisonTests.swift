@@ -99,6 +99,7 @@ final class CheckpointComparisonTests: ScratchTestCase {
                            "sharded and single-file results must agree")
         }
         let result = results[0]
+        XCTAssertEqual(result.tunedPath, sharded, "reports name a checkpoint as the caller gave it")
         XCTAssertEqual(result.tensors.count, 1)
         XCTAssertEqual(result.tensors[0].changed, 10, "every third of 30 entries scaled by 1.02 (> half a bf16 ulp)")
         let skipped = Dictionary(uniqueKeysWithValues: result.skipped.map { ($0.name, $0.reason) })

@@ -64,6 +64,8 @@ enum CompareCommand: Command {
     struct Request {
         var base: Checkpoint
         var tuned: Checkpoint
+        /// The paths as given (reports name the checkpoints so).
+        var labels: (base: String, tuned: String)
         var options: CheckpointComparisonOptions
         var outputs: OutputOptions
         var progress: ProgressReporter
@@ -74,6 +76,7 @@ enum CompareCommand: Command {
                                                   spectral: try SpectralOptionGroup.parse(arguments),
                                                   selection: try TensorSelectionOption.parse(arguments))
             progress = try ProgressReporter(command: name, arguments: arguments)
+            labels = (paths[0], paths[1])
             base = try Checkpoint.open(paths[0])
             tuned = try Checkpoint.open(paths[1])
             outputs = OutputOptions(arguments)
@@ -86,7 +89,7 @@ enum CompareCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let request = try Request(arguments)
         let comparison = try CheckpointComparison(base: request.base, tuned: request.tuned, options: request.options,
-                                                  progress: request.progress)
+                                                  progress: request.progress, labels: request.labels)
         let outputs = request.outputs
         let plots = outputs.plots == nil ? [] : comparison.plots()
         if let plotsPath = outputs.plots, plots.isEmpty {

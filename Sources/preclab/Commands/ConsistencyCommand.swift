@@ -54,6 +54,8 @@ enum ConsistencyCommand: Command {
     struct Request {
         var base: Checkpoint
         var runs: [Checkpoint]
+        /// The paths as given (reports name the checkpoints so).
+        var labels: (base: String, runs: [String])
         var options: ConsistencyOptions
         var heatmap: String?
         var outputs: OutputOptions
@@ -75,6 +77,7 @@ enum ConsistencyCommand: Command {
             if heatmap != nil && outputs.plots == nil {
                 throw UsageError("--heatmap needs --plots DIR to write the SVG into")
             }
+            labels = (basePath, runPaths)
             base = try Checkpoint.open(basePath)
             runs = try runPaths.map { try Checkpoint.open($0) }
             outputs.inputPaths = base.filePaths + runs.flatMap(\.filePaths)
@@ -92,7 +95,7 @@ enum ConsistencyCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let request = try Request(arguments)
         let consistency = try CheckpointConsistency(base: request.base, runs: request.runs, options: request.options,
-                                                    progress: request.progress)
+                                                    progress: request.progress, labels: request.labels)
         let outputs = request.outputs
         try outputs.write(json: outputs.json == nil ? nil : consistency.json(),
                           plots: outputs.plots == nil ? [] : consistency.plots(heatmap: request.heatmap))
