@@ -79,6 +79,19 @@ final class OutputSetCLITests: XCTestCase {
         }
     }
 
+    /// synth -o never replaces a file of its `--base` checkpoint either.
+    func testSynthNeverReplacesTheBaseShards() throws {
+        let (_, base) = try replayInputs()
+        for file in ["model-00001-of-00001.safetensors", "model.safetensors.index.json"] {
+            let target = base + "/" + file
+            let before = try bytes(target)
+            let result = try CLIRunner.run(["synth", "-o", target, "--base", base, "--steps", "1", "--lr", "1e-3",
+                                            "--profile", "rl", "--force", "--quiet"])
+            XCTAssertEqual(result.status, 2, "\(file): \(result.stderr)")
+            XCTAssertEqual(try bytes(target), before, file)
+        }
+    }
+
     /// `--json a --csv a`, two spellings of one file, and an output that is one of the
     /// plot files: usage errors before anything is written.
     func testCollidingOutputsAreUsageErrorsAndWriteNothing() throws {

@@ -122,8 +122,9 @@ enum SynthCommand: Command {
             }
             let selection = try TensorSelectionOption.parse(arguments)
             let include: ((String) -> Bool)? = selection.pattern == nil ? nil : { selection.includes($0) }
-            tensors = try SynthCheckpointBase.tensors(of: try Checkpoint.open(basePath), include: include)
-            inputs = [basePath]
+            let checkpoint = try Checkpoint.open(basePath)
+            tensors = try SynthCheckpointBase.tensors(of: checkpoint, include: include)
+            inputs = checkpoint.filePaths
             extraMetadata.append(("base_checkpoint", basePath))
         } else {
             guard arguments.value("--tensors") == nil else {
