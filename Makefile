@@ -9,7 +9,7 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps pyenv pyenv-torch
+.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps pyenv pyenv-torch example
 
 # The private Python environment for cross-checks, the recorder's tests and the bench's
 # numpy references: pinned versions from PyPI in .build/pyenv, never the machine's Python.
@@ -45,10 +45,12 @@ deps:
 	  fi; \
 	fi
 
+# PRECLAB_UNCHECKED_EXCLUSIVITY=1 gives the library targets the release flag the
+# executables always have (Package.swift; README, "Using preclab from Swift").
 build: deps
-	$(SWIFT) build -c release --product preclab
+	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab
 
-test: test-swift test-python
+test: test-swift test-python example
 
 # Builds with both cores, then runs each test target in its own process pinned to one
 # CPU and bounded in time: a hang fails with the test's name (docs/testing.md).
@@ -89,6 +91,12 @@ $(PYENV)/ready: $(PYENV_PINS)
 pyenv-torch: pyenv
 	$(PYENV_PY) -m pip install -q --disable-pip-version-check "$(TORCH_PIN)"
 
+# The README's "Using preclab from Swift" example, built as a separate package that
+# depends on this one and run on small files it writes into a scratch folder.
+example: deps
+	$(SWIFT) build --package-path examples/swift-library --scratch-path .build/example
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; timeout -k 10 300 .build/example/debug/preclab-example "$$dir"
+
 # Checks too slow for `make test`: every fp32 input against Swift's Float16(Float).
 test-exhaustive: deps
 	PRECLAB_EXHAUSTIVE=1 $(SWIFT) test -c release -Xswiftc -enable-testing --filter Exhaustive
@@ -118,7 +126,7 @@ sweep-%: build
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
 bench: deps pyenv
-	$(SWIFT) build -c release --product preclab-bench
+	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench
 	$(RELEASE)/preclab-bench
 
 # Fuzzes the stream, safetensors, npy/npz and JSON parsers with libFuzzer for

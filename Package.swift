@@ -5,11 +5,17 @@
 // system LAPACK/OpenBLAS through the CLapack system-library target.
 import PackageDescription
 
-/// Optimisation flags shared by the numeric modules. `-enforce-exclusivity=unchecked`
-/// removes dynamic exclusivity checks from the hot loops (they are unsafe-pointer based).
-let numericSettings: [SwiftSetting] = [
+/// `-enforce-exclusivity=unchecked` removes dynamic exclusivity checks from the hot
+/// loops (they are unsafe-pointer based). SwiftPM refuses unsafe flags in a package
+/// used as a dependency, so library targets get the flag only when the build asks for
+/// it with PRECLAB_UNCHECKED_EXCLUSIVITY=1 (`make build` and `make bench` do; README,
+/// "Using preclab from Swift"). The executables always get it.
+let uncheckedExclusivity: [SwiftSetting] = [
     .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
 ]
+let numericSettings: [SwiftSetting] =
+    Context.environment["PRECLAB_UNCHECKED_EXCLUSIVITY"] == "1" ? uncheckedExclusivity : []
+let executableSettings = uncheckedExclusivity
 
 let package = Package(
     name: "preclab",
@@ -18,6 +24,7 @@ let package = Package(
         .library(name: "PrecLab", targets: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
+            "PrecLabAnalysis", "PrecLabExperiments",
         ]),
     ],
     targets: [
@@ -47,21 +54,29 @@ let package = Package(
                 swiftSettings: numericSettings),
         // Terminal tables, JSON, CSV and SVG plots.
         .target(name: "PrecLabReports", dependencies: ["PrecLabSupport"]),
+        // The analyses behind the commands as library calls with typed options and
+        // results: checkpoint comparison, consistency, replay-then-spectral, cast,
+        // tensor selection; JSON, CSV, tables and plots are encodings of the results.
+        .target(name: "PrecLabAnalysis", dependencies: [
+            "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabSpectral", "PrecLabReplay",
+            "PrecLabReports",
+        ], swiftSettings: numericSettings),
         // Declarative experiments: grids of synthesised streams replayed and measured,
         // reported as CSV, SVG and markdown (`preclab sweep`).
         .target(name: "PrecLabExperiments", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabSynth",
-            "PrecLabReplay", "PrecLabSpectral", "PrecLabReports",
+            "PrecLabReplay", "PrecLabSpectral", "PrecLabReports", "PrecLabAnalysis",
         ]),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabExperiments",
-        ], swiftSettings: numericSettings),
+            "PrecLabAnalysis",
+        ], swiftSettings: executableSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
-        ], swiftSettings: numericSettings),
+        ], swiftSettings: executableSettings),
         // Shared by the test targets: the private Python environment for cross-checks.
         .target(name: "PrecLabTestSupport", dependencies: ["PrecLabSupport"], path: "Tests/PrecLabTestSupport"),
         .testTarget(name: "PrecLabSupportTests", dependencies: ["PrecLabSupport"]),
@@ -73,8 +88,16 @@ let package = Package(
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
         .testTarget(name: "PrecLabSynthTests",
                     dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),
-        .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport",
-                                                          "PrecLabTestSupport"]),
+        // Checkpoint fixtures with hand-chosen values, shared by the analysis and CLI tests.
+        .target(name: "PrecLabTestFixtures", dependencies: ["PrecLabFiles", "PrecLabFormats", "PrecLabSupport"],
+                path: "Tests/PrecLabTestFixtures"),
+        .testTarget(name: "PrecLabAnalysisTests",
+                    dependencies: ["PrecLabAnalysis", "PrecLabTestFixtures", "PrecLabFiles", "PrecLabFormats",
+                                   "PrecLabReplay", "PrecLabSpectral", "PrecLabSupport"]),
+        .testTarget(name: "PrecLabExperimentsTests",
+                    dependencies: ["PrecLabExperiments", "PrecLabSupport", "PrecLabFormats"]),
+        .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabTestFixtures", "PrecLabFiles",
+                                                            "PrecLabFormats", "PrecLabSupport", "PrecLabTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -16,9 +16,9 @@ public enum ExperimentParser {
         guard let data = FileManager.default.contents(atPath: path) else {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
-                throw PrecLabError.usage("\(path): is a directory, expected an experiment file")
+                throw PrecLabError.invalidArgument("\(path): is a directory, expected an experiment file")
             }
-            throw PrecLabError.usage("\(path): cannot read the experiment file (does it exist?)")
+            throw PrecLabError.invalidArgument("\(path): cannot read the experiment file (does it exist?)")
         }
         let value: JSONValue
         do {

@@ -3,6 +3,35 @@ import PrecLabReplay
 import PrecLabReports
 import PrecLabSupport
 
+/// The files of a sweep report, named once.
+public enum SweepFile: String, CaseIterable, Sendable {
+    case summaryCSV = "summary.csv"
+    case readme = "README.md"
+    case sparsityPlot = "sparsity.svg"
+    case curveCSV = "curve.csv"
+    case curvePlot = "visible_vs_step.svg"
+    case magnitudeCSV = "magnitude.csv"
+    case magnitudePlot = "visible_by_magnitude.svg"
+    case spectralCSV = "spectral.csv"
+    case driftPlot = "spectral_drift.svg"
+    case anglesPlot = "spectral_angles.svg"
+    case overlapsPlot = "spectral_overlaps.svg"
+
+    /// The files a run of `experiment` writes, in the order they are listed.
+    public static func written(for experiment: Experiment) -> [SweepFile] {
+        var files: [SweepFile] = [.summaryCSV, .readme, .sparsityPlot]
+        for output in experiment.outputs {
+            switch output {
+            case .sparsity: break
+            case .curve: files += [.curveCSV, .curvePlot]
+            case .magnitude: files += [.magnitudeCSV, .magnitudePlot]
+            case .spectral: files += [.spectralCSV, .driftPlot, .anglesPlot, .overlapsPlot]
+            }
+        }
+        return files
+    }
+}
+
 /// The files of a sweep: summary.csv, one CSV and plots per requested output, and a
 /// README.md with the headline table. Same results, same bytes (no dates, no timings).
 public struct SweepReport {
@@ -21,32 +50,29 @@ public struct SweepReport {
 
     /// The file names a run will write, known before it starts (to refuse overwrites early).
     public static func fileNames(for experiment: Experiment) -> [String] {
-        var names = ["summary.csv", "README.md", "sparsity.svg"]
-        for output in experiment.outputs {
-            switch output {
-            case .sparsity: break
-            case .curve: names += ["curve.csv", "visible_vs_step.svg"]
-            case .magnitude: names += ["magnitude.csv", "visible_by_magnitude.svg"]
-            case .spectral: names += ["spectral.csv", "spectral_drift.svg", "spectral_angles.svg", "spectral_overlaps.svg"]
-            }
-        }
-        return names
+        SweepFile.written(for: experiment).map(\.rawValue)
     }
 
+    /// Every file of the report with its contents, named by `SweepFile` (the same list
+    /// `fileNames(for:)` gives before the run).
     public func files() -> [(name: String, file: any ReportFile)] {
-        var files: [(name: String, file: any ReportFile)] = [("summary.csv", summaryCSV()), ("sparsity.svg", sparsityPlot())]
-        for output in experiment.outputs {
-            switch output {
-            case .sparsity: break
-            case .curve: files += [("curve.csv", curveCSV()), ("visible_vs_step.svg", curvePlot())]
-            case .magnitude: files += [("magnitude.csv", magnitudeCSV()), ("visible_by_magnitude.svg", magnitudePlot())]
-            case .spectral:
-                files += [("spectral.csv", spectralCSV()), ("spectral_drift.svg", driftPlot()),
-                          ("spectral_angles.svg", anglesPlot()), ("spectral_overlaps.svg", overlapsPlot())]
-            }
+        SweepFile.written(for: experiment).map { ($0.rawValue, content($0)) }
+    }
+
+    private func content(_ file: SweepFile) -> any ReportFile {
+        switch file {
+        case .summaryCSV: return summaryCSV()
+        case .readme: return readme()
+        case .sparsityPlot: return sparsityPlot()
+        case .curveCSV: return curveCSV()
+        case .curvePlot: return curvePlot()
+        case .magnitudeCSV: return magnitudeCSV()
+        case .magnitudePlot: return magnitudePlot()
+        case .spectralCSV: return spectralCSV()
+        case .driftPlot: return driftPlot()
+        case .anglesPlot: return anglesPlot()
+        case .overlapsPlot: return overlapsPlot()
         }
-        files.append(("README.md", readme()))
-        return files
     }
 
     // MARK: - CSV

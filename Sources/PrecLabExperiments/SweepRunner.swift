@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabAnalysis
 import PrecLabFormats
 import PrecLabReplay
 import PrecLabSpectral
@@ -175,19 +176,21 @@ struct CapturedWeights: Sendable {
     var final: [[Float]]
 
     /// MatrixComparison of W0 -> W_T in float64, with M = entries whose stored codes
-    /// in `format` (nearest-even) differ: the master policy's visible mask.
+    /// in `format` (nearest-even) differ: the master policy's visible mask. Measured by
+    /// the same code as `replay --spectral` (`ReplaySpectral.measure`).
     func spectral(format: FloatFormat, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
         let options = SpectralOptions(k: settings.k, rank: settings.rank, alpha: settings.alpha)
         return try shapes.indices.map { index in
             let (rows, columns) = shapes[index]
             let w0 = base[index], wT = final[index]
+            let name = SynthTensorSource.defaultName(index: index)
             let mask = BitMask(w0.indices.map { format.encode(w0[$0]) != format.encode(wT[$0]) })
-            let comparison = try MatrixComparison(
-                base: Matrix(rows: rows, columns: columns, rowMajor: w0.map(Double.init)),
-                tuned: Matrix(rows: rows, columns: columns, rowMajor: wT.map(Double.init)),
-                updateMask: mask, options: options)
-            return TensorSpectralResult(name: SynthTensorSource.defaultName(index: index), rows: rows,
-                                        columns: columns, comparison: comparison)
+            guard let comparison = try ReplaySpectral.measure(rows: rows, columns: columns, before: w0.map(Double.init),
+                                                              after: wT.map(Double.init), changed: mask,
+                                                              options: options) else {
+                throw PrecLabError.badData("tensor '\(name)': the synthesised weights are not finite")
+            }
+            return TensorSpectralResult(name: name, rows: rows, columns: columns, comparison: comparison)
         }
     }
 }

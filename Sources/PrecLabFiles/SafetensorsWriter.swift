@@ -39,13 +39,13 @@ public enum SafetensorsWriter {
         var offset = 0
         for tensor in layoutOrder(tensors) {
             guard tensor.name != "__metadata__" else {
-                throw PrecLabError.usage("a tensor cannot be named __metadata__")
+                throw PrecLabError.invalidArgument("a tensor cannot be named __metadata__")
             }
             guard object[tensor.name] == nil else {
-                throw PrecLabError.usage("tensor '\(tensor.name)' is listed twice")
+                throw PrecLabError.invalidArgument("tensor '\(tensor.name)' is listed twice")
             }
             guard let size = tensor.byteCount else {
-                throw PrecLabError.usage("tensor '\(tensor.name)': shape \(tensor.shape) of \(tensor.dtype.name) is not a whole number of bytes")
+                throw PrecLabError.invalidArgument("tensor '\(tensor.name)': shape \(tensor.shape) of \(tensor.dtype.name) is not a whole number of bytes")
             }
             object[tensor.name] = .object(JSONObject([
                 ("dtype", .string(tensor.dtype.name)),

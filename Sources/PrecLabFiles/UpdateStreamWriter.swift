@@ -72,7 +72,7 @@ public final class UpdateStreamWriter {
     /// The weights before the first step (all tensors concatenated in header order).
     public func writeBase(step: UInt64 = 0, values: UnsafeBufferPointer<Float>) throws {
         guard recordCount == 0 else {
-            throw PrecLabError.usage("\(path): BASE must be the first record (\(recordCount) already written)")
+            throw PrecLabError.invalidArgument("\(path): BASE must be the first record (\(recordCount) already written)")
         }
         try writeRecord(.base, step: step, learningRate: .nan, values: values)
         baseStep = step
@@ -82,7 +82,7 @@ public final class UpdateStreamWriter {
     /// One optimizer step's update (`master_after - master_before`, fp32).
     public func writeStep(step: UInt64, learningRate: Double, values: UnsafeBufferPointer<Float>) throws {
         if let previousStep, step <= previousStep {
-            throw PrecLabError.usage("\(path): step \(step) does not increase (previous record is at step \(previousStep))")
+            throw PrecLabError.invalidArgument("\(path): step \(step) does not increase (previous record is at step \(previousStep))")
         }
         try writeRecord(.step, step: step, learningRate: learningRate, values: values)
         previousStep = step
@@ -92,7 +92,7 @@ public final class UpdateStreamWriter {
     /// The fp32 master weights after the last step; ends the stream (`close` follows).
     public func writeFinal(values: UnsafeBufferPointer<Float>) throws {
         guard let step = lastStep ?? baseStep else {
-            throw PrecLabError.usage("\(path): FINL needs a STEP or BASE record before it")
+            throw PrecLabError.invalidArgument("\(path): FINL needs a STEP or BASE record before it")
         }
         try writeRecord(.final, step: step, learningRate: .nan, values: values)
         finished = true
@@ -115,10 +115,10 @@ public final class UpdateStreamWriter {
 
     private func writeRecord(_ kind: UpdateRecordKind, step: UInt64, learningRate: Double,
                              values: UnsafeBufferPointer<Float>) throws {
-        guard !closed else { throw PrecLabError.usage("\(path): the stream is closed") }
-        guard !finished else { throw PrecLabError.usage("\(path): FINL was written; it must be the last record") }
+        guard !closed else { throw PrecLabError.invalidArgument("\(path): the stream is closed") }
+        guard !finished else { throw PrecLabError.invalidArgument("\(path): FINL was written; it must be the last record") }
         guard values.count == header.totalElements else {
-            throw PrecLabError.usage("\(path): \(kind.rawValue) record needs \(header.totalElements) values (all tensors), got \(values.count)")
+            throw PrecLabError.invalidArgument("\(path): \(kind.rawValue) record needs \(header.totalElements) values (all tensors), got \(values.count)")
         }
         var prefix: [UInt8] = []
         prefix.reserveCapacity(32)
@@ -167,13 +167,13 @@ public final class UpdateStreamWriter {
 
     private func concatenated(_ tensors: [[Float]]) throws -> [Float] {
         guard tensors.count == header.tensors.count else {
-            throw PrecLabError.usage("\(path): expected \(header.tensors.count) tensors, got \(tensors.count)")
+            throw PrecLabError.invalidArgument("\(path): expected \(header.tensors.count) tensors, got \(tensors.count)")
         }
         var all: [Float] = []
         all.reserveCapacity(header.totalElements)
         for (index, values) in tensors.enumerated() {
             guard values.count == header.tensors[index].elementCount else {
-                throw PrecLabError.usage("\(path): tensor '\(header.tensors[index].name)' needs \(header.tensors[index].elementCount) values, got \(values.count)")
+                throw PrecLabError.invalidArgument("\(path): tensor '\(header.tensors[index].name)' needs \(header.tensors[index].elementCount) values, got \(values.count)")
             }
             all += values
         }

@@ -195,10 +195,10 @@ public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
     /// e5m10 fp16, e5m2, e8m10 tf32, e8m23 fp32).
     public static func custom(exponentBits: Int, mantissaBits: Int) throws -> FloatFormat {
         guard (2...8).contains(exponentBits) else {
-            throw PrecLabError.usage("custom format e\(exponentBits)m\(mantissaBits): exponent bits must be 2...8")
+            throw PrecLabError.invalidArgument("custom format e\(exponentBits)m\(mantissaBits): exponent bits must be 2...8")
         }
         guard (1...23).contains(mantissaBits) else {
-            throw PrecLabError.usage("custom format e\(exponentBits)m\(mantissaBits): mantissa bits must be 1...23 "
+            throw PrecLabError.invalidArgument("custom format e\(exponentBits)m\(mantissaBits): mantissa bits must be 1...23 "
                 + "(an IEEE-like format needs a mantissa bit for NaN; use e8m0fnu for the scale type)")
         }
         if let match = standard.first(where: {
@@ -252,7 +252,7 @@ public struct FloatFormat: Hashable, Sendable, CustomStringConvertible {
            let mantissa = Int(body[body.index(after: m)...]) {
             return try custom(exponentBits: e, mantissaBits: mantissa)
         }
-        throw PrecLabError.usage("unknown format '\(text)'; valid: "
+        throw PrecLabError.invalidArgument("unknown format '\(text)'; valid: "
             + standard.map(\.name).joined(separator: ", ")
             + ", eXmY (IEEE-like custom, e.g. e5m10), and aliases such as bfloat16, half, float32, "
             + "fp8-e4m3, float8_e4m3fn and the safetensors names F32, F16, BF16, F8_E4M3, F8_E5M2, "

@@ -36,7 +36,7 @@ public enum RoundingMode: String, CaseIterable, Sendable {
         let key = text.lowercased().filter { $0 != "-" && $0 != "_" && $0 != " " }
         if let mode = allCases.first(where: { $0.rawValue.filter { $0 != "-" } == key }) { return mode }
         if let mode = aliases[key] { return mode }
-        throw PrecLabError.usage("unknown rounding mode '\(text)'; valid: "
+        throw PrecLabError.invalidArgument("unknown rounding mode '\(text)'; valid: "
             + allCases.map(\.rawValue).joined(separator: ", ") + " (aliases rne, rna, rtz, ru, rd, rto, sr)")
     }
 }

@@ -17,7 +17,7 @@ public enum InputValue: Sendable, Equatable {
             if digits.hasPrefix("0x") { digits = digits.dropFirst(2) }
             digits = Substring(digits.filter { $0 != "_" })
             guard !digits.isEmpty, digits.count <= 8, let bits = UInt32(digits, radix: 16) else {
-                throw PrecLabError.usage("'\(text)': raw fp32 bits must be bits:0x followed by 1-8 hex digits")
+                throw PrecLabError.invalidArgument("'\(text)': raw fp32 bits must be bits:0x followed by 1-8 hex digits")
             }
             return .float32Bits(bits)
         }
@@ -27,7 +27,7 @@ public enum InputValue: Sendable, Equatable {
         default: break
         }
         guard !lowered.isEmpty, let value = Double(lowered), !lowered.contains("nan(") else {
-            throw PrecLabError.usage("'\(text)' is not a number (use decimal, hex float such as 0x1.8p-3, "
+            throw PrecLabError.invalidArgument("'\(text)' is not a number (use decimal, hex float such as 0x1.8p-3, "
                 + "inf, -inf, nan, or raw fp32 bits such as bits:0x7F800001)")
         }
         return .double(value)

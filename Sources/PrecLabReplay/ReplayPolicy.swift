@@ -1,7 +1,7 @@
 import PrecLabSupport
 
 /// How a replay stores the weights between steps. Each policy is one storage regime of
-/// "Gate III" (science.md): what a trainer keeps, and so which updates can vanish.
+/// "Gate III" (README.md, docs/replay.md): what a trainer keeps, and so which updates can vanish.
 public enum ReplayPolicy: String, CaseIterable, Sendable, Comparable {
     /// fp32 weights: the truth every other policy is measured against.
     case fp32
@@ -23,20 +23,20 @@ public enum ReplayPolicy: String, CaseIterable, Sendable, Comparable {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
 
-    /// Parses `--policy` values: a comma-separated list, or `all`.
+    /// Parses a policy list: a comma-separated list, or `all`.
     public static func parseList(_ text: String) throws -> [ReplayPolicy] {
         let words = text.split(separator: ",").map { String($0.filter { !$0.isWhitespace }).lowercased() }
         if words == ["all"] { return allCases }
         var result: [ReplayPolicy] = []
         for word in words {
             guard let policy = ReplayPolicy(rawValue: word) else {
-                throw PrecLabError.usage(
+                throw PrecLabError.invalidArgument(
                     "unknown policy '\(word)'; expected a comma-separated list of "
                         + allCases.map(\.rawValue).joined(separator: ", ") + " (or all)")
             }
             if !result.contains(policy) { result.append(policy) }
         }
-        guard !result.isEmpty else { throw PrecLabError.usage("--policy needs at least one policy") }
+        guard !result.isEmpty else { throw PrecLabError.invalidArgument("a policy list needs at least one policy") }
         return result.sorted()
     }
 }

@@ -109,7 +109,7 @@ enum StepKernels {
         }
     }
 
-    /// Kahan-compensated storage (precision.md): c += u; old = w; w += c; c += (old - w),
+    /// Kahan-compensated storage (docs/replay.md): c += u; old = w; w += c; c += (old - w),
     /// every operation formed in fp32 and rounded to storage (nearest-even).
     @inline(__always)
     static func addKahan<Codec: StorageCodec>(

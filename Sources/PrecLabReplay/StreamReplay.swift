@@ -29,6 +29,11 @@ public enum StreamReplay {
     /// Number of curve points when `--every` is not given.
     public static let defaultCurvePoints = 50
 
+    /// What the error says when a stream has no BASE record and no base checkpoint was
+    /// given (`StreamReplayOptions.baseCheckpoint`).
+    public static let missingBaseExplanation = "the stream has no BASE record, so the base weights must come from "
+        + "elsewhere: a base checkpoint (a safetensors file or directory whose tensor names and shapes match)"
+
     /// - Parameter progress: called after each step with (steps done, steps in total).
     public static func run(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
@@ -63,9 +68,7 @@ public enum StreamReplay {
                 warnings.append("base weights taken from \(checkpoint); the stream's BASE record is ignored")
             }
         } else if !outline.hasBase {
-            throw PrecLabError.badData(
-                "\(path): the stream has no BASE record, so the base weights must come from elsewhere: "
-                    + "pass --base CHECKPOINT (a safetensors file or directory whose tensor names and shapes match)")
+            throw PrecLabError.badData(file: path, missingBaseExplanation)
         }
 
         let every = max(1, options.curveEvery ?? max(1, (totalSteps + defaultCurvePoints - 1) / defaultCurvePoints))
@@ -111,7 +114,7 @@ public enum StreamReplay {
             warnings.append("the stream has no FINL record: the fp32 replay could not be verified")
         }
         if !options.verifyCRC {
-            warnings.append("CRC-32 verification was skipped (--no-verify)")
+            warnings.append("CRC-32 verification was skipped")
         }
         return (engine.finish(warnings: warnings), engine)
     }

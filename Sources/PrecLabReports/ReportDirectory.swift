@@ -8,8 +8,7 @@ import PrecLabSupport
 /// An output directory holding the files of one report (tables, CSV, plots, JSON).
 ///
 /// The directory (and its parents) is created when missing. Each file is written
-/// atomically. `write(_:)` checks every destination before writing any, so a refused
-/// overwrite leaves no half-replaced set of files behind.
+/// atomically. `write(_:)` writes its files as one `OutputSet`: all of them or none.
 public struct ReportDirectory: Sendable {
     public let path: String
     public let force: Bool
@@ -38,44 +37,22 @@ public struct ReportDirectory: Sendable {
         try write([(name, file)]).first!
     }
 
-    /// Writes several files; returns their paths in order. All destinations are checked
-    /// first (existing files without `force`, inputs, names repeated in the list).
+    /// Writes several files as one `OutputSet` (all or none); returns their paths in
+    /// order. All destinations are checked first (existing files without `force`,
+    /// inputs, names repeated in the list).
     @discardableResult
     public func write(_ files: [(name: String, file: any ReportFile)]) throws -> [String] {
-        var seen = Set<String>()
-        for (name, _) in files {
-            guard !name.isEmpty, !name.contains("/") else {
-                throw PrecLabError.usage("\(filePath(name)): a report file name must be a plain file name")
-            }
-            guard seen.insert(name).inserted else {
-                throw PrecLabError.usage("\(filePath(name)): the report would write this file twice")
-            }
-            try AtomicFileWriter.checkDestination(filePath(name), force: force, inputs: inputs)
+        for (name, _) in files where name.isEmpty || name.contains("/") {
+            throw PrecLabError.invalidArgument("\(filePath(name)): a report file name must be a plain file name")
         }
-        var written: [String] = []
-        for (name, file) in files {
-            try file.write(to: filePath(name), force: force, inputs: inputs)
-            written.append(filePath(name))
-        }
-        return written
+        let set = OutputSet(force: force, inputs: inputs)
+        try set.write(files.map { OutputSet.File(path: filePath($0.name), content: $0.file) })
+        return files.map { filePath($0.name) }
     }
 
     /// `mkdir -p`.
     static func createDirectories(_ path: String) throws {
-        var status = stat()
-        if stat(path, &status) == 0 {
-            guard (status.st_mode & S_IFMT) == S_IFDIR else {
-                throw PrecLabError.usage("\(path): exists and is not a directory")
-            }
-            return
-        }
-        var trimmed = Substring(path)
-        while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-        if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
-            try createDirectories(String(trimmed[..<slash]))
-        }
-        if mkdir(String(trimmed), 0o755) != 0, errno != EEXIST {
-            throw PrecLabError.badData("\(path): cannot create the output directory: \(errnoText())")
-        }
+        var created: [String] = []
+        try OutputSet.makeDirectories(path, created: &created)
     }
 }

@@ -28,6 +28,18 @@ public struct TensorName: Sendable, Equatable, Comparable {
         (.down, ["down_proj", "w2", "fc2", "dense_4h_to_h"]),
     ]
 
+    /// BERT-style blocks name three matrices `dense`: `attention.output.dense` (o, found
+    /// by the patterns), `intermediate.dense` (up) and the layer's own `output.dense`
+    /// (down). Nil for every other name.
+    static func bertFeedForwardType(_ parts: [String]) -> MatrixType? {
+        guard let dense = parts.firstIndex(of: "dense"), dense > 0 else { return nil }
+        switch parts[dense - 1] {
+        case "intermediate": return .up
+        case "output" where dense < 2 || parts[dense - 2] != "attention": return .down
+        default: return nil
+        }
+    }
+
     public init(_ name: String) {
         self.name = name
         let parts = name.lowercased().split(separator: ".").map(String.init)
@@ -43,10 +55,12 @@ public struct TensorName: Sendable, Equatable, Comparable {
             layer = parts.first { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }.flatMap { Int($0) }
         }
         self.layer = layer
-        var type = MatrixType.others
-        for (candidate, names) in TensorName.patterns where parts.contains(where: names.contains) {
-            type = candidate
-            break
+        var type = TensorName.bertFeedForwardType(parts) ?? .others
+        if type == .others {
+            for (candidate, names) in TensorName.patterns where parts.contains(where: names.contains) {
+                type = candidate
+                break
+            }
         }
         // GPT-2 style `c_proj` is o in attention and down in the MLP.
         if type == .others, parts.contains("c_proj") {

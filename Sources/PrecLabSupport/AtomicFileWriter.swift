@@ -49,14 +49,14 @@ public final class AtomicFileWriter {
             var source = stat()
             if stat(input, &source) == 0, source.st_dev == destination.st_dev,
                source.st_ino == destination.st_ino {
-                throw PrecLabError.usage("\(path): refusing to overwrite an input file")
+                throw PrecLabError.outputRefused(path: path, reason: .isInput)
             }
         }
         if (destination.st_mode & S_IFMT) == S_IFDIR {
-            throw PrecLabError.usage("\(path): is a directory, expected a file path")
+            throw PrecLabError.outputRefused(path: path, reason: .isDirectory)
         }
         if !force {
-            throw PrecLabError.usage("\(path): already exists (use --force to replace it)")
+            throw PrecLabError.outputRefused(path: path, reason: .exists)
         }
     }
 

@@ -62,16 +62,16 @@ public struct GradientModel: Sendable, Equatable {
     func validate(rows: Int, columns: Int, name: String) throws {
         let p = min(rows, columns)
         guard p >= 2 else {
-            throw PrecLabError.usage("tensor \(name): synth needs matrices with both sides >= 2, got \(rows)x\(columns)")
+            throw PrecLabError.invalidArgument("tensor \(name): synth needs matrices with both sides >= 2, got \(rows)x\(columns)")
         }
         if let k = principalRank, !(1 ..< p).contains(k) {
-            throw PrecLabError.usage("tensor \(name): principal rank \(k) must be between 1 and \(p - 1) for \(rows)x\(columns)")
+            throw PrecLabError.invalidArgument("tensor \(name): principal rank \(k) must be between 1 and \(p - 1) for \(rows)x\(columns)")
         }
         if let r = signalRank {
             let k = principalRank(rows: rows, columns: columns)
             let limit = profile == .rl ? p - k : k
             if !(1 ... limit).contains(r) {
-                throw PrecLabError.usage("tensor \(name): signal rank \(r) must be between 1 and \(limit) for the \(profile.rawValue) profile with k = \(k) on \(rows)x\(columns)")
+                throw PrecLabError.invalidArgument("tensor \(name): signal rank \(r) must be between 1 and \(limit) for the \(profile.rawValue) profile with k = \(k) on \(rows)x\(columns)")
             }
         }
     }

@@ -52,29 +52,29 @@ public struct SynthConfiguration: Sendable {
 
     public var profile: SynthProfile { gradient.profile }
 
-    /// Rejects values the model is not defined for, as usage errors naming the option.
+    /// Rejects values the model is not defined for, as invalid arguments naming the setting.
     public func validate() throws {
         func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw PrecLabError.usage(message) }
+            if !condition { throw PrecLabError.invalidArgument(message) }
         }
-        try require(steps >= 1, "--steps must be at least 1, got \(steps)")
+        try require(steps >= 1, "the step count must be at least 1, got \(steps)")
         // Upper bounds keep every weight and update finite in fp32 (AdamW moves a weight
         // by about lr per step); beyond them the stream would be NaN/Inf noise.
         try require(learningRate.isFinite && learningRate >= 0 && learningRate <= 1,
-                    "--lr must lie in [0, 1], got \(learningRate)")
+                    "the learning rate must lie in [0, 1], got \(learningRate)")
         try require((0 ..< 1).contains(adam.beta1) && (0 ..< 1).contains(adam.beta2),
                     "Adam betas must lie in [0, 1), got \(adam.beta1), \(adam.beta2)")
         try require(adam.epsilon.isFinite && adam.epsilon > 0, "Adam epsilon must be finite and > 0, got \(adam.epsilon)")
         try require(adam.weightDecay.isFinite && adam.weightDecay >= 0 && adam.weightDecay <= 1,
-                    "--weight-decay must lie in [0, 1], got \(adam.weightDecay)")
+                    "the weight decay must lie in [0, 1], got \(adam.weightDecay)")
         try require(spectrum.exponent.isFinite && spectrum.exponent >= 0,
                     "the spectrum exponent must be finite and >= 0, got \(spectrum.exponent)")
         try require(spectrum.entryRMS.isFinite && spectrum.entryRMS > 0 && spectrum.entryRMS <= 1e6,
-                    "--entry-rms must lie in (0, 1e6], got \(spectrum.entryRMS)")
+                    "the entry RMS must lie in (0, 1e6], got \(spectrum.entryRMS)")
         try require(gradient.signalRMS.isFinite && gradient.signalRMS >= 0 && gradient.signalRMS <= 1e6,
-                    "--signal-rms must lie in [0, 1e6], got \(gradient.signalRMS)")
+                    "the signal RMS must lie in [0, 1e6], got \(gradient.signalRMS)")
         try require(gradient.noiseRMS.isFinite && gradient.noiseRMS >= 0 && gradient.noiseRMS <= 1e6,
-                    "--noise-rms must lie in [0, 1e6], got \(gradient.noiseRMS)")
+                    "the noise RMS must lie in [0, 1e6], got \(gradient.noiseRMS)")
         try require(threads >= 1, "threads must be at least 1")
     }
 }
@@ -94,12 +94,12 @@ public struct SyntheticStreamGenerator: Sendable {
 
     public init(configuration: SynthConfiguration, tensors: [SynthTensorSource]) throws {
         try configuration.validate()
-        guard !tensors.isEmpty else { throw PrecLabError.usage("no tensors to simulate") }
+        guard !tensors.isEmpty else { throw PrecLabError.invalidArgument("no tensors to simulate") }
         var names = Set<String>()
         for tensor in tensors {
-            guard !tensor.name.isEmpty else { throw PrecLabError.usage("a tensor name is empty") }
+            guard !tensor.name.isEmpty else { throw PrecLabError.invalidArgument("a tensor name is empty") }
             guard names.insert(tensor.name).inserted else {
-                throw PrecLabError.usage("tensor name '\(tensor.name)' appears twice")
+                throw PrecLabError.invalidArgument("tensor name '\(tensor.name)' appears twice")
             }
             try configuration.gradient.validate(rows: tensor.rows, columns: tensor.columns, name: tensor.name)
             if let base = tensor.base {

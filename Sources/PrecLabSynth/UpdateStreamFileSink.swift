@@ -52,7 +52,7 @@ public final class UpdateStreamFileSink: UpdateStreamSink {
     }
 
     private func openWriter() throws -> UpdateStreamWriter {
-        guard let writer else { throw PrecLabError.usage("\(path): the stream was not begun or is closed") }
+        guard let writer else { throw PrecLabError.invalidArgument("\(path): the stream was not begun or is closed") }
         return writer
     }
 
@@ -66,7 +66,7 @@ public final class UpdateStreamFileSink: UpdateStreamSink {
                 offset += tensor.count
             }
             guard offset == all.count else {
-                throw PrecLabError.usage("\(path): a record holds \(offset) values, the header needs \(all.count)")
+                throw PrecLabError.invalidArgument("\(path): a record holds \(offset) values, the header needs \(all.count)")
             }
             try body(UnsafeBufferPointer(all))
         }

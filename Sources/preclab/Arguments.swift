@@ -52,7 +52,7 @@ struct ParsedArguments {
                 inlineValue = String(argument[argument.index(after: equals)...])
             }
             guard let spec = byName[name] else {
-                throw PrecLabError.usage("unknown option '\(name)' (see 'preclab help \(command)')")
+                throw UsageError("unknown option '\(name)' (see 'preclab help \(command)')")
             }
             if spec.takesValue {
                 let value: String
@@ -60,7 +60,7 @@ struct ParsedArguments {
                     value = inlineValue
                 } else {
                     guard index < arguments.count else {
-                        throw PrecLabError.usage("option \(spec.name) needs a value")
+                        throw UsageError("option \(spec.name) needs a value")
                     }
                     value = arguments[index]
                     index += 1
@@ -68,15 +68,15 @@ struct ParsedArguments {
                 // No option takes an empty value (an empty path or name is never meant);
                 // refusing it here keeps every command from meeting one.
                 guard !value.isEmpty else {
-                    throw PrecLabError.usage("option \(spec.name) needs a non-empty value")
+                    throw UsageError("option \(spec.name) needs a non-empty value")
                 }
                 if !spec.repeatable, values[spec.name] != nil {
-                    throw PrecLabError.usage("option \(spec.name) given twice")
+                    throw UsageError("option \(spec.name) given twice")
                 }
                 values[spec.name, default: []].append(value)
             } else {
                 if inlineValue != nil {
-                    throw PrecLabError.usage("option \(spec.name) takes no value")
+                    throw UsageError("option \(spec.name) takes no value")
                 }
                 flags.insert(spec.name)
             }
@@ -101,30 +101,10 @@ struct ParsedArguments {
     /// Whether a flag was given.
     func flag(_ name: String) -> Bool { flags.contains(name) }
 
-    /// An option parsed by `parse`, or `defaultValue` when absent; a value that does not
-    /// parse is a usage error naming the option.
-    func value<T>(_ name: String, default defaultValue: T, _ parse: (String) -> T?) throws -> T {
-        guard let text = value(name) else { return defaultValue }
-        guard let parsed = parse(text) else {
-            throw PrecLabError.usage("invalid value '\(text)' for \(name)")
-        }
-        return parsed
-    }
-
-    /// An integer option.
-    func integer(_ name: String, default defaultValue: Int) throws -> Int {
-        try value(name, default: defaultValue) { Int($0) }
-    }
-
-    /// A floating-point option.
-    func double(_ name: String, default defaultValue: Double) throws -> Double {
-        try value(name, default: defaultValue) { Double($0) }
-    }
-
     /// Exactly `count` positional arguments, or a usage error naming what is missing.
     func requirePositionals(_ count: Int, names: String) throws -> [String] {
         guard positionals.count == count else {
-            throw PrecLabError.usage("expected \(names) (see 'preclab help \(command)')")
+            throw UsageError("expected \(names) (see 'preclab help \(command)')")
         }
         return positionals
     }
@@ -132,7 +112,7 @@ struct ParsedArguments {
     /// At least one positional argument.
     func requireSomePositionals(names: String) throws -> [String] {
         guard !positionals.isEmpty else {
-            throw PrecLabError.usage("expected \(names) (see 'preclab help \(command)')")
+            throw UsageError("expected \(names) (see 'preclab help \(command)')")
         }
         return positionals
     }

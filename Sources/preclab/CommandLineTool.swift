@@ -54,14 +54,9 @@ enum CommandLineTool {
             let parsed = try ParsedArguments(command: command.name, arguments: rest, options: command.options)
             try command.run(parsed)
             return 0
-        } catch let error as PrecLabError {
-            let message = error.description
-            // Some library messages already name the command; never say it twice.
-            Console.error(message.hasPrefix("preclab ") ? message : "preclab \(command.name): error: \(message)")
-            return error.exitStatus
         } catch {
-            Console.error("preclab \(command.name): error: \(error)")
-            return 1
+            Console.error(CommandError.message(error, command: command.name))
+            return CommandError.exitStatus(error)
         }
     }
 

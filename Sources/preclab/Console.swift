@@ -17,18 +17,15 @@ enum Console {
     /// Whether stderr is a terminal (progress lines redraw in place only there).
     static var stderrIsTerminal: Bool { isatty(2) != 0 }
 
-    /// A progress line on stderr, redrawn in place on a terminal.
+    /// A progress line on stderr, redrawn in place (`ProgressReporter` calls it only
+    /// when stderr is a terminal).
     static func progress(_ text: String) {
-        if stderrIsTerminal {
-            writeStandardError("\r\u{1B}[K" + text)
-        } else {
-            writeStandardError(text + "\n")
-        }
+        writeStandardError("\r\u{1B}[K" + text)
     }
 
     /// Ends a redrawn progress line.
     static func endProgress() {
-        if stderrIsTerminal { writeStandardError("\r\u{1B}[K") }
+        writeStandardError("\r\u{1B}[K")
     }
 
     private static func writeStandardError(_ text: String) {

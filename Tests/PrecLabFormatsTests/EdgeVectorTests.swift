@@ -1,7 +1,7 @@
 import XCTest
 @testable import PrecLabFormats
 
-/// The edge vectors of precision.md and hand-derived facts about each format.
+/// The edge vectors of the rounding rules (docs/formats.md) and hand-derived facts about each format.
 final class EdgeVectorTests: XCTestCase {
     func f(_ bits: UInt32) -> Float { Float(bitPattern: bits) }
 

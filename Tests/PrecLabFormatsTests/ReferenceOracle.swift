@@ -1,7 +1,7 @@
 import PrecLabFormats
 
 /// A slow, independent model of every format, written from the tables in
-/// docs/formats.md / precision.md rather than from the library code: it enumerates the
+/// docs/formats.md rather than from the library code: it enumerates the
 /// representable values of a format and rounds by searching for neighbours, comparing
 /// against exact midpoints in Double. Used as the oracle for the boundary tests.
 struct ReferenceFormat {

@@ -121,7 +121,7 @@ final class CSVTests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "a\n1\n")
         csv.addRow([2])
         XCTAssertThrowsError(try csv.write(to: path)) { error in
-            XCTAssertEqual((error as? PrecLabError)?.exitStatus, 2)
+            XCTAssertEqual((error as? PrecLabError)?.isDataError, false)
         }
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "a\n1\n")
         try csv.write(to: path, force: true)

@@ -31,7 +31,7 @@ final class ReportDirectoryTests: XCTestCase {
         let report = try ReportDirectory(path: root)
         try report.write("old\n", named: "b.txt")
         XCTAssertThrowsError(try report.write([("a.txt", "new a\n"), ("b.txt", "new b\n")])) { error in
-            XCTAssertEqual((error as? PrecLabError)?.exitStatus, 2)
+            XCTAssertEqual((error as? PrecLabError)?.isDataError, false)
         }
         // a.txt was not written because b.txt was refused first.
         XCTAssertNil(read(root + "/a.txt"))
@@ -56,7 +56,7 @@ final class ReportDirectoryTests: XCTestCase {
         XCTAssertNil(read(root + "/same.txt"))
         try report.write("file", named: "plain")
         XCTAssertThrowsError(try ReportDirectory(path: root + "/plain")) { error in
-            XCTAssertEqual((error as? PrecLabError)?.exitStatus, 2)
+            XCTAssertEqual((error as? PrecLabError)?.isDataError, false)
         }
         XCTAssertThrowsError(try ReportDirectory(path: root + "/plain/below"))
     }

@@ -20,6 +20,14 @@ final class TensorNamingTests: XCTestCase {
             ("model.embed_tokens.weight", nil, .others),
             ("lm_head.weight", nil, .others),
             ("model.layers.1.input_layernorm.weight", 1, .others),
+            // BERT / MiniLM: three matrices named `dense`, one per role.
+            ("bert.encoder.layer.3.attention.self.query.weight", 3, .q),
+            ("bert.encoder.layer.3.attention.output.dense.weight", 3, .o),
+            ("bert.encoder.layer.3.intermediate.dense.weight", 3, .up),
+            ("bert.encoder.layer.3.output.dense.weight", 3, .down),
+            ("encoder.layer.11.output.LayerNorm.weight", 11, .others),
+            // GPT-NeoX: the attention output is `attention.dense`.
+            ("gpt_neox.layers.2.attention.dense.weight", 2, .o),
         ]
         for (name, layer, type) in cases {
             let parsed = TensorName(name)
@@ -50,7 +58,7 @@ final class TensorNamingTests: XCTestCase {
 
 final class SummaryAndConsistencyTests: XCTestCase {
     func testWeightedSummary() {
-        var summary = WeightedSummary()
+        var summary = WeightedSummary<String>()
         summary.add(parameters: 100, changed: 10, metrics: [("nss", 1e-3), ("angle", nil)])
         summary.add(parameters: 300, changed: 90, metrics: [("nss", 3e-3), ("angle", 2)])
         XCTAssertEqual(summary.tensors, 2)
@@ -60,7 +68,7 @@ final class SummaryAndConsistencyTests: XCTestCase {
         XCTAssertEqual(summary.mean("angle"), 2)        // only the tensor that defined it
         XCTAssertNil(summary.mean("missing"))
         XCTAssertEqual(summary.metricNames, ["nss", "angle"])
-        XCTAssertNil(WeightedSummary().sparsity)
+        XCTAssertNil(WeightedSummary<String>().sparsity)
     }
 
     func testTensorConsistencyByHand() {

@@ -44,7 +44,7 @@ final class AtomicFileWriterTests: XCTestCase {
         let path = directory + "/existing.txt"
         try AtomicFileWriter.write(text: "one", to: path)
         XCTAssertThrowsError(try AtomicFileWriter.write(text: "two", to: path)) { error in
-            XCTAssertEqual((error as? PrecLabError)?.exitStatus, 2)
+            XCTAssertEqual((error as? PrecLabError)?.isDataError, false)
         }
         try AtomicFileWriter.write(text: "two", to: path, force: true)
         XCTAssertEqual(try String(contentsOfFile: path, encoding: .utf8), "two")

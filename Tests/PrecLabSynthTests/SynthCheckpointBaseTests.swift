@@ -51,7 +51,7 @@ final class SynthCheckpointBaseTests: XCTestCase {
             ("layers.3.w", "F32", [2, 2], le32([0.5, -0.25, 1e-40, 3])),
         ])
         let checkpoint = try Checkpoint.open(path)
-        let all = try CheckpointBase.tensors(of: checkpoint, include: nil)
+        let all = try SynthCheckpointBase.tensors(of: checkpoint, include: nil)
         XCTAssertEqual(all.map(\.name), ["layers.2.w", "layers.3.w", "layers.10.w"])
         XCTAssertEqual(all.map(\.dtype), ["F16", "F32", "BF16"])
         XCTAssertEqual(all.map { [$0.rows, $0.columns] }, [[2, 2], [2, 2], [2, 3]])
@@ -62,12 +62,12 @@ final class SynthCheckpointBaseTests: XCTestCase {
         XCTAssertEqual(all[2].base!.map(\.bitPattern),
                        [0x3F80_0000, 0xC000_0000, 0x0001_0000, 0x8000_0000, 0x7F7F_0000, 0x3EAA_0000])
 
-        let selected = try CheckpointBase.tensors(of: checkpoint, include: { $0.hasSuffix(".w") && $0.contains("3") })
+        let selected = try SynthCheckpointBase.tensors(of: checkpoint, include: { $0.hasSuffix(".w") && $0.contains("3") })
         XCTAssertEqual(selected.map(\.name), ["layers.3.w"])
-        XCTAssertThrowsError(try CheckpointBase.tensors(of: checkpoint, include: { $0.contains("bias") })) {
+        XCTAssertThrowsError(try SynthCheckpointBase.tensors(of: checkpoint, include: { $0.contains("bias") })) {
             XCTAssertTrue("\($0)".contains("layers.2.bias"), "\($0)")
         }
-        XCTAssertThrowsError(try CheckpointBase.tensors(of: checkpoint, include: { $0 == "nothing" }))
+        XCTAssertThrowsError(try SynthCheckpointBase.tensors(of: checkpoint, include: { $0 == "nothing" }))
     }
 
     /// A given base is used as it is, and the profiles place their signal against its

@@ -175,7 +175,7 @@ final class SynthGeneratorTests: XCTestCase {
                                                    adam: adam, gradient: gradient)
             let tensors = shapes.map { SynthTensorSource.generated(name: "t\($0.0)x\($0.1)", rows: $0.0, columns: $0.1) }
             XCTAssertThrowsError(try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)) {
-                guard case PrecLabError.usage = $0 else { return XCTFail("\($0)") }
+                guard case PrecLabError.invalidArgument = $0 else { return XCTFail("\($0)") }
             }
         }
         fails([(1, 8)])

@@ -105,7 +105,7 @@ final class SynthStreamFileTests: XCTestCase {
         let path = try write("x.bin")
         let before = try bytes(path)
         XCTAssertThrowsError(try UpdateStreamFileSink(path: path)) {
-            guard case PrecLabError.usage = $0 else { return XCTFail("\($0)") }
+            guard case PrecLabError.outputRefused(_, .exists) = $0 else { return XCTFail("\($0)") }
         }
         XCTAssertEqual(try bytes(path), before)
         XCTAssertNoThrow(try UpdateStreamFileSink(path: path, force: true))

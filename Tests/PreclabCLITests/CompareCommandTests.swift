@@ -1,6 +1,7 @@
 import Foundation
 import PrecLabFiles
 import PrecLabSupport
+import PrecLabTestFixtures
 import PrecLabTestSupport
 import XCTest
 
@@ -16,56 +17,26 @@ final class CompareCommandTests: XCTestCase {
         json["tensors"]?.arrayValue?.first { $0["name"]?.stringValue == name }
     }
 
-    /// W0 = diag(3, 4), W1 = diag(3, 5) in bf16 (exact), k = rank = 1, α = 0.5:
-    /// - M = {3}: sparsity 3/4.
-    /// - σ(W0) = (4, 3), σ(W1) = (5, 3): NSS = 1/5.
-    /// - top-1 subspaces are e2 for both: angles 0.
-    /// - rank-1 reconstruction of W0 = 4 e2 e2ᵀ, |.| = [0, 0, 0, 4]: top 2 = {3, then
-    ///   the tie at 0 goes to index 0}; M ⊂ it: principal overlap 1.
-    /// - bottom 2 of |W0| = [3, 0, 0, 4]: {1, 2}: low overlap 0.
-    /// The 1-D norm changes by one bf16 ulp at 1 (2^-7) in one of four entries.
-    func testHandCheckedPair() throws {
-        let q = "model.layers.0.self_attn.q_proj.weight", norm = "model.layers.0.input_layernorm.weight"
-        try Fixtures.write(path("base.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 4]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1]),
-        ])
-        try Fixtures.write(path("tuned.safetensors"), [
-            FixtureTensor(name: q, dtype: .bf16, shape: [2, 2], values: [3, 0, 0, 5]),
-            FixtureTensor(name: norm, dtype: .bf16, shape: [4], values: [1, 1, 1, 1 + 0x1p-7]),
-        ])
+    /// The command writes what the library computes (numbers: PrecLabAnalysisTests):
+    /// JSON, CSV with a header and a row per tensor, the four plots, the tables.
+    func testWritesEveryOutputOfAHandCheckedPair() throws {
+        let (q, _) = try Fixtures.writeHandCheckedPair(base: path("base.safetensors"), tuned: path("tuned.safetensors"))
         let json = path("out.json"), csv = path("out.csv"), plots = path("plots")
         let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
-                                        "--k", "1", "--rank", "1", "--json", json, "--csv", csv, "--plots", plots])
+                                        "--k", "1", "--rank", "1", "--svd", "exact",
+                                        "--json", json, "--csv", csv, "--plots", plots])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("layers.0.self_attn.q_proj"), result.stdout)
         XCTAssertTrue(result.stdout.contains("1-D tensor: sparsity only"), result.stdout)
+        // Under an exact SVD the option line has no randomized-SVD parameters.
+        XCTAssertTrue(result.stdout.contains("svd exact, float64"), result.stdout)
+        XCTAssertFalse(result.stdout.contains("oversampling"), result.stdout)
         let report = try Fixtures.readJSON(json)
         let row = try XCTUnwrap(tensor(report, q))
         XCTAssertEqual(row["changed"]?.integerValue, 1)
-        XCTAssertEqual(row["params"]?.integerValue, 4)
-        XCTAssertEqual(row["sparsity"]?.doubleValue, 0.75)
         XCTAssertEqual(row["nss"]!.doubleValue!, 0.2, accuracy: 1e-15)
-        XCTAssertEqual(row["angle_u_max_deg"]!.doubleValue!, 0, accuracy: 1e-9)
-        XCTAssertEqual(row["angle_v_max_deg"]!.doubleValue!, 0, accuracy: 1e-9)
-        XCTAssertEqual(row["principal_overlap"]?.doubleValue, 1)
-        XCTAssertEqual(row["low_overlap"]?.doubleValue, 0)
-        XCTAssertEqual(row["alpha"]?.doubleValue, 0.5)
-        XCTAssertEqual(row["k"]?.integerValue, 1)
-        XCTAssertEqual(row["rank"]?.integerValue, 1)
-        XCTAssertEqual(row["type"]?.stringValue, "q")
-        XCTAssertEqual(row["layer"]?.integerValue, 0)
-        XCTAssertEqual(row["bounds"]?["weyl"]?["holds"]?.boolValue, true)
-        let normRow = try XCTUnwrap(tensor(report, norm))
-        XCTAssertEqual(normRow["changed"]?.integerValue, 1)
-        XCTAssertEqual(normRow["nss"], .null)
-        XCTAssertEqual(report["total"]?["params"]?.integerValue, 8)
         XCTAssertEqual(report["total"]?["changed"]?.integerValue, 2)
-        XCTAssertEqual(report["total"]?["sparsity"]?.doubleValue, 0.75)
-        XCTAssertEqual(try XCTUnwrap(report["by_type"]?["q"]?["nss"]?.doubleValue), 0.2, accuracy: 1e-15)
-        XCTAssertEqual(report["options"]?["alpha"]?.doubleValue, 0.5)
-        XCTAssertEqual(report["options"]?["dtype"]?.stringValue, "bf16")
-        XCTAssertEqual(report["skipped"]?[0]?["name"]?.stringValue, norm)
+        XCTAssertEqual(report["options"]?["svd"]?.stringValue, "exact")
         XCTAssertEqual(report["skipped"]?[0]?["scope"]?.stringValue, "spectral")
         let csvText = try String(contentsOfFile: csv, encoding: .utf8)
         XCTAssertTrue(csvText.hasPrefix("name,layer,type,shape,params,changed,sparsity,nss"), csvText)
@@ -74,75 +45,10 @@ final class CompareCommandTests: XCTestCase {
             let text = try String(contentsOfFile: plots + "/" + file, encoding: .utf8)
             XCTAssertTrue(text.contains("<svg"), file)
         }
-    }
-
-    /// fp32 checkpoints are rounded to bf16 before comparing: at 1 a change of 2^-10
-    /// is below half a bf16 ulp (2^-8) and vanishes; at 4 a change of 2^-5 is one bf16
-    /// ulp and stays. In fp32 both changes are visible.
-    /// The same holds for F64 and F16 storage (all four values are exact in fp16).
-    func testWiderCheckpointsAreCastToDType() throws {
-        let name = "w"
-        for stored in [TensorDType.f32, .f64, .f16] {
-            try Fixtures.write(path("base.safetensors"), [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1, 2, 4, 8])])
-            try Fixtures.write(path("tuned.safetensors"),
-                               [FixtureTensor(name: name, dtype: stored, shape: [2, 2], values: [1 + 0x1p-10, 2, 4 + 0x1p-5, 8])])
-            for (dtype, changed) in [("bf16", 1), ("fp32", 2)] {
-                let json = path("\(stored.name)-\(dtype).json")
-                let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"),
-                                                "--dtype", dtype, "--json", json, "--quiet"])
-                XCTAssertEqual(result.status, 0, result.stderr)
-                let row = try XCTUnwrap(tensor(try Fixtures.readJSON(json), name))
-                XCTAssertEqual(row["changed"]?.integerValue, Int64(changed), "\(stored.name) as \(dtype)")
-                XCTAssertEqual(row["converted"]?.boolValue, !(dtype == "fp32" && stored == .f32))
-            }
-        }
-    }
-
-    /// A sharded TUNED checkpoint gives the same numbers as the single file; missing and
-    /// mismatched tensors are listed with reasons, never dropped silently.
-    func testShardedCheckpointAndMismatchedTensors() throws {
-        var random = Fixtures.Random(state: 42)
-        let a = (0..<(6 * 5)).map { _ in random.next() }
-        let aTuned = a.enumerated().map { $0.offset % 3 == 0 ? $0.element * 1.02 : $0.element }
-        let c = (0..<9).map { _ in random.next() }
-        try Fixtures.write(path("base.safetensors"), [
-            FixtureTensor(name: "model.layers.1.mlp.up_proj.weight", dtype: .bf16, shape: [6, 5], values: a),
-            FixtureTensor(name: "model.layers.1.mlp.gate_proj.weight", dtype: .bf16, shape: [2, 2], values: [1, 2, 3, 4]),
-            FixtureTensor(name: "model.layers.1.mlp.down_proj.weight", dtype: .bf16, shape: [3, 3], values: c),
-            FixtureTensor(name: "model.layers.1.steps", dtype: .i64, shape: [1], values: [3]),
-        ])
-        let up = FixtureTensor(name: "model.layers.1.mlp.up_proj.weight", dtype: .bf16, shape: [6, 5], values: aTuned)
-        let gate = FixtureTensor(name: "model.layers.1.mlp.gate_proj.weight", dtype: .bf16, shape: [2, 3], values: [1, 2, 3, 4, 5, 6])
-        let extra = FixtureTensor(name: "lm_head.weight", dtype: .bf16, shape: [2, 2], values: [1, 0, 0, 1])
-        let steps = FixtureTensor(name: "model.layers.1.steps", dtype: .i64, shape: [1], values: [4])
-        let sharded = path("tuned")
-        try FileManager.default.createDirectory(atPath: sharded, withIntermediateDirectories: true)
-        try Fixtures.writeSharded(sharded, [[up, steps], [gate, extra]])
-        try Fixtures.write(path("tuned.safetensors"), [up, gate, extra, steps])
-
-        var reports: [JSONValue] = []
-        for tuned in [sharded, sharded + "/model.safetensors.index.json", path("tuned.safetensors")] {
-            let json = path("out-\(reports.count).json")
-            let result = try CLIRunner.run(["compare", path("base.safetensors"), tuned, "--k", "2", "--rank", "2",
-                                            "--json", json])
-            XCTAssertEqual(result.status, 0, result.stderr)
-            XCTAssertTrue(result.stdout.contains("missing in TUNED"), result.stdout)
-            reports.append(try Fixtures.readJSON(json))
-        }
-        for report in reports.dropFirst() {
-            XCTAssertEqual(report["tensors"], reports[0]["tensors"], "sharded and single-file results must agree")
-        }
-        let report = reports[0]
-        XCTAssertEqual(report["tensors"]?.arrayValue?.count, 1)
-        let row = try XCTUnwrap(tensor(report, "model.layers.1.mlp.up_proj.weight"))
-        XCTAssertEqual(row["changed"]?.integerValue, 10, "every third of 30 entries scaled by 1.02 (> half a bf16 ulp)")
-        let skipped = Dictionary(uniqueKeysWithValues: (report["skipped"]?.arrayValue ?? []).map {
-            ($0["name"]!.stringValue!, $0["reason"]!.stringValue!)
-        })
-        XCTAssertEqual(skipped["model.layers.1.mlp.gate_proj.weight"], "shape [2, 2] in BASE vs [2, 3] in TUNED")
-        XCTAssertEqual(skipped["model.layers.1.mlp.down_proj.weight"], "missing in TUNED")
-        XCTAssertEqual(skipped["lm_head.weight"], "missing in BASE")
-        XCTAssertEqual(skipped["model.layers.1.steps"], "dtype I64 is not a floating-point type")
+        // Under auto the randomized parameters are shown.
+        let auto = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "1",
+                                      "--rank", "1", "--quiet"])
+        XCTAssertTrue(auto.stdout.contains("svd auto (oversampling"), auto.stdout)
     }
 
     func testNothingComparableIsBadData() throws {

@@ -98,6 +98,8 @@ final class ReplayCLITests: XCTestCase {
         XCTAssertEqual(input.status, 2)
     }
 
+    /// `--spectral` adds a per-policy object to each matrix in the JSON (numbers:
+    /// PrecLabAnalysisTests.ReplaySpectralTests) and lists skipped tensors.
     func testSpectralAddsPerPolicyMetricsAndListsSkippedTensors() throws {
         let (stream, _) = try writeStream("spectral.bin")
         let result = try CLIRunner.run(["replay", stream, "--spectral", "--k", "4", "--rank", "4",
@@ -110,16 +112,8 @@ final class ReplayCLITests: XCTestCase {
         let matrix = try XCTUnwrap(root["tensors"]?.arrayValue?.first?.objectValue)
         let spectral = try XCTUnwrap(matrix["spectral"]?.objectValue)
         XCTAssertEqual(spectral.keys, ["fp32", "master", "pure", "stochastic", "kahan"])
-        let truth = try XCTUnwrap(spectral["fp32"]?.objectValue)
-        for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "principal_overlap", "low_overlap", "k", "rank"] {
-            XCTAssertNotNil(truth[key], key)
-        }
-        XCTAssertEqual(truth["k"], 4)
-        XCTAssertEqual(truth["changed"], matrix["true_changed"])
-        // NSS never exceeds its Mirsky bound.
-        let bound = try XCTUnwrap(truth["bounds"]?.objectValue?["nss_mirsky"]?.objectValue)
-        XCTAssertLessThanOrEqual(try XCTUnwrap(bound["measured"]?.doubleValue),
-                                 try XCTUnwrap(bound["bound"]?.doubleValue) * (1 + 1e-12))
+        XCTAssertEqual(spectral["fp32"]?.objectValue?["k"], 4)
+        XCTAssertEqual(spectral["fp32"]?.objectValue?["changed"], matrix["true_changed"])
         XCTAssertEqual(root["spectral_skipped"]?.arrayValue?.count, 1)
         XCTAssertEqual(try CLIRunner.run(["replay", stream, "--spectral", "--alpha", "1.5"]).status, 2)
     }

@@ -23,7 +23,7 @@ enum FormatsCommand: Command {
 
     static func run(_ arguments: ParsedArguments) throws {
         guard arguments.positionals.isEmpty else {
-            throw PrecLabError.usage("preclab formats: unexpected argument '\(arguments.positionals[0])'")
+            throw UsageError("unexpected argument '\(arguments.positionals[0])'")
         }
         let formats = try arguments.allValues("--dtype").isEmpty
             ? FloatFormat.standard : arguments.allValues("--dtype").map(FloatFormat.named)

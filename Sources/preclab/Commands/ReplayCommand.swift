@@ -1,4 +1,6 @@
 import Foundation
+import PrecLabAnalysis
+import PrecLabFiles
 import PrecLabFormats
 import PrecLabReplay
 import PrecLabReports
@@ -46,6 +48,7 @@ enum ReplayCommand: Command {
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
+      --progress MODE       auto, plain (a line per stage) or none
       --quiet               no progress line and no table
       --force               replace existing output files
 
@@ -56,79 +59,67 @@ enum ReplayCommand: Command {
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
-        .value("--null"), .flag("--spectral"), .value("--k"), .value("--rank"), .value("--alpha"), .value("--json"), .value("--csv"), .value("--plots"),
-        .flag("--allow-truncated"), .flag("--no-verify"), .value("--threads"), .flag("--quiet"),
-        .flag("--force"),
-    ]
+        .value("--null"), .flag("--spectral"), .flag("--allow-truncated"), .flag("--no-verify"),
+        .value("--threads"), .flag("--quiet"), ProgressReporter.spec,
+    ] + SpectralOptionGroup.specs(svd: false) + OutputOptions.specs()
+
+    /// Everything the command line asks for, validated before any work.
+    struct Request {
+        var stream: String
+        var configuration: ReplayConfiguration
+        var options: StreamReplayOptions
+        var spectral: SpectralOptions?
+        var quiet: Bool
+        var outputs: OutputOptions
+        var progress: ProgressReporter
+
+        init(_ arguments: ParsedArguments) throws {
+            stream = try arguments.requirePositionals(1, names: "one update stream file")[0]
+            let format = try FloatFormat.named(arguments.value("--dtype") ?? "bf16")
+            var rounding = RoundingOptions()
+            if let mode = arguments.value("--rounding") { rounding.mode = try RoundingMode.named(mode) }
+            rounding.saturate = arguments.flag("--saturate")
+            rounding.flushSubnormals = arguments.flag("--flush-subnormals")
+            let seed = try arguments.number("--seed", .seed, default: 0)
+            let policies = try ReplayPolicy.parseList(arguments.value("--policy") ?? "all")
+            let every = try arguments.number("--every", .positive)
+            let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
+            var nullPermute = false
+            if let null = arguments.value("--null") {
+                guard null == "permute" else {
+                    throw UsageError("invalid value '\(null)' for --null (expected permute)")
+                }
+                nullPermute = true
+            }
+            let spectralOptions = try SpectralOptionGroup.parse(arguments)
+            spectral = arguments.flag("--spectral") ? spectralOptions : nil
+            quiet = arguments.flag("--quiet")
+            progress = try ProgressReporter(command: name, arguments: arguments)
+            configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed, policies: policies,
+                                                nullPermute: nullPermute, threads: threads)
+            let base = arguments.value("--base")
+            options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
+                                          allowTruncated: arguments.flag("--allow-truncated"),
+                                          curveEvery: every, baseCheckpoint: base)
+            outputs = OutputOptions(arguments)
+            outputs.inputPaths = [stream] + (try base.map { try Checkpoint.open($0).filePaths } ?? [])
+            // Refuse bad destinations before spending time on the replay.
+            try outputs.preflight(plotNames: ReplayPlot.allCases.map(\.fileName))
+        }
+    }
 
     static func run(_ arguments: ParsedArguments) throws {
-        let stream = try arguments.requirePositionals(1, names: "one update stream file")[0]
-        let format = try FloatFormat.named(arguments.value("--dtype") ?? "bf16")
-        var rounding = RoundingOptions()
-        if let mode = arguments.value("--rounding") { rounding.mode = try RoundingMode.named(mode) }
-        rounding.saturate = arguments.flag("--saturate")
-        rounding.flushSubnormals = arguments.flag("--flush-subnormals")
-        let seed = try arguments.value("--seed", default: UInt64(0)) { UInt64($0) }
-        let policies = try ReplayPolicy.parseList(arguments.value("--policy") ?? "all")
-        let every: Int? = arguments.value("--every") == nil ? nil
-            : try arguments.value("--every", default: 1) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
-        let threads = try arguments.value("--threads", default: ParallelChunks.threadCount) {
-            Int($0).flatMap { $0 >= 1 ? $0 : nil }
+        let request = try Request(arguments)
+        let (result, spectral): (ReplayResult, ReplaySpectral?)
+        do {
+            (result, spectral) = try ReplaySpectral.replay(path: request.stream, configuration: request.configuration,
+                                                           options: request.options, spectral: request.spectral,
+                                                           progress: request.progress)
+        } catch PrecLabError.malformed(var fault) where fault.expected == StreamReplay.missingBaseExplanation {
+            fault.expected += "; pass it with --base CHECKPOINT"
+            throw PrecLabError.malformed(fault)
         }
-        var nullPermute = false
-        if let null = arguments.value("--null") {
-            guard null == "permute" else {
-                throw PrecLabError.usage("--null takes 'permute' (got '\(null)')")
-            }
-            nullPermute = true
-        }
-        let k: Int = try arguments.value("--k", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
-        let rank: Int = try arguments.value("--rank", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
-        let alpha: Double = try arguments.value("--alpha", default: 0.5) { text -> Double? in
-            guard let value = Double(text), value >= 0, value <= 1 else { return nil }  // as compare
-            return value
-        }
-        let spectralOptions = SpectralOptions(k: k, rank: rank, alpha: alpha)
-        let wantsSpectral = arguments.flag("--spectral")
-        let quiet = arguments.flag("--quiet")
-        let force = arguments.flag("--force")
-        var inputs = [stream]
-        if let base = arguments.value("--base") { inputs.append(base) }
-
-        // Refuse bad destinations before spending time on the replay.
-        let jsonPath = arguments.value("--json"), csvPath = arguments.value("--csv")
-        for path in [jsonPath, csvPath].compactMap({ $0 }) {
-            try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
-        }
-        let plotsDirectory = arguments.value("--plots")
-        if let plotsDirectory {
-            for name in ReplayPlots.fileNames {
-                try AtomicFileWriter.checkDestination(plotsDirectory + "/" + name, force: force, inputs: inputs)
-            }
-        }
-
-        let configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed,
-                                                policies: policies, nullPermute: nullPermute,
-                                                threads: threads)
-        let options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
-                                          allowTruncated: arguments.flag("--allow-truncated"),
-                                          curveEvery: every, baseCheckpoint: arguments.value("--base"))
-        let meter = ProgressMeter(label: "replay", enabled: !quiet)
-        let (result, engine) = try StreamReplay.runKeepingState(
-            path: stream, configuration: configuration, options: options
-        ) { done, total in
-            meter.update(done: done, total: total)
-        }
-        meter.finish()
-        var spectral: ReplaySpectral? = nil
-        if wantsSpectral {
-            let spectralMeter = ProgressMeter(label: "replay --spectral", enabled: !quiet)
-            spectral = try ReplaySpectral.compute(engine: engine, result: result, options: spectralOptions,
-                                                  progress: spectralMeter)
-            spectralMeter.finish()
-        }
-
-        if !quiet {
+        if !request.quiet {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
             Console.out(ReplayTables.totals(result).render())
@@ -138,21 +129,19 @@ enum ReplayCommand: Command {
             }
         }
         for warning in result.warnings { Console.error("preclab replay: warning: \(warning)") }
-        if let jsonPath {
-            var document = result.json(source: stream)
-            if let spectral { document = spectral.merge(into: document) }
-            try document.write(to: jsonPath, force: force, inputs: inputs)
+        let outputs = request.outputs
+        var document: JSONValue? = nil
+        if outputs.json != nil {
+            document = result.json(source: request.stream)
+            if let spectral { document = spectral.merge(into: document!) }
         }
-        if let csvPath {
+        var table: CSVTable? = nil
+        if outputs.csv != nil {
             let (header, rows) = result.csvRows()
-            var table = CSVTable(header: header)
-            for row in rows { table.addRow(row.map { TableCell.text($0) }) }
-            try table.write(to: csvPath, force: force, inputs: inputs)
+            table = CSVTable(header: header)
+            for row in rows { table!.addRow(row.map { TableCell.text($0) }) }
         }
-        if let plotsDirectory {
-            let directory = try ReportDirectory(path: plotsDirectory, force: force, inputs: inputs)
-            try directory.write(ReplayPlots.files(result))
-        }
+        try outputs.write(json: document, csv: table, plots: outputs.plots == nil ? [] : ReplayPlots.files(result))
     }
 }
 
@@ -221,10 +210,17 @@ enum ReplayTables {
     }
 }
 
+/// The plot files of `--plots DIR`, named once (pre-flight check and writer).
+enum ReplayPlot: String, CaseIterable {
+    case visiblePerStep = "visible_per_step.svg"
+    case visibilityHistogram = "visibility_histogram.svg"
+    case visibleByRatio = "visible_by_ratio.svg"
+
+    var fileName: String { rawValue }
+}
+
 /// The SVG plots of `--plots DIR`.
 enum ReplayPlots {
-    static let fileNames = ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg"]
-
     static func files(_ result: ReplayResult) -> [(name: String, file: any ReportFile)] {
         let params = Double(max(result.params, 1))
         let dtype = result.configuration.format.name
@@ -257,6 +253,7 @@ enum ReplayPlots {
         }
         byRatio.referenceLines = [ReferenceLine(y: 0.5, label: "half visible")]
         byRatio.notes = result.warnings
-        return [(fileNames[0], perStep), (fileNames[1], histogram), (fileNames[2], byRatio)]
+        return [(ReplayPlot.visiblePerStep.fileName, perStep), (ReplayPlot.visibilityHistogram.fileName, histogram),
+                (ReplayPlot.visibleByRatio.fileName, byRatio)]
     }
 }

@@ -40,17 +40,17 @@ enum RoundCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         let texts = try arguments.requireSomePositionals(names: "one or more VALUEs")
         if arguments.value("--dtype") != nil && arguments.value("--custom") != nil {
-            throw PrecLabError.usage("preclab round: give either --dtype or --custom, not both")
+            throw UsageError("give either --dtype or --custom, not both")
         }
         guard let dtype = arguments.value("--dtype") ?? arguments.value("--custom") else {
-            throw PrecLabError.usage("preclab round: --dtype is required (e.g. --dtype bf16 or --dtype e5m10)")
+            throw UsageError("--dtype is required (e.g. --dtype bf16 or --dtype e5m10)")
         }
         let format = try FloatFormat.named(dtype)
         var options = RoundingOptions()
         if let mode = arguments.value("--rounding") { options.mode = try RoundingMode.named(mode) }
         options.flushSubnormals = arguments.flag("--flush-subnormals")
         options.saturate = arguments.flag("--saturate")
-        let seed = try arguments.value("--seed", default: UInt64(0)) { UInt64($0) }
+        let seed = try arguments.number("--seed", .seed, default: 0)
         let key = StochasticKey(seed: seed)
         let values = try texts.map(InputValue.parse)
 

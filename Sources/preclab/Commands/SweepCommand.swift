@@ -29,6 +29,8 @@ enum SweepCommand: Command {
       --force           replace existing output files
       --keep-streams    keep the synthesised streams in DIR/streams/ instead of deleting them
       --threads N       worker threads (results never depend on it)
+      --progress MODE   auto (a line redrawn on a terminal, nothing otherwise), plain
+                        (a line per stage) or none
       --quiet           no progress lines and no table
 
     The experiment file is checked completely before anything runs; every output is
@@ -37,17 +39,15 @@ enum SweepCommand: Command {
     """
     static let options: [OptionSpec] = [
         .value("--out", short: "-o"), .flag("--force"), .flag("--keep-streams"), .value("--threads"),
-        .flag("--quiet"),
+        .flag("--quiet"), ProgressReporter.spec,
     ]
 
     static func run(_ arguments: ParsedArguments) throws {
         let file = try arguments.requirePositionals(1, names: "one experiment file")[0]
         guard let out = arguments.value("--out"), !out.isEmpty else {
-            throw PrecLabError.usage("--out DIR is required (see 'preclab help sweep')")
+            throw UsageError("--out DIR is required (see 'preclab help sweep')")
         }
-        let threads = try arguments.value("--threads", default: ParallelChunks.threadCount) {
-            Int($0).flatMap { $0 >= 1 ? $0 : nil }
-        }
+        let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
         let force = arguments.flag("--force")
         let quiet = arguments.flag("--quiet")
         let experiment = try ExperimentParser.load(path: file)
@@ -56,14 +56,15 @@ enum SweepCommand: Command {
         let directoryPath = out.hasSuffix("/") ? String(out.dropLast()) : out
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: directoryPath, isDirectory: &isDirectory), !isDirectory.boolValue {
-            throw PrecLabError.usage("\(directoryPath): exists and is not a directory (--out needs a directory)")
+            throw UsageError("\(directoryPath): exists and is not a directory (--out needs a directory)")
         }
         for name in SweepReport.fileNames(for: experiment) {
             try AtomicFileWriter.checkDestination(directoryPath + "/" + name, force: force, inputs: [file])
         }
         let keepIn: String? = arguments.flag("--keep-streams") ? directoryPath + "/streams" : nil
+        let progress = try ProgressReporter(command: "\(name) \(experiment.name)", arguments: arguments)
         let runner = SweepRunner(experiment: experiment, keepStreamsIn: keepIn, force: force, threads: threads) { message in
-            if !quiet { Console.error("preclab sweep \(experiment.name): \(message)") }
+            progress.stage(message)
         }
         if let keepIn {
             for name in runner.streamFileNames {
@@ -72,6 +73,7 @@ enum SweepCommand: Command {
             _ = try ReportDirectory(path: keepIn, force: force)
         }
         let results = try runner.run()
+        progress.end()
         let report = SweepReport(experiment: experiment, results: results, source: file, outputDirectory: directoryPath)
         let directory = try ReportDirectory(path: directoryPath, force: force, inputs: [file])
         try directory.write(report.files())

@@ -1,3 +1,4 @@
+import PrecLabAnalysis
 import PrecLabFiles
 import PrecLabSupport
 import PrecLabSynth
@@ -43,6 +44,8 @@ enum SynthCommand: Command {
       --signal-rms A           signal amplitude a_s (default by profile)
       --noise-rms A            noise amplitude a_n (default by profile)
       --threads N              worker threads (the bytes never depend on it)
+      --progress MODE          auto (a line redrawn on a terminal, nothing otherwise),
+                               plain (a line per stage) or none
       --quiet                  no progress line
       --force                  replace an existing output file
 
@@ -56,7 +59,7 @@ enum SynthCommand: Command {
         .value("--weight-decay"), .value("--spectrum-exponent"), .value("--entry-rms"),
         .value("--base-rounding"), .value("--principal-k"), .value("--signal-rank"),
         .value("--signal-rms"), .value("--noise-rms"), .value("--threads"), .flag("--quiet"),
-        .flag("--force"),
+        .flag("--force"), ProgressReporter.spec,
     ]
 
     /// Element count above which a run is refused: the simulation holds five fp32
@@ -66,53 +69,46 @@ enum SynthCommand: Command {
     static func run(_ arguments: ParsedArguments) throws {
         _ = try arguments.requirePositionals(0, names: "no positional arguments")
         guard let output = arguments.value("--output") else {
-            throw PrecLabError.usage("-o FILE is required (see 'preclab help synth')")
+            throw UsageError("-o FILE is required (see 'preclab help synth')")
         }
-        guard let stepsText = arguments.value("--steps") else {
-            throw PrecLabError.usage("--steps N is required")
+        guard let steps = try arguments.number("--steps", .positive) else {
+            throw UsageError("--steps N is required")
         }
-        guard let steps = Int(stepsText), steps >= 1 else {
-            throw PrecLabError.usage("invalid value '\(stepsText)' for --steps (expected an integer >= 1)")
-        }
-        guard let lrText = arguments.value("--lr") else {
-            throw PrecLabError.usage("--lr LR is required")
-        }
-        guard let lr = Double(lrText), lr.isFinite, lr >= 0 else {
-            throw PrecLabError.usage("invalid value '\(lrText)' for --lr (expected a finite number >= 0)")
+        guard let lr = try arguments.number("--lr", .nonNegativeFinite) else {
+            throw UsageError("--lr LR is required")
         }
         guard let profileText = arguments.value("--profile") else {
-            throw PrecLabError.usage("--profile rl|sft|noise is required")
+            throw UsageError("--profile rl|sft|noise is required")
         }
         guard let profile = SynthProfile(rawValue: profileText) else {
-            throw PrecLabError.usage("unknown profile '\(profileText)' (expected rl, sft or noise)")
+            throw UsageError("unknown profile '\(profileText)' (expected rl, sft or noise)")
         }
-        let seed = try arguments.value("--seed", default: UInt64(0)) { UInt64($0) }
+        let seed = try arguments.number("--seed", .seed, default: 0)
         var adam = AdamParameters()
         if let text = arguments.value("--adam") {
             let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { Double($0) }
             guard parts.count == 3, let b1 = parts[0], let b2 = parts[1], let eps = parts[2] else {
-                throw PrecLabError.usage("invalid value '\(text)' for --adam (expected B1,B2,EPS, e.g. 0.9,0.999,1e-8)")
+                throw UsageError("invalid value '\(text)' for --adam (expected B1,B2,EPS, e.g. 0.9,0.999,1e-8)")
             }
             adam.beta1 = b1; adam.beta2 = b2; adam.epsilon = eps
         }
-        adam.weightDecay = try arguments.double("--weight-decay", default: adam.weightDecay)
+        adam.weightDecay = try arguments.number("--weight-decay", .any, default: adam.weightDecay)
         var spectrum = BaseSpectrum()
-        spectrum.exponent = try arguments.double("--spectrum-exponent", default: spectrum.exponent)
-        spectrum.entryRMS = try arguments.double("--entry-rms", default: spectrum.entryRMS)
+        spectrum.exponent = try arguments.number("--spectrum-exponent", .any, default: spectrum.exponent)
+        spectrum.entryRMS = try arguments.number("--entry-rms", .any, default: spectrum.entryRMS)
         switch arguments.value("--base-rounding") ?? "bf16" {
         case "bf16": spectrum.roundToBFloat16 = true
         case "f32": spectrum.roundToBFloat16 = false
         case let other:
-            throw PrecLabError.usage("invalid value '\(other)' for --base-rounding (expected bf16 or f32)")
+            throw UsageError("invalid value '\(other)' for --base-rounding (expected bf16 or f32)")
         }
-        let positive: (String) -> Int? = { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
         let gradient = GradientModel(
             profile: profile,
-            signalRMS: try optional(arguments, "--signal-rms") { Double($0) },
-            noiseRMS: try optional(arguments, "--noise-rms") { Double($0) },
-            principalRank: try optional(arguments, "--principal-k", positive),
-            signalRank: try optional(arguments, "--signal-rank", positive))
-        let threads = try arguments.value("--threads", default: ParallelChunks.threadCount, positive)
+            signalRMS: try arguments.number("--signal-rms", .any),
+            noiseRMS: try arguments.number("--noise-rms", .any),
+            principalRank: try arguments.number("--principal-k", .positive),
+            signalRank: try arguments.number("--signal-rank", .positive))
+        let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
         let configuration = SynthConfiguration(steps: steps, learningRate: lr, profile: profile, seed: seed,
                                                adam: adam, gradient: gradient, spectrum: spectrum,
                                                threads: threads)
@@ -122,17 +118,20 @@ enum SynthCommand: Command {
         let tensors: [SynthTensorSource]
         if let basePath = arguments.value("--base") {
             guard arguments.value("--shape") == nil else {
-                throw PrecLabError.usage("give either --shape or --base, not both")
+                throw UsageError("give either --shape or --base, not both")
             }
-            tensors = try checkpointTensors(basePath, pattern: arguments.value("--tensors"))
-            inputs = [basePath]
+            let selection = try TensorSelectionOption.parse(arguments)
+            let include: ((String) -> Bool)? = selection.pattern == nil ? nil : { selection.includes($0) }
+            let checkpoint = try Checkpoint.open(basePath)
+            tensors = try SynthCheckpointBase.tensors(of: checkpoint, include: include)
+            inputs = checkpoint.filePaths
             extraMetadata.append(("base_checkpoint", basePath))
         } else {
             guard arguments.value("--tensors") == nil else {
-                throw PrecLabError.usage("--tensors selects tensors of --base; it needs --base")
+                throw UsageError("--tensors selects tensors of --base; it needs --base")
             }
             guard let shapeText = arguments.value("--shape") else {
-                throw PrecLabError.usage("give --shape RxC[,RxC...] or --base CHECKPOINT")
+                throw UsageError("give --shape RxC[,RxC...] or --base CHECKPOINT")
             }
             tensors = try parseShapes(shapeText).enumerated().map { index, shape in
                 .generated(name: SynthTensorSource.defaultName(index: index), rows: shape.rows, columns: shape.columns)
@@ -140,32 +139,20 @@ enum SynthCommand: Command {
         }
         let elements = tensors.reduce(0) { $0 + $1.rows * $1.columns }
         guard elements <= maximumElements else {
-            throw PrecLabError.usage("\(elements) elements in all matrices, above the limit of \(maximumElements)")
+            throw UsageError("\(elements) elements in all matrices, above the limit of \(maximumElements)")
         }
 
         let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
         var sink = try UpdateStreamFileSink(path: output, force: arguments.flag("--force"), inputs: inputs)
-        let quiet = arguments.flag("--quiet") || !Console.stderrIsTerminal
-        let every = max(1, steps / 100)
+        let progress = try ProgressReporter(command: name, arguments: arguments)
+        progress.begin("steps", work: [])
         try generator.generate(into: &sink, extraMetadata: extraMetadata) { step in
-            if !quiet, step % every == 0 || step == steps {
-                Console.progress("preclab synth: step \(step)/\(steps)")
-            }
+            progress.update(done: step, total: steps)
         }
         try sink.close()
-        if !quiet { Console.endProgress() }
+        progress.end()
         let bytes = (steps + 2) * elements * 4
         Console.out("wrote \(output): \(profile.rawValue) profile, \(tensors.count) \(tensors.count == 1 ? "matrix" : "matrices") (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
-    }
-
-    /// An option's parsed value, nil when absent; a value that does not parse is a usage error.
-    static func optional<T>(_ arguments: ParsedArguments, _ name: String,
-                            _ parse: (String) -> T?) throws -> T? {
-        guard let text = arguments.value(name) else { return nil }
-        guard let value = parse(text) else {
-            throw PrecLabError.usage("invalid value '\(text)' for \(name)")
-        }
-        return value
     }
 
     /// "1024x1024,896x4864" as (rows, columns) pairs.
@@ -174,28 +161,12 @@ enum SynthCommand: Command {
             let sides = item.lowercased().split(separator: "x", omittingEmptySubsequences: false)
             guard sides.count == 2, let rows = Int(sides[0]), let columns = Int(sides[1]),
                   rows >= 1, columns >= 1 else {
-                throw PrecLabError.usage("invalid shape '\(item)' in --shape (expected ROWSxCOLS, e.g. 1024x1024)")
+                throw UsageError("invalid shape '\(item)' in --shape (expected ROWSxCOLS, e.g. 1024x1024)")
             }
             guard rows <= maximumElements, columns <= maximumElements, rows * columns <= maximumElements else {
-                throw PrecLabError.usage("shape '\(item)' is too large (at most \(maximumElements) elements)")
+                throw UsageError("shape '\(item)' is too large (at most \(maximumElements) elements)")
             }
             return (rows, columns)
         }
-    }
-
-    /// The 2-D float tensors of a checkpoint (those matching `pattern` when given).
-    static func checkpointTensors(_ path: String, pattern: String?) throws -> [SynthTensorSource] {
-        let checkpoint = try Checkpoint.open(path)
-        var include: ((String) -> Bool)? = nil
-        if let pattern {
-            let regex: Regex<AnyRegexOutput>
-            do {
-                regex = try Regex(pattern)
-            } catch {
-                throw PrecLabError.usage("invalid --tensors pattern '\(pattern)': \(error)")
-            }
-            include = { name in (try? regex.firstMatch(in: name)) != nil }
-        }
-        return try CheckpointBase.tensors(of: checkpoint, include: include)
     }
 }

@@ -5,7 +5,7 @@ import PrecLabSupport
 /// Base weights taken from a checkpoint instead of generated: its 2-D floating-point
 /// tensors (optionally those whose names match a pattern), in checkpoint order,
 /// converted to fp32.
-public enum CheckpointBase {
+public enum SynthCheckpointBase {
     /// The element types read as a base. Each converts to fp32 exactly, except F64,
     /// which rounds to nearest (ties to even).
     public static let supportedDTypes: [TensorDType] = [.f32, .bf16, .f16, .f64]

@@ -3,56 +3,68 @@ import PrecLabReports
 import PrecLabSpectral
 import PrecLabSupport
 
-/// `replay --spectral`: the spectral metrics of W0 -> W_T for every 2-D tensor under
+/// The spectral picture after a replay (`replay --spectral`): the spectral metrics of W0 -> W_T for every 2-D tensor under
 /// every policy (the fp32 truth included), so a user sees whether storage precision
 /// distorts the spectral picture. W0 and W_T are what each policy stores: fp32 values
 /// for `fp32`, decoded codes for the stored policies; the update mask is "stored bits
 /// changed".
-struct ReplaySpectral {
-    struct Entry {
-        let tensor: String
-        let shape: [Int]
-        let policy: ReplayPolicy
-        let comparison: MatrixComparison
+public struct ReplaySpectral: Sendable {
+    public struct Entry: Sendable {
+        public let tensor: String
+        public let shape: [Int]
+        public let policy: ReplayPolicy
+        public let comparison: MatrixComparison
     }
 
-    let options: SpectralOptions
-    var entries: [Entry] = []
+    public let options: SpectralOptions
+    public private(set) var entries: [Entry] = []
     /// Tensors left out, with the reason (never a silent empty result).
-    var skipped: [(tensor: String, reason: String)] = []
+    public private(set) var skipped: [(tensor: String, reason: String)] = []
 
-    static func compute(engine: ReplayEngine, result: ReplayResult, options: SpectralOptions,
-                        progress: ProgressMeter?) throws -> ReplaySpectral {
+    /// The metrics of every 2-D tensor of `engine` (after the replay that produced
+    /// `result`) under each of the replay's policies.
+    public static func compute(engine: ReplayEngine, result: ReplayResult, options: SpectralOptions,
+                               progress: (any ProgressReporting)? = nil) throws -> ReplaySpectral {
         var spectral = ReplaySpectral(options: options)
         let policies = result.configuration.policies
         let matrices = engine.tensors.enumerated().filter { $0.element.shape.count == 2 }
-        for (_, tensor) in engine.tensors.enumerated() where tensor.shape.count != 2 {
+        for tensor in engine.tensors where tensor.shape.count != 2 {
             spectral.skipped.append((tensor.name, "\(tensor.shape.count)-D, spectral metrics need a matrix"))
         }
+        progress?.begin("spectral", work: [])
         var done = 0
         for (index, tensor) in matrices {
             for policy in policies {
                 let weights = engine.weightsBeforeAndAfter(policy, tensor: index)
-                guard weights.before.allSatisfy(\.isFinite), weights.after.allSatisfy(\.isFinite) else {
+                guard let comparison = try measure(rows: tensor.shape[0], columns: tensor.shape[1],
+                                                   before: weights.before, after: weights.after,
+                                                   changed: BitMask(weights.changed), options: options) else {
                     spectral.skipped.append((tensor.name, "\(policy.rawValue): non-finite weights"))
                     continue
                 }
-                let rows = tensor.shape[0], columns = tensor.shape[1]
-                let comparison = try MatrixComparison(
-                    base: Matrix(rows: rows, columns: columns, rowMajor: weights.before),
-                    tuned: Matrix(rows: rows, columns: columns, rowMajor: weights.after),
-                    updateMask: BitMask(weights.changed), options: options)
                 spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
                                               comparison: comparison))
                 done += 1
                 progress?.update(done: done, total: matrices.count * policies.count)
             }
         }
+        progress?.end()
         return spectral
     }
 
+    /// The metrics of one matrix W0 -> W_T (row-major values) with the update mask
+    /// `changed`; nil when a weight is NaN or Inf. The one place a replayed matrix is
+    /// measured: `compute` and the sweep runner both call it.
+    public static func measure(rows: Int, columns: Int, before: [Double], after: [Double], changed: BitMask,
+                               options: SpectralOptions) throws -> MatrixComparison? {
+        guard before.allSatisfy(\.isFinite), after.allSatisfy(\.isFinite) else { return nil }
+        return try MatrixComparison(base: Matrix(rows: rows, columns: columns, rowMajor: before),
+                                    tuned: Matrix(rows: rows, columns: columns, rowMajor: after),
+                                    updateMask: changed, options: options)
+    }
+
     /// The `spectral` object added to a tensor's JSON, keyed by policy.
-    func json(forTensor name: String) -> JSONValue? {
+    public func json(forTensor name: String) -> JSONValue? {
         let mine = entries.filter { $0.tensor == name }
         guard !mine.isEmpty else { return nil }
         var object = JSONObject()
@@ -61,14 +73,14 @@ struct ReplaySpectral {
     }
 
     /// The metrics with the field names `preclab compare` uses, plus the update count.
-    static func json(_ comparison: MatrixComparison) -> JSONValue {
+    public static func json(_ comparison: MatrixComparison) -> JSONValue {
         var object = JSONObject([("changed", .int(comparison.changed))])
         for (key, value) in comparison.jsonFields().pairs { object[key] = value }
         return .object(object)
     }
 
     /// Adds the `spectral` objects to a replay's JSON document.
-    func merge(into document: JSONValue) -> JSONValue {
+    public func merge(into document: JSONValue) -> JSONValue {
         guard var root = document.objectValue, let tensors = root["tensors"]?.arrayValue else { return document }
         root["tensors"] = .array(tensors.map { tensor in
             guard var object = tensor.objectValue, let name = object["name"]?.stringValue,
@@ -85,7 +97,7 @@ struct ReplaySpectral {
     }
 
     /// A row per matrix and policy.
-    func table() -> TextTable {
+    public func table() -> TextTable {
         var table = TextTable(
             title: "spectral picture of W0 -> W_T per policy (k \(options.k), rank \(options.rank), "
                 + "alpha \(NumberFormat.shortest(options.alpha)))",
@@ -105,5 +117,23 @@ struct ReplaySpectral {
                           + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha")
         for (tensor, reason) in skipped { table.addFootnote("skipped \(tensor): \(reason)") }
         return table
+    }
+}
+
+extension ReplaySpectral {
+    /// Replays the update stream at `path` and, when `spectral` is given, measures the
+    /// spectral picture of W0 -> W_T under every policy (`preclab replay --spectral`).
+    public static func replay(path: String, configuration: ReplayConfiguration,
+                              options: StreamReplayOptions = StreamReplayOptions(),
+                              spectral: SpectralOptions?,
+                              progress: (any ProgressReporting)? = nil) throws -> (result: ReplayResult, spectral: ReplaySpectral?) {
+        progress?.begin("replay", work: [])
+        let (result, engine) = try StreamReplay.runKeepingState(path: path, configuration: configuration,
+                                                                options: options) { done, total in
+            progress?.update(done: done, total: total)
+        }
+        progress?.end()
+        guard let spectral else { return (result, nil) }
+        return (result, try compute(engine: engine, result: result, options: spectral, progress: progress))
     }
 }

@@ -3,30 +3,30 @@ import PrecLabFormats
 import PrecLabSpectral
 import PrecLabSupport
 
-/// A tensor's elements as codes of the format the comparison is made in (`--dtype`),
-/// shared by `compare` and `consistency`.
+/// A tensor's elements as codes of the format a comparison is made in, shared by
+/// checkpoint comparison and consistency.
 ///
 /// A tensor already stored in that format is used in place (its mapped bytes, no copy);
 /// any other floating-point dtype is converted once, rounding to nearest-even from the
 /// exact stored value (fp32 and narrower through Float, F64 directly from Double, so
 /// there is never a double rounding). Converting a narrower format up is exact.
-struct TensorCodes: @unchecked Sendable {
-    let count: Int
-    let bytesPerCode: Int
+public struct TensorCodes: @unchecked Sendable {
+    public let count: Int
+    public let bytesPerCode: Int
     /// Whether the stored dtype differed from the comparison format.
-    let converted: Bool
+    public let converted: Bool
     private let mapped: UnsafeRawBufferPointer?
     private let owned: [UInt8]
     /// Keeps the mapping alive while the bytes are in use.
     private let owner: Checkpoint?
 
-    func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         if let mapped { return try withExtendedLifetime(owner) { try body(mapped) } }
         return try owned.withUnsafeBytes(body)
     }
 
     /// Why a stored dtype cannot be compared, or nil when it can.
-    static func unsupportedReason(_ dtype: TensorDType) -> String? {
+    public static func unsupportedReason(_ dtype: TensorDType) -> String? {
         guard dtype.isFloatingPoint else { return "dtype \(dtype.name) is not a floating-point type" }
         guard dtype.byteWidth != nil else { return "packed dtype \(dtype.name) is not supported" }
         if dtype != .f64, (try? FloatFormat.named(dtype.name)) == nil {
@@ -35,7 +35,7 @@ struct TensorCodes: @unchecked Sendable {
         return nil
     }
 
-    static func load(_ checkpoint: Checkpoint, _ tensor: CheckpointTensor, as format: FloatFormat,
+    public static func load(_ checkpoint: Checkpoint, _ tensor: CheckpointTensor, as format: FloatFormat,
                      threads: Int) throws -> TensorCodes {
         let bytes = checkpoint.bytes(of: tensor)
         let count = tensor.info.elementCount
@@ -45,7 +45,7 @@ struct TensorCodes: @unchecked Sendable {
                                owner: checkpoint)
         }
         if let reason = unsupportedReason(tensor.dtype) {
-            throw PrecLabError.badData("\(checkpoint.path): tensor '\(tensor.name)': \(reason)")
+            throw PrecLabError.badData(file: checkpoint.path, tensor: tensor.name, reason)
         }
         var codes = [UInt8](repeating: 0, count: count * width)
         if tensor.dtype == .f64 {
@@ -77,7 +77,7 @@ struct TensorCodes: @unchecked Sendable {
     }
 
     /// The decoded values as a float64 matrix (exact: every format here fits a Float).
-    func matrix(rows: Int, columns: Int, format: FloatFormat, threads: Int) -> Matrix {
+    public func matrix(rows: Int, columns: Int, format: FloatFormat, threads: Int) -> Matrix {
         precondition(rows * columns == count)
         var floats = [Float](repeating: 0, count: count)
         floats.withUnsafeMutableBufferPointer { target in
@@ -89,7 +89,7 @@ struct TensorCodes: @unchecked Sendable {
     }
 
     /// Positions where the codes of `self` and `other` differ.
-    func differingMask(_ other: TensorCodes, threads: Int) -> BitMask {
+    public func differingMask(_ other: TensorCodes, threads: Int) -> BitMask {
         withBytes { a in
             other.withBytes { b in
                 CodeComparison.differingCodesMask(a, b, bytesPerCode: bytesPerCode, threads: threads)
@@ -97,23 +97,11 @@ struct TensorCodes: @unchecked Sendable {
         }
     }
 
-    func differingCount(_ other: TensorCodes, threads: Int) -> Int {
+    public func differingCount(_ other: TensorCodes, threads: Int) -> Int {
         withBytes { a in
             other.withBytes { b in
                 CodeComparison.countDifferingCodes(a, b, bytesPerCode: bytesPerCode, threads: threads)
             }
         }
     }
-}
-
-/// Names selected by `--tensors REGEX` (all when nil); an invalid pattern is a usage error.
-func tensorFilter(_ pattern: String?, command: String) throws -> (String) -> Bool {
-    guard let pattern else { return { _ in true } }
-    let regex: Regex<AnyRegexOutput>
-    do {
-        regex = try Regex(pattern)
-    } catch {
-        throw PrecLabError.usage("preclab \(command): invalid --tensors pattern '\(pattern)': \(error)")
-    }
-    return { name in (try? regex.firstMatch(in: name)) != nil }
 }

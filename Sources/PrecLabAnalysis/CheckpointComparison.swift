@@ -1,0 +1,295 @@
+import PrecLabFiles
+import PrecLabFormats
+import PrecLabSpectral
+import PrecLabSupport
+
+/// What `compareCheckpoints` measures: the storage format the weights are compared in,
+/// the spectral settings of [P] and the tensors looked at.
+public struct CheckpointComparisonOptions: Sendable {
+    /// Both checkpoints are brought to this format (nearest-even) before comparing.
+    public var format: FloatFormat
+    public var spectral: SpectralOptions
+    public var selection: TensorSelection
+
+    public init(format: FloatFormat = .bf16, spectral: SpectralOptions = SpectralOptions(),
+                selection: TensorSelection = .all) {
+        self.format = format
+        self.spectral = spectral
+        self.selection = selection
+    }
+}
+
+/// A tensor left out of a comparison, with the reason (never a silent omission).
+public struct SkippedTensor: Sendable, Equatable {
+    /// How much of the tensor is missing from the result.
+    public enum Scope: String, Sendable {
+        /// Not compared at all (missing on one side, shape mismatch, not floating point).
+        case tensor
+        /// Sparsity only: no spectral metrics (not 2-D, empty, NaN or Inf).
+        case spectral
+    }
+
+    public let name: String
+    public let scope: Scope
+    public let reason: String
+
+    public init(name: String, scope: Scope, reason: String) {
+        self.name = name
+        self.scope = scope
+        self.reason = reason
+    }
+}
+
+/// One compared tensor: update sparsity in the comparison format and, for finite 2-D
+/// tensors, the spectral metrics of W0 -> W1.
+public struct ComparedTensor: Sendable {
+    public let name: TensorName
+    public let shape: [Int]
+    public let baseDType: String
+    public let tunedDType: String
+    public let params: Int
+    /// Elements whose codes differ.
+    public let changed: Int
+    /// Whether either side was stored in another format and converted.
+    public let converted: Bool
+    public let comparison: MatrixComparison?
+    /// Why the spectral metrics are missing, when they are.
+    public let spectralNote: String?
+
+    /// Fraction of elements whose codes are bit-for-bit equal.
+    public var sparsity: Double { params == 0 ? 1 : Double(params - changed) / Double(params) }
+}
+
+/// The metrics averaged (parameter-weighted) in a comparison's totals and per-type
+/// summaries; the raw value is the JSON key.
+public enum ComparisonMetric: String, CaseIterable, Sendable {
+    case nss
+    case angleUMax = "angle_u_max_deg"
+    case angleVMax = "angle_v_max_deg"
+    case angleUMean = "angle_u_mean_deg"
+    case angleVMean = "angle_v_mean_deg"
+    case principalOverlap = "principal_overlap"
+    case lowOverlap = "low_overlap"
+    case controlOverlap = "control_overlap"
+    case energyTopK = "energy_top_k"
+
+    public func value(_ comparison: MatrixComparison) -> Double? {
+        switch self {
+        case .nss: return comparison.nss
+        case .angleUMax: return comparison.angleUMaxDegrees
+        case .angleVMax: return comparison.angleVMaxDegrees
+        case .angleUMean: return comparison.angleUMeanDegrees
+        case .angleVMean: return comparison.angleVMeanDegrees
+        case .principalOverlap: return comparison.principalOverlap
+        case .lowOverlap: return comparison.lowOverlap
+        case .controlOverlap: return comparison.controlOverlap
+        case .energyTopK: return comparison.energyTopK
+        }
+    }
+}
+
+/// The result of comparing two checkpoints tensor by tensor (`preclab compare`).
+public struct CheckpointComparison: Sendable {
+    public let basePath: String
+    public let tunedPath: String
+    public let options: CheckpointComparisonOptions
+    /// Compared tensors in report order (`TensorName`).
+    public let tensors: [ComparedTensor]
+    /// Tensors not compared, and tensors with sparsity only.
+    public let skipped: [SkippedTensor]
+
+    /// Compares `base` with `tuned`.
+    /// - Parameter labels: how reports and messages name the two checkpoints (default:
+    ///   their paths; a directory opens as its index file).
+    /// - Throws: `PrecLabError` data errors for unreadable tensors and when no tensor
+    ///   can be compared at all.
+    public init(base: Checkpoint, tuned: Checkpoint, options: CheckpointComparisonOptions = .init(),
+                progress: (any ProgressReporting)? = nil, labels: (base: String, tuned: String)? = nil) throws {
+        basePath = labels?.base ?? base.path
+        tunedPath = labels?.tuned ?? tuned.path
+        self.options = options
+        let plan = CheckpointComparison.pair(base: base, tuned: tuned, selection: options.selection)
+        var skipped = plan.skipped
+        if plan.pairs.isEmpty {
+            var message = "nothing to compare between \(basePath) and \(tunedPath)"
+            if let pattern = options.selection.pattern {
+                message += " (the tensor pattern '\(pattern)' matched \(skipped.count) tensor(s) that cannot be compared)"
+            }
+            if !skipped.isEmpty {
+                message += ": " + skipped.prefix(10).map { "\($0.name): \($0.reason)" }.joined(separator: "; ")
+                if skipped.count > 10 { message += "; and \(skipped.count - 10) more" }
+            }
+            throw PrecLabError.badData(message)
+        }
+        let rows = try CheckpointComparison.compare(plan.pairs, base: base, tuned: tuned, options: options,
+                                                    progress: progress)
+        for row in rows {
+            if let note = row.spectralNote { skipped.append(SkippedTensor(name: row.name.name, scope: .spectral, reason: note)) }
+        }
+        tensors = rows
+        self.skipped = skipped
+    }
+
+    /// Opens both checkpoints (files, sharded index files or directories) and compares them.
+    public init(basePath: String, tunedPath: String, options: CheckpointComparisonOptions = .init(),
+                progress: (any ProgressReporting)? = nil) throws {
+        try self.init(base: try Checkpoint.open(basePath), tuned: try Checkpoint.open(tunedPath), options: options,
+                      progress: progress, labels: (basePath, tunedPath))
+    }
+
+    /// Parameter-weighted summary of `selected` tensors.
+    public func summary(_ selected: [ComparedTensor]) -> WeightedSummary<ComparisonMetric> {
+        var summary = WeightedSummary<ComparisonMetric>()
+        for row in selected {
+            summary.add(parameters: row.params, changed: row.changed,
+                        metrics: ComparisonMetric.allCases.map { ($0, row.comparison.flatMap($0.value)) })
+        }
+        return summary
+    }
+
+    /// Summary over every compared tensor.
+    public var total: WeightedSummary<ComparisonMetric> { summary(tensors) }
+
+    /// The matrix types present, in report order.
+    public var types: [MatrixType] {
+        MatrixType.allCases.filter { type in tensors.contains { $0.name.type == type } }
+    }
+
+    /// Summary of the tensors of one matrix type.
+    public func summary(of type: MatrixType) -> WeightedSummary<ComparisonMetric> {
+        summary(tensors.filter { $0.name.type == type })
+    }
+
+    /// Measured values above a perturbation bound (a numerical problem when not empty).
+    public var boundViolations: [(tensor: String, bound: String)] {
+        tensors.flatMap { row in (row.comparison?.boundViolations ?? []).map { (row.name.name, $0) } }
+    }
+
+    /// Pairs tensors by name; everything that cannot be compared becomes a skip.
+    static func pair(base: Checkpoint, tuned: Checkpoint, selection: TensorSelection)
+        -> (pairs: [(CheckpointTensor, CheckpointTensor)], skipped: [SkippedTensor])
+    {
+        var pairs: [(CheckpointTensor, CheckpointTensor)] = []
+        var skipped: [SkippedTensor] = []
+        for tensor in base.tensors where selection.includes(tensor.name) {
+            guard let other = tuned.tensor(named: tensor.name) else {
+                skipped.append(SkippedTensor(name: tensor.name, scope: .tensor, reason: "missing in TUNED"))
+                continue
+            }
+            if tensor.shape != other.shape {
+                skipped.append(SkippedTensor(name: tensor.name, scope: .tensor,
+                                             reason: "shape \(shapeText(tensor.shape)) in BASE vs \(shapeText(other.shape)) in TUNED"))
+                continue
+            }
+            if let reason = TensorCodes.unsupportedReason(tensor.dtype) ?? TensorCodes.unsupportedReason(other.dtype) {
+                skipped.append(SkippedTensor(name: tensor.name, scope: .tensor, reason: reason))
+                continue
+            }
+            pairs.append((tensor, other))
+        }
+        for tensor in tuned.tensors where selection.includes(tensor.name) && base.tensor(named: tensor.name) == nil {
+            skipped.append(SkippedTensor(name: tensor.name, scope: .tensor, reason: "missing in BASE"))
+        }
+        return (pairs, skipped)
+    }
+
+    /// Runs every pair through the spectral scheduler (small matrices in parallel, large
+    /// ones one at a time with a fixed BLAS thread count).
+    static func compare(_ pairs: [(CheckpointTensor, CheckpointTensor)], base: Checkpoint, tuned: Checkpoint,
+                        options: CheckpointComparisonOptions,
+                        progress: (any ProgressReporting)?) throws -> [ComparedTensor] {
+        let shapes = pairs.map { pair -> (rows: Int, columns: Int) in
+            let shape = pair.0.shape
+            return shape.count == 2 ? (shape[0], shape[1]) : (1, pair.0.info.elementCount)
+        }
+        let work = pairs.indices.map { index -> Double in
+            let (m, n) = shapes[index]
+            let elements = Double(m) * Double(n)
+            return pairs[index].0.shape.count == 2 ? elements * Double(min(m, n)) / 64 + elements : elements
+        }
+        progress?.begin("compare", work: work)
+        let slots = Slots<Result<ComparedTensor, PrecLabError>>(count: pairs.count)
+        let shared = UnsafeSendable((pairs, base, tuned, options))
+        SpectralScheduler.run(shapes: shapes) { index in
+            let (pairs, base, tuned, options) = shared.value
+            let threads = BLASThreads.isSmall(rows: shapes[index].rows, columns: shapes[index].columns)
+                ? 1 : ParallelChunks.threadCount
+            let result: Result<ComparedTensor, PrecLabError>
+            do {
+                result = .success(try compareTensor(pairs[index].0, pairs[index].1, base: base, tuned: tuned,
+                                                    options: options, threads: threads))
+            } catch let error as PrecLabError {
+                result = .failure(error)
+            } catch {
+                result = .failure(.badData("\(pairs[index].0.name): \(error)"))
+            }
+            slots.set(index, result)
+            progress?.finished(pairs[index].0.name, work: work[index])
+        }
+        progress?.end()
+        var rows: [ComparedTensor] = []
+        for result in slots.values {
+            switch result {
+            case .success(let row): rows.append(row)
+            case .failure(let error): throw error
+            }
+        }
+        return rows.sorted { $0.name < $1.name }
+    }
+
+    static func compareTensor(_ a: CheckpointTensor, _ b: CheckpointTensor, base: Checkpoint, tuned: Checkpoint,
+                              options: CheckpointComparisonOptions, threads: Int) throws -> ComparedTensor {
+        let format = options.format
+        let codesA = try TensorCodes.load(base, a, as: format, threads: threads)
+        let codesB = try TensorCodes.load(tuned, b, as: format, threads: threads)
+        let shape = a.shape
+        let params = a.info.elementCount
+        var comparison: MatrixComparison? = nil
+        var note: String? = nil
+        let changed: Int
+        if shape.count == 2 && params > 0 {
+            let mask = codesA.differingMask(codesB, threads: threads)
+            changed = mask.population
+            let w0 = codesA.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
+            let w1 = codesB.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
+            if w0.isFinite && w1.isFinite {
+                do {
+                    comparison = try MatrixComparison(base: w0, tuned: w1, updateMask: mask, options: options.spectral)
+                } catch let error as PrecLabError {
+                    throw PrecLabError.badData("tensor '\(a.name)': \(error.description)")
+                }
+            } else {
+                note = "NaN or Inf values: sparsity only"
+            }
+        } else {
+            changed = codesA.differingCount(codesB, threads: threads)
+            note = params == 0 ? "empty tensor" : "\(shape.count)-D tensor: sparsity only"
+        }
+        return ComparedTensor(name: TensorName(a.name), shape: shape, baseDType: a.dtype.name, tunedDType: b.dtype.name,
+                              params: params, changed: changed, converted: codesA.converted || codesB.converted,
+                              comparison: comparison, spectralNote: note)
+    }
+}
+
+/// "[2, 3]".
+func shapeText(_ shape: [Int]) -> String {
+    "[" + shape.map(String.init).joined(separator: ", ") + "]"
+}
+
+/// A tensor name for narrow terminal tables: without the ubiquitous "model." prefix
+/// and ".weight" suffix, so that layer numbers survive abbreviation.
+public func displayName(_ name: String) -> String {
+    var shown = Substring(name)
+    if shown.hasPrefix("model.") { shown = shown.dropFirst(6) }
+    if shown.hasSuffix(".weight") { shown = shown.dropLast(7) }
+    return String(shown)
+}
+
+/// One result slot per index, written by exactly one worker.
+final class Slots<T>: @unchecked Sendable {
+    private let lock = Lock()
+    private var stored: [T?]
+    init(count: Int) { stored = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ value: T) { lock.withLock { stored[index] = value } }
+    var values: [T] { lock.withLock { stored.map { $0! } } }
+}

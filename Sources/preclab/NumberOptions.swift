@@ -1,0 +1,49 @@
+import PrecLabSupport
+
+/// How a numeric option is read and what it accepts. Each rule has one wording, so an
+/// option's mistakes read the same in every command:
+/// `invalid value 'TEXT' for OPTION (expected WHAT)`.
+struct NumberRule<Value>: Sendable {
+    /// What the option accepts, e.g. "an integer >= 1".
+    let expected: String
+    let parse: @Sendable (String) -> Value?
+}
+
+extension NumberRule where Value == Int {
+    /// Counts, sizes, thread numbers.
+    static let positive = NumberRule(expected: "an integer >= 1") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+}
+
+extension NumberRule where Value == UInt64 {
+    /// Seeds.
+    static let seed = NumberRule(expected: "an integer in [0, 2^64)") { UInt64($0) }
+}
+
+extension NumberRule where Value == Double {
+    /// Fractions such as --alpha.
+    static let unitInterval = NumberRule(expected: "a number in [0, 1]") { text in
+        Double(text).flatMap { $0 >= 0 && $0 <= 1 ? $0 : nil }
+    }
+    /// Learning rates and other magnitudes.
+    static let nonNegativeFinite = NumberRule(expected: "a finite number >= 0") { text in
+        Double(text).flatMap { $0.isFinite && $0 >= 0 ? $0 : nil }
+    }
+    /// Any number a model may refuse later in its own validation.
+    static let any = NumberRule(expected: "a number") { Double($0) }
+}
+
+extension ParsedArguments {
+    /// The option's value read by `rule`, or `defaultValue` when absent.
+    func number<Value>(_ name: String, _ rule: NumberRule<Value>, default defaultValue: Value) throws -> Value {
+        try number(name, rule) ?? defaultValue
+    }
+
+    /// The option's value read by `rule`, or nil when absent.
+    func number<Value>(_ name: String, _ rule: NumberRule<Value>) throws -> Value? {
+        guard let text = value(name) else { return nil }
+        guard let parsed = rule.parse(text) else {
+            throw UsageError("invalid value '\(text)' for \(name) (expected \(rule.expected))")
+        }
+        return parsed
+    }
+}
