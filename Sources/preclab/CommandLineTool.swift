@@ -33,7 +33,7 @@ enum CommandLineTool {
                 return 0
             }
             guard let command = command(named: arguments[1]) else {
-                Console.error("preclab: unknown command '\(arguments[1])'\n\n" + overview)
+                Console.error("preclab: error: unknown command '\(arguments[1])'\n\n" + overview)
                 return 2
             }
             Console.out(command.help)
@@ -42,7 +42,7 @@ enum CommandLineTool {
             break
         }
         guard let command = command(named: first) else {
-            Console.error("preclab: unknown command '\(first)' (see 'preclab --help')")
+            Console.error("preclab: error: unknown command '\(first)' (see 'preclab --help')")
             return 2
         }
         let rest = Array(arguments.dropFirst())
@@ -50,19 +50,28 @@ enum CommandLineTool {
             Console.out(command.help)
             return 0
         }
+        InFlightFiles.installSignalCleanup(program: "preclab \(command.name)")
         do {
             let parsed = try ParsedArguments(command: command.name, arguments: rest, options: command.options)
             try command.run(parsed)
             return 0
         } catch let error as PrecLabError {
-            let message = error.description
-            // Some library messages already name the command; never say it twice.
-            Console.error(message.hasPrefix("preclab ") ? message : "preclab \(command.name): error: \(message)")
+            Console.error(errorLine(error.description, command: command.name))
             return error.exitStatus
         } catch {
             Console.error("preclab \(command.name): error: \(error)")
             return 1
         }
+    }
+
+    /// `preclab COMMAND: error: MESSAGE`, for messages that already name the command
+    /// (never said twice) and those that do not.
+    static func errorLine(_ message: String, command: String) -> String {
+        let prefix = "preclab \(command): "
+        var body = Substring(message)
+        if body.hasPrefix(prefix) { body = body.dropFirst(prefix.count) }
+        if body.hasPrefix("error: ") { body = body.dropFirst("error: ".count) }
+        return prefix + "error: " + body
     }
 
     static func command(named name: String) -> (any Command.Type)? {
