@@ -96,6 +96,8 @@ final class SpawnedChild {
     private let stdoutPath: String
     private let stderrPath: String
     private var reaped: Status?
+    /// The child's peak resident set in KiB (`ru_maxrss` from `wait4`), once reaped.
+    private(set) var peakResidentKiB: Int?
 
     init(arguments: [String], environment: [String: String] = [:], outputDirectory: String) throws {
         try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
@@ -134,8 +136,10 @@ final class SpawnedChild {
     private func poll() -> Status? {
         if let reaped { return reaped }
         var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
+        var usage = rusage()
+        let result = wait4(pid, &status, WNOHANG, &usage)
         guard result == pid else { return nil }
+        peakResidentKiB = usage.ru_maxrss
         let signal = status & 0x7F
         reaped = signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
         return reaped
