@@ -102,6 +102,7 @@ public struct SweepRunner {
                                         rows: shape.rows, columns: shape.columns)
         }
         let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
+        try SynthResources.requireFits(steps: recipe.steps, shapes: recipe.shapes, output: path)
         let file = try UpdateStreamFileSink(path: path, force: force)
         var sink = CapturingSink(inner: file, capture: keepWeights)
         try generator.generate(into: &sink, extraMetadata: [("experiment", experiment.name)])

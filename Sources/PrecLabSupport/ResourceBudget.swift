@@ -11,7 +11,9 @@ import Darwin
 /// Memory available is the least of: `MemAvailable` from /proc/meminfo, the cgroup
 /// limit minus its usage (v2 `memory.max`, v1 `memory.limit_in_bytes`), the address
 /// space limit (`ulimit -v`) minus what is mapped, and `PRECLAB_MEMORY_LIMIT` (bytes)
-/// when set. Free disk is `statvfs`'s `f_bavail * f_frsize` of the output's directory.
+/// when set. Free disk is `statvfs`'s `f_bavail * f_frsize` of the output's directory,
+/// or `PRECLAB_DISK_LIMIT` (bytes) when that is smaller. The two variables let a user
+/// (or a test) hold preclab to less than the machine has.
 public enum ResourceBudget {
     /// Bytes this process may still allocate, or nil when nothing could be measured.
     public static func availableMemory() -> Int? {
@@ -34,10 +36,16 @@ public enum ResourceBudget {
         if let slash = path.lastIndex(of: "/") {
             directory = slash == path.startIndex ? "/" : String(path[..<slash])
         }
+        var candidates: [Int] = []
         var status = statvfs()
-        guard statvfs(directory, &status) == 0 else { return nil }
-        let (bytes, overflow) = Int(status.f_bavail).multipliedReportingOverflow(by: Int(status.f_frsize))
-        return overflow ? Int.max : bytes
+        if statvfs(directory, &status) == 0 {
+            let (bytes, overflow) = Int(status.f_bavail).multipliedReportingOverflow(by: Int(status.f_frsize))
+            candidates.append(overflow ? Int.max : bytes)
+        }
+        if let text = getenvString("PRECLAB_DISK_LIMIT"), let value = Int(text), value >= 0 {
+            candidates.append(value)
+        }
+        return candidates.min()
     }
 
     /// Refuses (exit 1) when `bytes` exceed the memory available.

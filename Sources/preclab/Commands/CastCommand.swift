@@ -91,9 +91,12 @@ enum CastCommand: Command {
         }
         if selected.isEmpty {
             let floating = checkpoint.tensors.filter { $0.dtype.isFloatingPoint }.count
-            throw PrecLabError.usage(pattern == nil
-                ? "preclab cast: \(input) has no floating tensor to cast (\(checkpoint.tensors.count) tensors, none floating)"
-                : "preclab cast: --tensors matched none of the \(floating) floating tensors of \(input)")
+            // No floating tensor at all is the input's content (bad data, exit 1); a
+            // --tensors pattern matching none of them is the command line (usage, exit 2).
+            if pattern == nil {
+                throw PrecLabError.badData("\(input): no floating tensor to cast (\(checkpoint.tensors.count) tensors, none floating)")
+            }
+            throw PrecLabError.usage("preclab cast: --tensors matched none of the \(floating) floating tensors of \(input)")
         }
         var specs: [SafetensorsTensorSpec] = []
         var sources: [String: CheckpointTensor] = [:]
