@@ -76,21 +76,33 @@ public final class AtomicFileWriter {
             temporaryPath = path
             writesThrough = true
         case .absent, .regularFile:
-            var template = Array((path + ".tmp-XXXXXX").utf8CString)
-            let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-            guard fd >= 0 else {
-                throw PrecLabError.badData("\(path): cannot create a temporary file next to it: \(errnoText())")
-            }
-            descriptor = fd
-            temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            (descriptor, temporaryPath, registration) = try AtomicFileWriter.createTemporary(next: path)
             writesThrough = false
-            registration = InFlightFiles.register(file: temporaryPath)
-            fchmod(fd, 0o644)
+            fchmod(descriptor, 0o644)
         }
     }
 
     deinit {
         if !finished { discardTemporary() }
+    }
+
+    /// Creates `PATH.tmp-XXXXXX` exclusively. The name is registered with
+    /// `InFlightFiles` before the file exists, so a signal at any moment finds it.
+    static func createTemporary(next path: String) throws -> (Int32, String, InFlightFiles.Token?) {
+        let letters = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+        for _ in 0..<100 {
+            let suffix = String((0..<6).map { _ in letters[Int.random(in: 0..<letters.count)] })
+            let candidate = path + ".tmp-" + suffix
+            let token = InFlightFiles.register(file: candidate)
+            let fd = open(candidate, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+            if fd >= 0 { return (fd, candidate, token) }
+            let failure = errno
+            InFlightFiles.unregister(token)
+            if failure == EEXIST { continue }
+            errno = failure
+            throw PrecLabError.badData("\(path): cannot create a temporary file next to it: \(errnoText())")
+        }
+        throw PrecLabError.badData("\(path): cannot create a temporary file next to it: 100 names taken")
     }
 
     /// Classifies `path` and refuses a destination that is a regular file that exists

@@ -71,4 +71,30 @@ final class HostileInputTests: XCTestCase {
         let path = try directory.write("utf8.npy", npy(major: 3, dict: accented))
         assertBadData([path, "non-ASCII byte 0xc3"]) { _ = try NpyArray(path: path) }
     }
+
+    /// The streaming (non-atomic) stream writer sends `/dev/stdout`-style names to the
+    /// descriptor, never to a file of that name.
+    func testStreamingWriterWritesThroughADescriptorLink() throws {
+        let directory = try TemporaryDirectory()
+        var ends: [Int32] = [0, 0]
+        XCTAssertEqual(pipe(&ends), 0)
+        defer { close(ends[0]) }
+        let link = directory.path("live.bin")
+        XCTAssertEqual(symlink("/proc/self/fd/\(ends[1])", link), 0)
+        let writer = try UpdateStreamWriter(path: link, tensors: [UpdateStreamTensor(name: "w", shape: [1])])
+        try [Float(0.5)].withUnsafeBufferPointer { try writer.writeStep(step: 1, learningRate: 0.1, values: $0) }
+        try writer.close()
+        close(ends[1])
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(ends[0], &chunk, chunk.count)
+            guard count > 0 else { break }
+            received += chunk[0..<count]
+        }
+        XCTAssertEqual(Array(received.prefix(8)), UpdateStreamFormat.magic)
+        var status = stat()
+        XCTAssertEqual(lstat(link, &status), 0)
+        XCTAssertEqual(status.st_mode & S_IFMT, S_IFLNK, "the link was replaced")
+    }
 }

@@ -53,6 +53,20 @@ final class SizeBudgetTests: XCTestCase {
         XCTAssertEqual(contents(), [])
     }
 
+    func testSynthFromACheckpointChecksMemoryBeforeDecoding() throws {
+        let base = path("base.safetensors")
+        try SafetensorsWriter.write(to: base, tensors: [
+            (SafetensorsTensorSpec(name: "w", dtype: .f32, shape: [64, 64]), [UInt8](repeating: 0, count: 64 * 64 * 4)),
+        ])
+        // 4096 weights x (24 + 32) bytes of state and work, plus 4 bytes of decoded base.
+        let arguments = ["synth", "-o", path("s.bin"), "--base", base, "--steps", "2", "--lr", "1e-4",
+                         "--profile", "noise", "--quiet"]
+        let refused = try CLIRunner.run(arguments, environment: ["PRECLAB_MEMORY_LIMIT": "245759"])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("simulating from 4096 base weights needs 245760 bytes"), refused.stderr)
+        XCTAssertEqual(contents(), ["base.safetensors"])
+    }
+
     func testCastRefusesAnOutputLargerThanTheFreeDisk() throws {
         let input = path("in.safetensors")
         try SafetensorsWriter.write(to: input, tensors: [
