@@ -50,6 +50,32 @@ final class SignalCleanupTests: XCTestCase {
         XCTAssertEqual(tree(directory.path).filter { !$0.hasPrefix("logs") }, [], "files left behind")
     }
 
+    func testSigintDuringCastRemovesTheTemporaryOutput() throws {
+        // A 1 GiB F64 checkpoint, sparse on disk: the header, then a hole of zeros.
+        let input = path("big.safetensors")
+        let elements = 1 << 27
+        var header = Array(#"{"w":{"dtype":"F64","shape":[\#(elements)],"data_offsets":[0,\#(elements * 8)]}}"#.utf8)
+        while header.count % 8 != 0 { header.append(0x20) }
+        let length = withUnsafeBytes(of: UInt64(header.count).littleEndian) { Array($0) }
+        try Data(length + header).write(to: URL(fileURLWithPath: input))
+        XCTAssertEqual(truncate(input, off_t(8 + header.count + elements * 8)), 0)
+
+        let output = path("out.safetensors")
+        let child = try SpawnedChild(arguments: ["cast", input, output, "--dtype", "bf16", "--rounding", "stochastic"],
+                                     outputDirectory: path("logs"))
+        defer { child.killIfRunning() }
+        let started = waitFor(seconds: 120) {
+            tree(directory.path).contains { $0.hasPrefix("out.safetensors.tmp-") } || !child.isRunning
+        }
+        XCTAssertTrue(started && child.isRunning, "cast did not start writing: \(child.standardError)")
+        kill(child.pid, SIGINT)
+        let status = try XCTUnwrap(child.wait(seconds: 60), "preclab did not exit after SIGINT")
+        XCTAssertEqual(status, .exited(130))
+        XCTAssertTrue(child.standardError.hasSuffix(
+            "preclab cast: error: interrupted by SIGINT; unfinished outputs removed\n"), child.standardError)
+        XCTAssertEqual(tree(directory.path).filter { !$0.hasPrefix("logs") }, ["big.safetensors"])
+    }
+
     func testSigintDuringSweepRemovesTheScratchDirectory() throws {
         let scratch = path("tmp")
         try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
