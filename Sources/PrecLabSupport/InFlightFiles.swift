@@ -41,8 +41,9 @@ public enum InFlightFiles {
         init() {
             states = .allocate(capacity: InFlightFiles.slotCount)
             for slot in 0..<InFlightFiles.slotCount { (states + slot).initialize(to: Atomic(InFlightFiles.free)) }
+            // Left untouched until a slot is filled (a slot is read only after it is
+            // written), so unused slots cost no resident memory.
             paths = .allocate(capacity: InFlightFiles.slotCount * InFlightFiles.pathCapacity)
-            paths.initialize(repeating: 0, count: InFlightFiles.slotCount * InFlightFiles.pathCapacity)
         }
 
         func path(_ slot: Int) -> UnsafeMutablePointer<CChar> { paths + slot * InFlightFiles.pathCapacity }

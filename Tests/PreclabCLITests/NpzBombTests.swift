@@ -60,8 +60,8 @@ final class NpzBombTests: XCTestCase {
         }
     }
 
-    func testInspectOfA256MiBBombStaysBoundedAndLoadingChecksMemory() throws {
-        let elements = 64 << 20  // 256 MiB of f4 zeros
+    func testInspectOfA128MiBBombStaysBoundedAndLoadingChecksMemory() throws {
+        let elements = 32 << 20  // 128 MiB of f4 zeros
         let bomb = try NpzBuilder.zerosArchive(elements: elements)
         XCTAssertLessThan(bomb.count, 2 << 20, "the crafted bomb should be small")
         let file = path("bomb.npz")
@@ -74,7 +74,7 @@ final class NpzBombTests: XCTestCase {
 
         // Loading the data needs one buffer of the declared size: refused (exit 1) when
         // the memory available is smaller.
-        setenv("PRECLAB_MEMORY_LIMIT", String(64 << 20), 1)
+        setenv("PRECLAB_MEMORY_LIMIT", String(32 << 20), 1)
         XCTAssertThrowsError(try archive.array(archive.entries[0])) { error in
             XCTAssertEqual((error as? PrecLabError)?.exitStatus, 1)
             XCTAssertTrue("\(error)".contains("needs \(archive.entries[0].uncompressedSize) bytes"), "\(error)")
@@ -83,14 +83,14 @@ final class NpzBombTests: XCTestCase {
 
         // The binary, measured: inspect must not hold the inflated array.
         let child = try SpawnedChild(arguments: ["inspect", file, "--json"],
-                                     environment: ["PRECLAB_MEMORY_LIMIT": String(64 << 20)],
+                                     environment: ["PRECLAB_MEMORY_LIMIT": String(32 << 20)],
                                      outputDirectory: path("logs"))
         defer { child.killIfRunning() }
         let status = try XCTUnwrap(child.wait(seconds: 300), "inspect did not finish")
         XCTAssertEqual(status, .exited(0), child.standardError)
         XCTAssertTrue(child.standardOutput.contains("\"bytes\": \(elements * 4)"), child.standardOutput)
         let peak = try XCTUnwrap(child.peakResidentKiB)
-        // The old decoder held the 256 MiB array twice; the streaming pass holds a 256 KiB
+        // The old decoder held the 128 MiB array twice; the streaming pass holds a 256 KiB
         // window on top of the program itself (about 20-40 MiB).
         XCTAssertLessThan(peak, 96 << 10, "inspect peaked at \(peak) KiB")
     }
