@@ -23,8 +23,10 @@ public enum FuzzTargets {
             _ = array.floatValues()
         }
         if let archive = try? NpzArchive(file: file) {
-            for entry in archive.entries.prefix(8) where entry.uncompressedSize <= 1 << 20 {
-                _ = try? archive.array(entry)
+            for entry in archive.entries.prefix(8) {
+                // The streaming pass has bounded memory whatever the declared size.
+                _ = try? archive.describe(entry, bfloat16ForV2: true)
+                if entry.uncompressedSize <= 1 << 20 { _ = try? archive.array(entry) }
             }
         }
     }
