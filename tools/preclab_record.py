@@ -138,6 +138,8 @@ def validate_header(header):
         dtype = entry.get("dtype")
         if "dtype" in entry and not isinstance(dtype, str):
             raise ValueError('tensor %r: "dtype" must be a string' % name)
+        if dtype is not None and dtype not in SAFETENSORS_DTYPES:
+            raise ValueError('tensor %r: dtype "%s" is not a safetensors dtype name' % (name, dtype))
         result.append((name, tuple(shape), dtype))
     if "metadata" in header:
         meta = header["metadata"]
@@ -147,6 +149,13 @@ def validate_header(header):
             if not isinstance(value, str):
                 raise ValueError("metadata %r is not a string" % key)
     return result
+
+
+# The dtype names of safetensors (case-sensitive), the only values a tensor's "dtype" may take.
+SAFETENSORS_DTYPES = frozenset([
+    "BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64", "C64",
+    "F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ", "F6_E2M3", "F6_E3M2", "F4",
+])
 
 
 def encode_header(tensors, metadata=None):

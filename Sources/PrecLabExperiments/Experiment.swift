@@ -106,7 +106,7 @@ public struct Experiment: Sendable {
     /// Limits that keep an experiment a laboratory run, not a training job.
     static let maximumGridPoints = 64
     static let maximumSide = 4096
-    static let maximumSteps = 10_000
+    static let maximumSteps = SynthConfiguration.maximumSteps
     /// Bytes of one stream on disk: (steps + 2) records of 4-byte weights.
     static let maximumStreamBytes = 2 << 30
 

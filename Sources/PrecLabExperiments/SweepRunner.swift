@@ -66,7 +66,12 @@ public struct SweepRunner {
         let recipes = self.recipes
 
         let scratch = try keepStreamsIn ?? SweepRunner.makeScratchDirectory()
-        defer { if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: scratch) } }
+        // SIGINT/SIGTERM remove the scratch directory and the stream in it (InFlightFiles).
+        let scratchRegistration = keepStreamsIn == nil ? InFlightFiles.register(directory: scratch) : nil
+        defer {
+            if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: scratch) }
+            InFlightFiles.unregister(scratchRegistration)
+        }
 
         var results: [SweepPointResult?] = Array(repeating: nil, count: points.count)
         for (streamIndex, recipe) in recipes.enumerated() {
@@ -74,6 +79,8 @@ public struct SweepRunner {
             let path = scratch + "/" + SweepRunner.streamFileName(experiment: experiment.name, index: streamIndex, recipe: recipe)
             progress("stream \(streamIndex + 1)/\(recipes.count): synth \(recipe.profile.rawValue) lr \(compactDecimal(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)")
             let captured = try synthesise(recipe, to: path, keepWeights: needsWeights)
+            let streamRegistration = keepStreamsIn == nil ? InFlightFiles.register(file: path) : nil
+            defer { InFlightFiles.unregister(streamRegistration) }
             for point in users {
                 progress("point \(point.index + 1)/\(points.count) [\(point.label)]: replay \(point.format.name)")
                 results[point.index] = try measure(point, streamPath: path, weights: captured)
@@ -96,6 +103,7 @@ public struct SweepRunner {
                                         rows: shape.rows, columns: shape.columns)
         }
         let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
+        try SynthResources.requireFits(steps: recipe.steps, shapes: recipe.shapes, output: path)
         let file = try UpdateStreamFileSink(path: path, force: force)
         var sink = CapturingSink(inner: file, capture: keepWeights)
         try generator.generate(into: &sink, extraMetadata: [("experiment", experiment.name)])

@@ -87,6 +87,10 @@ public final class Checkpoint: @unchecked Sendable {
             guard !shard.hasPrefix("/") else {
                 throw PrecLabError.badData("\(indexPath): weight_map entry '\(tensor)' names an absolute path '\(shard)'; expected a file next to the index")
             }
+            // A '..' component would read from outside the index folder, like an absolute path.
+            guard !shard.split(separator: "/").contains("..") else {
+                throw PrecLabError.badData("\(indexPath): weight_map entry '\(tensor)' names '\(shard)', which leaves the index folder; expected a file next to the index")
+            }
             if !shardNames.contains(shard) { shardNames.append(shard) }
             shardOf[tensor] = shard
         }

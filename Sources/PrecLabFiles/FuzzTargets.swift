@@ -43,8 +43,10 @@ public enum FuzzTargets {
         }
         if let archive = try? NpzArchive(file: file) {
             var readAll = true
-            for entry in archive.entries.prefix(8) where entry.uncompressedSize <= 1 << 20 {
-                if (try? archive.array(entry)) == nil { readAll = false }
+            for entry in archive.entries.prefix(8) {
+                // The streaming pass has bounded memory whatever the declared size.
+                if (try? archive.describe(entry, bfloat16ForV2: true)) == nil { readAll = false }
+                if entry.uncompressedSize <= 1 << 20, (try? archive.array(entry)) == nil { readAll = false }
             }
             if readAll { outcome.insert(Outcome(.npz)) }
         }

@@ -5,24 +5,73 @@ import PrecLabSupport
 /// Foundation on Linux has no public inflate, and the package takes no dependencies,
 /// so this is a small table-driven decoder: each Huffman code becomes a lookup table
 /// indexed by the next `maxLength` input bits (bit-reversed, as DEFLATE packs codes).
-/// Output is capped at `expectedSize` so a hostile archive cannot balloon memory.
+///
+/// Output never grows past the size the archive declares, and it goes to one of two
+/// places, so that a hostile archive cannot balloon memory:
+/// - `decompress(_:into:)`: straight into one caller buffer of exactly the declared
+///   size (the data is needed; nothing else is allocated);
+/// - `stream(_:expectedSize:_:)`: through a fixed window of `streamingWindow` bytes
+///   handed out in pieces (a check or a summary; memory independent of the size).
 public enum Inflate {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
+    /// Bytes of output memory the streaming pass holds: the 32 KiB DEFLATE history plus
+    /// the pieces handed out.
+    public static let streamingWindow = 256 << 10
+    /// DEFLATE back-references reach at most this far.
+    static let historySize = 32 << 10
+
     /// Decompresses `input`, which must produce exactly `expectedSize` bytes.
     public static func decompress(_ input: UnsafeRawBufferPointer, expectedSize: Int) throws -> [UInt8] {
-        // DEFLATE expands at most 1032:1 (258-byte matches in under two bits each).
-        guard expectedSize <= input.count * 1032 + 64 else {
+        try checkRatio(input, expectedSize)
+        return try [UInt8](unsafeUninitializedCapacity: max(1, expectedSize)) { buffer, initialized in
+            try decompress(input, into: UnsafeMutableRawBufferPointer(
+                start: buffer.baseAddress, count: expectedSize))
+            initialized = expectedSize
+        }
+    }
+
+    /// Decompresses `input` into `output`, which it must fill exactly.
+    public static func decompress(_ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer) throws {
+        try checkRatio(input, output.count)
+        // An empty output still needs a valid address for the decoder.
+        let placeholder = UnsafeMutablePointer<UInt8>.allocate(capacity: 1)
+        defer { placeholder.deallocate() }
+        let base = output.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? placeholder
+        var decoder = Decoder(input: input, limit: output.count, window: base, capacity: output.count,
+                              sliding: false, emit: nil)
+        try decoder.run()
+        guard decoder.produced == output.count else {
+            throw Failure(description: "inflated to \(decoder.produced) bytes, expected \(output.count)")
+        }
+    }
+
+    /// Decompresses `input`, which must produce exactly `expectedSize` bytes, handing the
+    /// output to `body` in order, in pieces of at most `streamingWindow` bytes. Memory
+    /// used does not depend on `expectedSize`.
+    public static func stream(_ input: UnsafeRawBufferPointer, expectedSize: Int,
+                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+        try checkRatio(input, expectedSize)
+        let window = UnsafeMutablePointer<UInt8>.allocate(capacity: streamingWindow)
+        defer { window.deallocate() }
+        try withoutActuallyEscaping(body) { body in
+            var decoder = Decoder(input: input, limit: expectedSize, window: window, capacity: streamingWindow,
+                                  sliding: true, emit: body)
+            try decoder.run()
+            try decoder.flush()
+            guard decoder.produced == expectedSize else {
+                throw Failure(description: "inflated to \(decoder.produced) bytes, expected \(expectedSize)")
+            }
+        }
+    }
+
+    /// DEFLATE expands at most 1032:1 (258-byte matches in under two bits each).
+    static func checkRatio(_ input: UnsafeRawBufferPointer, _ expectedSize: Int) throws {
+        guard expectedSize >= 0, expectedSize <= input.count * 1032 + 64 else {
             throw Failure(description: "claims \(expectedSize) bytes from \(input.count) compressed bytes, more than DEFLATE can produce")
         }
-        var decoder = Decoder(input: input, limit: expectedSize)
-        try decoder.run()
-        guard decoder.output.count == expectedSize else {
-            throw Failure(description: "inflated to \(decoder.output.count) bytes, expected \(expectedSize)")
-        }
-        return decoder.output
     }
 
     static let lengthBase: [Int] = [3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31, 35, 43, 51, 59,
@@ -74,6 +123,8 @@ public enum Inflate {
         }
     }
 
+    /// The decoder state. Output goes to `window[0..<capacity]`; in sliding mode a full
+    /// window is handed to `emit` and all but the last `historySize` bytes are dropped.
     struct Decoder {
         let input: UnsafeRawBufferPointer
         let limit: Int
@@ -82,12 +133,57 @@ public enum Inflate {
         var bitCount = 0
         /// Bits appended past the end of input (as zeros) so peeks never run dry.
         var phantomBits = 0
-        var output: [UInt8] = []
+        let window: UnsafeMutablePointer<UInt8>
+        let capacity: Int
+        let sliding: Bool
+        let emit: ((UnsafeRawBufferPointer) throws -> Void)?
+        /// Bytes held in `window`.
+        var count = 0
+        /// Bytes of `window` already handed to `emit`.
+        var emitted = 0
+        /// Bytes produced so far (all of them, emitted or not).
+        var produced = 0
 
-        init(input: UnsafeRawBufferPointer, limit: Int) {
+        init(input: UnsafeRawBufferPointer, limit: Int, window: UnsafeMutablePointer<UInt8>, capacity: Int,
+             sliding: Bool, emit: ((UnsafeRawBufferPointer) throws -> Void)?) {
             self.input = input
             self.limit = limit
-            output.reserveCapacity(limit)
+            self.window = window
+            self.capacity = capacity
+            self.sliding = sliding
+            self.emit = emit
+        }
+
+        /// Makes room for `length` more bytes (at most 258) and checks the size limit.
+        @inline(__always)
+        mutating func reserve(_ length: Int) throws {
+            guard produced + length <= limit else { throw Failure(description: "output larger than the expected size") }
+            if count + length > capacity { try slide() }
+        }
+
+        /// Hands out the unemitted bytes and keeps only the history.
+        mutating func slide() throws {
+            guard sliding else { throw Failure(description: "output larger than the expected size") }
+            try flush()
+            let keep = min(count, Inflate.historySize)
+            (window).update(from: window + (count - keep), count: keep)
+            count = keep
+            emitted = keep
+        }
+
+        /// Hands the bytes not yet emitted to `emit`.
+        mutating func flush() throws {
+            if let emit, count > emitted {
+                try emit(UnsafeRawBufferPointer(start: window + emitted, count: count - emitted))
+            }
+            emitted = count
+        }
+
+        @inline(__always)
+        mutating func append(_ byte: UInt8) {
+            window[count] = byte
+            count += 1
+            produced += 1
         }
 
         mutating func refill() {
@@ -144,8 +240,14 @@ public enum Inflate {
             let length = try bits(16)
             let complement = try bits(16)
             guard length == (~complement & 0xFFFF) else { throw Failure(description: "stored block length check failed") }
-            guard output.count + length <= limit else { throw Failure(description: "output larger than the expected size") }
-            for _ in 0..<length { output.append(UInt8(try bits(8))) }
+            guard produced + length <= limit else { throw Failure(description: "output larger than the expected size") }
+            var remaining = length
+            while remaining > 0 {
+                let piece = min(remaining, 258)
+                try reserve(piece)
+                for _ in 0..<piece { append(UInt8(try bits(8))) }
+                remaining -= piece
+            }
         }
 
         mutating func dynamicTables() throws -> (HuffmanTable, HuffmanTable) {
@@ -179,8 +281,8 @@ public enum Inflate {
             while true {
                 let symbol = try decode(literals)
                 if symbol < 256 {
-                    guard output.count < limit else { throw Failure(description: "output larger than the expected size") }
-                    output.append(UInt8(symbol))
+                    try reserve(1)
+                    append(UInt8(symbol))
                     continue
                 }
                 if symbol == 256 { return }
@@ -190,10 +292,20 @@ public enum Inflate {
                 let distanceSymbol = try decode(distances)
                 guard distanceSymbol < 30 else { throw Failure(description: "invalid distance symbol") }
                 let distance = Inflate.distanceBase[distanceSymbol] + (try bits(Inflate.distanceExtra[distanceSymbol]))
-                guard distance <= output.count else { throw Failure(description: "distance reaches before the start") }
-                guard output.count + length <= limit else { throw Failure(description: "output larger than the expected size") }
-                let start = output.count - distance
-                for offset in 0..<length { output.append(output[start + offset]) }
+                guard distance <= produced else { throw Failure(description: "distance reaches before the start") }
+                try reserve(length)
+                // After `reserve` the window holds at least the last historySize bytes.
+                let source = window + (count - distance)
+                let destination = window + count
+                if distance >= length {
+                    destination.update(from: source, count: length)
+                } else if distance == 1 {
+                    destination.update(repeating: source.pointee, count: length)
+                } else {
+                    for offset in 0..<length { destination[offset] = source[offset] }
+                }
+                count += length
+                produced += length
             }
         }
     }

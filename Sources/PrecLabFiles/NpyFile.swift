@@ -32,68 +32,17 @@ public final class NpyArray: @unchecked Sendable {
     public init(bytes: UnsafeRawBufferPointer, name: String, owner: AnyObject, bfloat16ForV2: Bool = false) throws {
         self.name = name
         self.owner = owner
-        func fail(_ offset: Int, _ what: String) -> PrecLabError {
-            PrecLabError.badData(file: name, offset: offset, what)
-        }
-        guard bytes.count >= 10 else { throw fail(bytes.count, "file ends inside the .npy preamble (\(bytes.count) bytes, need at least 10)") }
-        for (index, byte) in NpyArray.magic.enumerated() where bytes[index] != byte {
-            throw fail(index, "wrong magic: expected \\x93NUMPY")
-        }
-        let major = bytes[6], minor = bytes[7]
-        version = (major, minor)
-        let headerLength: Int
-        let headerStart: Int
-        switch major {
-        case 1:
-            headerLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
-            headerStart = 10
-        case 2, 3:
-            guard bytes.count >= 12 else { throw fail(bytes.count, "file ends inside the .npy preamble") }
-            headerLength = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
-            headerStart = 12
-        default:
-            throw fail(6, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0")
-        }
-        guard minor == 0 else { throw fail(7, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0") }
-        let dataStart = headerStart + headerLength
-        guard dataStart <= bytes.count else {
-            throw fail(8, "header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)")
-        }
-        // Versions 1 and 2 use latin-1 headers, version 3 UTF-8; the keys we read are ASCII.
-        let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[headerStart..<dataStart])
-        var parser = PythonLiteralParser(bytes: headerBytes, baseOffset: headerStart, name: name)
-        let dictionary = try parser.parseHeaderDictionary()
-        guard case .string(let descr)? = dictionary["descr"] else {
-            throw fail(headerStart, "header has no string 'descr' (a structured dtype is not supported)")
-        }
-        guard case .bool(let fortran)? = dictionary["fortran_order"] else {
-            throw fail(headerStart, "header has no boolean 'fortran_order'")
-        }
-        guard case .tuple(let dims)? = dictionary["shape"] else {
-            throw fail(headerStart, "header has no tuple 'shape'")
-        }
-        var shape: [Int] = []
-        for dim in dims {
-            guard case .integer(let value) = dim, value >= 0 else {
-                throw fail(headerStart, "shape must hold non-negative integers")
-            }
-            shape.append(value)
-        }
-        self.descr = descr
-        fortranOrder = fortran
-        self.shape = shape
-        guard let (dtype, bigEndian) = NpyArray.dtype(descr: descr, bfloat16ForV2: bfloat16ForV2) else {
-            let hint = descr.hasSuffix("V2") ? " (V2 is read as bfloat16 only when the caller asks for it)" : ""
-            throw fail(headerStart, "unsupported descr '\(descr)'\(hint); expected a boolean, integer, float or complex64 type")
-        }
-        self.dtype = dtype
-        isBigEndian = bigEndian
-        guard let count = shapeElementCount(shape), let size = dtype.byteCount(elements: count) else {
-            throw fail(headerStart, "shape \(shape) overflows the element count")
-        }
-        elementCount = count
-        guard bytes.count - dataStart == size else {
-            throw fail(dataStart, "data holds \(bytes.count - dataStart) bytes, expected \(size) (\(count) elements of '\(descr)')")
+        let header = try NpyHeader(prefix: bytes, name: name, bfloat16ForV2: bfloat16ForV2)
+        version = header.version
+        descr = header.descr
+        dtype = header.dtype
+        isBigEndian = header.isBigEndian
+        fortranOrder = header.fortranOrder
+        shape = header.shape
+        elementCount = header.elementCount
+        let dataStart = header.dataOffset
+        guard bytes.count - dataStart == header.dataBytes else {
+            throw PrecLabError.badData(file: name, offset: dataStart, "data holds \(bytes.count - dataStart) bytes, expected \(header.dataBytes) (\(header.elementCount) elements of '\(header.descr)')")
         }
         storedBytes = UnsafeRawBufferPointer(rebasing: bytes[dataStart..<bytes.count])
     }
@@ -179,6 +128,129 @@ public final class NpyArray: @unchecked Sendable {
             default: return nil
             }
         }
+    }
+}
+
+/// The preamble and header dict of a `.npy` file: everything but the data, so that an
+/// array can be described (and its size checked) from its first bytes alone.
+public struct NpyHeader: Sendable {
+    public let version: (major: UInt8, minor: UInt8)
+    public let descr: String
+    public let dtype: TensorDType
+    public let isBigEndian: Bool
+    public let fortranOrder: Bool
+    public let shape: [Int]
+    public let elementCount: Int
+    /// Where the element bytes start.
+    public let dataOffset: Int
+    /// How many element bytes the header promises.
+    public let dataBytes: Int
+
+    /// How many leading bytes `init(prefix:)` needs (preamble plus header), or nil when
+    /// `prefix` is too short to tell (fewer than 12 bytes).
+    public static func requiredLength(_ prefix: UnsafeRawBufferPointer) -> Int? {
+        guard prefix.count >= 10 else { return nil }
+        if prefix[6] == 1 { return 10 + Int(UInt16(littleEndian: prefix.loadUnaligned(fromByteOffset: 8, as: UInt16.self))) }
+        guard prefix.count >= 12 else { return nil }
+        if prefix[6] == 2 || prefix[6] == 3 {
+            return 12 + Int(UInt32(littleEndian: prefix.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+        }
+        return 12  // unsupported version: enough to report it
+    }
+
+    /// Parses the preamble and header at the start of `prefix` (which may hold more
+    /// bytes, or the whole file). `name` is used in error messages.
+    public init(prefix bytes: UnsafeRawBufferPointer, name: String, bfloat16ForV2: Bool = false) throws {
+        func fail(_ offset: Int, _ what: String) -> PrecLabError {
+            PrecLabError.badData(file: name, offset: offset, what)
+        }
+        guard bytes.count >= 10 else { throw fail(bytes.count, "file ends inside the .npy preamble (\(bytes.count) bytes, need at least 10)") }
+        for (index, byte) in NpyArray.magic.enumerated() where bytes[index] != byte {
+            throw fail(index, "wrong magic: expected \\x93NUMPY")
+        }
+        let major = bytes[6], minor = bytes[7]
+        version = (major, minor)
+        let headerLength: Int
+        let headerStart: Int
+        switch major {
+        case 1:
+            headerLength = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt16.self)))
+            headerStart = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail(bytes.count, "file ends inside the .npy preamble") }
+            headerLength = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
+            headerStart = 12
+        default:
+            throw fail(6, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0")
+        }
+        guard minor == 0 else { throw fail(7, "unsupported .npy version \(major).\(minor), expected 1.0, 2.0 or 3.0") }
+        let dataStart = headerStart + headerLength
+        guard dataStart <= bytes.count else {
+            throw fail(8, "header length \(headerLength) runs past the end of the file (\(bytes.count) bytes)")
+        }
+        let headerBytes = UnsafeRawBufferPointer(rebasing: bytes[headerStart..<dataStart])
+        try NpyHeader.checkCharacters(headerBytes, major: major, headerStart: headerStart, name: name)
+        var parser = PythonLiteralParser(bytes: headerBytes, baseOffset: headerStart, name: name)
+        let dictionary = try parser.parseHeaderDictionary()
+        guard case .string(let descr)? = dictionary["descr"] else {
+            throw fail(headerStart, "header has no string 'descr' (a structured dtype is not supported)")
+        }
+        guard case .bool(let fortran)? = dictionary["fortran_order"] else {
+            throw fail(headerStart, "header has no boolean 'fortran_order'")
+        }
+        guard case .tuple(let dims)? = dictionary["shape"] else {
+            throw fail(headerStart, "header has no tuple 'shape'")
+        }
+        var shape: [Int] = []
+        for dim in dims {
+            guard case .integer(let value) = dim, value >= 0 else {
+                throw fail(headerStart, "shape must hold non-negative integers")
+            }
+            shape.append(value)
+        }
+        self.descr = descr
+        fortranOrder = fortran
+        self.shape = shape
+        guard let (dtype, bigEndian) = NpyArray.dtype(descr: descr, bfloat16ForV2: bfloat16ForV2) else {
+            let hint = descr.hasSuffix("V2") ? " (V2 is read as bfloat16 only when asked, e.g. --npy-v2-as-bf16)" : ""
+            throw fail(headerStart, "unsupported descr '\(descr)'\(hint); expected a boolean, integer, float or complex64 type")
+        }
+        self.dtype = dtype
+        isBigEndian = bigEndian
+        guard let count = shapeElementCount(shape), let size = dtype.byteCount(elements: count) else {
+            throw fail(headerStart, "shape \(shape) overflows the element count")
+        }
+        elementCount = count
+        dataOffset = dataStart
+        dataBytes = size
+    }
+
+    /// Refuses non-ASCII header bytes, as numpy does for every header preclab can read.
+    ///
+    /// numpy decodes v1/v2 headers as latin-1 and v3 headers as UTF-8 (so a v3 header
+    /// that is not valid UTF-8 fails to decode), then evaluates the dict literal. Outside
+    /// a string a non-ASCII character is a syntax error; inside one it could only be a
+    /// structured dtype's field name (the keys must be exactly 'descr', 'fortran_order',
+    /// 'shape', and a plain descr is ASCII), and preclab reads no structured dtypes.
+    static func checkCharacters(_ header: UnsafeRawBufferPointer, major: UInt8, headerStart: Int, name: String) throws {
+        guard let index = header.firstIndex(where: { $0 >= 0x80 }) else { return }
+        let byte = String(header[index], radix: 16)
+        if major == 3 {
+            var decoder = UTF8()
+            var iterator = header.makeIterator()
+            var valid = true
+            decoding: while true {
+                switch decoder.decode(&iterator) {
+                case .scalarValue: continue
+                case .emptyInput: break decoding
+                case .error: valid = false; break decoding
+                }
+            }
+            if !valid {
+                throw PrecLabError.badData(file: name, offset: headerStart, "invalid .npy header: a version 3.0 header must be UTF-8 and this one is not (byte 0x\(byte) at offset \(headerStart + index)); numpy cannot decode it")
+            }
+        }
+        throw PrecLabError.badData(file: name, offset: headerStart + index, "invalid .npy header: non-ASCII byte 0x\(byte); numpy accepts non-ASCII characters only in structured field names, which preclab does not read")
     }
 }
 

@@ -1,9 +1,13 @@
 import PrecLabSupport
 
 /// A numpy `.npz` archive: a zip of `.npy` files, stored or deflated, with ZIP64
-/// extensions (numpy always writes them). Stored entries are read in place from the
-/// mapping; deflated ones are inflated into memory when opened. Each entry's CRC-32 is
-/// checked.
+/// extensions (numpy always writes them). Each entry's CRC-32 and size are checked.
+///
+/// Memory: stored entries are read in place from the mapping. A deflated entry is
+/// inflated into exactly one buffer of its declared size when its data is needed
+/// (`array`), after checking that size against the memory available, and in a
+/// streaming pass through a fixed window when only described (`describe`, for
+/// `inspect`), so a small archive declaring a huge array costs no memory to inspect.
 public final class NpzArchive: @unchecked Sendable {
     public struct Entry: Sendable {
         /// Name inside the archive (`weights.npy`).
@@ -141,21 +145,80 @@ public final class NpzArchive: @unchecked Sendable {
             }
             return try NpyArray(bytes: raw, name: label, owner: file, bfloat16ForV2: bfloat16ForV2)
         case 8:
-            let inflated: [UInt8]
+            try ResourceBudget.requireMemory(entry.uncompressedSize, for: "\(label): the inflated array")
+            let storage = ByteStorage(byteCount: entry.uncompressedSize)
             do {
-                inflated = try Inflate.decompress(raw, expectedSize: entry.uncompressedSize)
+                try Inflate.decompress(raw, into: UnsafeMutableRawBufferPointer(
+                    rebasing: storage.pointer[0..<entry.uncompressedSize]))
             } catch let error as Inflate.Failure {
                 throw PrecLabError.badData("\(label): cannot inflate: \(error.description)")
             }
-            guard CRC32.checksum(inflated) == entry.crc else {
+            guard CRC32.checksum(storage.bytes) == entry.crc else {
                 throw PrecLabError.badData("\(label): CRC-32 mismatch (the entry is corrupt)")
             }
-            let storage = ByteStorage(inflated)
             return try NpyArray(bytes: storage.bytes, name: label, owner: storage, bfloat16ForV2: bfloat16ForV2)
         default:
             throw PrecLabError.badData("\(label): compression method \(entry.method) is not supported (only stored and deflated)")
         }
     }
+
+    /// What an entry holds, checked without keeping its data: its `.npy` header, and
+    /// that the data has the promised size and CRC-32. Deflated entries are inflated in
+    /// one streaming pass through `Inflate.streamingWindow` bytes (plus the header).
+    public func describe(_ entry: Entry, bfloat16ForV2: Bool = false) throws -> NpyHeader {
+        let raw = try rawData(entry)
+        let label = "\(path)[\(entry.name)]"
+        switch entry.method {
+        case 0:
+            // In place from the mapping: NpyArray checks the header and the data size.
+            let array = try self.array(entry, bfloat16ForV2: bfloat16ForV2)
+            return try NpyHeader(prefix: UnsafeRawBufferPointer(
+                rebasing: raw[0..<(raw.count - array.storedBytes.count)]), name: label, bfloat16ForV2: bfloat16ForV2)
+        case 8:
+            var prefix: [UInt8] = []
+            var header: NpyHeader?
+            var crc: UInt32 = 0
+            do {
+                try Inflate.stream(raw, expectedSize: entry.uncompressedSize) { piece in
+                    crc = CRC32.checksum(piece, continuing: crc)
+                    guard header == nil else { return }
+                    // Collect the preamble and header, which may span pieces.
+                    prefix += piece.prefix(NpzArchive.maximumStreamedHeader + 12 - prefix.count)
+                    let needed = prefix.withUnsafeBytes { NpyHeader.requiredLength($0) }
+                    if let needed, needed > NpzArchive.maximumStreamedHeader {
+                        throw PrecLabError.badData(file: label, offset: 8, "the .npy header claims \(needed) bytes, above the \(NpzArchive.maximumStreamedHeader)-byte limit for deflated entries")
+                    }
+                    if let needed, prefix.count >= needed {
+                        header = try prefix.withUnsafeBytes {
+                            try NpyHeader(prefix: UnsafeRawBufferPointer(rebasing: $0[0..<needed]), name: label,
+                                          bfloat16ForV2: bfloat16ForV2)
+                        }
+                        prefix = []
+                    }
+                }
+            } catch let error as Inflate.Failure {
+                throw PrecLabError.badData("\(label): cannot inflate: \(error.description)")
+            }
+            guard crc == entry.crc else {
+                throw PrecLabError.badData("\(label): CRC-32 mismatch (the entry is corrupt)")
+            }
+            guard let header else {
+                // Too short for its own header: the full parse names what is missing.
+                _ = try prefix.withUnsafeBytes { try NpyHeader(prefix: $0, name: label, bfloat16ForV2: bfloat16ForV2) }
+                throw PrecLabError.badData("\(label): the .npy header is incomplete")
+            }
+            guard entry.uncompressedSize - header.dataOffset == header.dataBytes else {
+                throw PrecLabError.badData(file: label, offset: header.dataOffset, "data holds \(entry.uncompressedSize - header.dataOffset) bytes, expected \(header.dataBytes) (\(header.elementCount) elements of '\(header.descr)')")
+            }
+            return header
+        default:
+            throw PrecLabError.badData("\(label): compression method \(entry.method) is not supported (only stored and deflated)")
+        }
+    }
+
+    /// The largest `.npy` header (preamble included) `describe` collects from a deflated
+    /// entry. numpy itself refuses headers over 10000 characters unless told otherwise.
+    public static let maximumStreamedHeader = 1 << 20
 
     public func array(named name: String, bfloat16ForV2: Bool = false) throws -> NpyArray? {
         guard let entry = entries.first(where: { $0.arrayName == name || $0.name == name }) else { return nil }
@@ -166,13 +229,19 @@ public final class NpzArchive: @unchecked Sendable {
 /// Heap bytes with a stable address for as long as the object lives.
 final class ByteStorage: @unchecked Sendable {
     let pointer: UnsafeMutableRawBufferPointer
-    init(_ bytes: [UInt8]) {
-        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 16)
-        bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
-        pointer = storage
-        count = bytes.count
-    }
     let count: Int
+
+    /// Uninitialised storage of `byteCount` bytes (filled by the caller).
+    init(byteCount: Int) {
+        pointer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, byteCount), alignment: 16)
+        count = byteCount
+    }
+
+    convenience init(_ bytes: [UInt8]) {
+        self.init(byteCount: bytes.count)
+        bytes.withUnsafeBytes { pointer.copyMemory(from: $0) }
+    }
+
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(start: pointer.baseAddress, count: count) }
     deinit { pointer.deallocate() }
 }

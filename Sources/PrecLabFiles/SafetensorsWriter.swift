@@ -69,6 +69,14 @@ public enum SafetensorsWriter {
         data: (SafetensorsTensorSpec, (UnsafeRawBufferPointer) throws -> Void) throws -> Void
     ) throws {
         let header = try headerBytes(tensors, metadata: metadata)
+        // The whole size is known: refuse what the disk cannot take before writing.
+        var fileBytes = header.count
+        for tensor in tensors {
+            let (sum, overflow) = fileBytes.addingReportingOverflow(tensor.byteCount ?? 0)
+            fileBytes = overflow ? Int.max : sum
+        }
+        try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
+        try ResourceBudget.requireDisk(fileBytes, forOutput: path, what: "the safetensors file")
         let writer = try AtomicFileWriter(path: path, force: force, inputs: inputs)
         do {
             try writer.write(header)

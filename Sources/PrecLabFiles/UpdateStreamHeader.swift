@@ -91,6 +91,11 @@ public struct UpdateStreamHeader: Sendable {
             guard tensor.shape.allSatisfy({ $0 > 0 }) else {
                 throw PrecLabError.badData("tensor '\(tensor.name)': shape \(tensor.shape) must hold positive integers")
             }
+            // The spec: the model's storage dtype, by its safetensors name.
+            if let dtype = tensor.dtype, TensorDType.named(dtype) == nil {
+                let known = TensorDType.allCases.map(\.name).joined(separator: ", ")
+                throw PrecLabError.badData("tensor '\(tensor.name)': dtype \"\(dtype)\" is not a safetensors dtype name (expected one of \(known))")
+            }
             // Element count and payload size must fit in 63 bits (Int is 64-bit signed).
             guard let count = shapeElementCount(tensor.shape),
                   case let (end, overflow) = offset.addingReportingOverflow(count), !overflow,

@@ -46,8 +46,12 @@ public final class UpdateStreamWriter {
             self.atomic = writer
             try writer.write(prefix)
         } else {
-            try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
-            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            // `-` and /dev/stdout-style names go to that descriptor (never a file named "-").
+            if case .descriptor(let number) = try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs) {
+                descriptor = fcntl(number, F_DUPFD_CLOEXEC, 0)
+            } else {
+                descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            }
             guard descriptor >= 0 else {
                 throw PrecLabError.badData("\(path): cannot create: \(errnoText())")
             }
@@ -146,10 +150,15 @@ public final class UpdateStreamWriter {
         if let atomic {
             try atomic.commit()
         } else {
+            // Pipes, terminals and devices cannot be synced (EINVAL); there is nothing to sync.
             let status = fsync(descriptor)
+            let failure = errno
             Glibc.close(descriptor)
             descriptor = -1
-            if status != 0 { throw PrecLabError.badData("\(path): cannot sync: \(errnoText())") }
+            if status != 0, failure != EINVAL {
+                errno = failure
+                throw PrecLabError.badData("\(path): cannot sync: \(errnoText())")
+            }
         }
     }
 

@@ -27,6 +27,11 @@ public enum PrecLabError: Error, Equatable, CustomStringConvertible, Sendable {
         case writtenTwice
         /// The folder it would be written into does not exist.
         case missingDirectory
+        /// A block device or a socket: outputs go to regular files, character devices,
+        /// FIFOs or standard output.
+        case unsupportedKind
+        /// It names a descriptor of this process that is not open.
+        case closedDescriptor
     }
 
     public var description: String {
@@ -41,6 +46,9 @@ public enum PrecLabError: Error, Equatable, CustomStringConvertible, Sendable {
             case .notADirectory: return "\(path): exists and is not a directory"
             case .writtenTwice: return "\(path): the output would be written twice"
             case .missingDirectory: return "\(path): its directory does not exist"
+            case .unsupportedKind:
+                return "\(path): is a block device or socket; outputs go to regular files, character devices, FIFOs or standard output"
+            case .closedDescriptor: return "\(path): names a descriptor that is not open"
             }
         }
     }

@@ -15,7 +15,7 @@ public enum SynthCheckpointBase {
     /// not of a supported dtype is an error naming it.
     public static func tensors(of checkpoint: Checkpoint,
                                include: ((String) -> Bool)?) throws -> [SynthTensorSource] {
-        var sources: [SynthTensorSource] = []
+        var selected: [CheckpointTensor] = []
         for tensor in checkpoint.tensors {
             // The gradient model needs both sides >= 2 (a vector has no subspaces to avoid).
             let usable = tensor.shape.count == 2 && tensor.shape.allSatisfy { $0 >= 2 }
@@ -28,15 +28,26 @@ public enum SynthCheckpointBase {
             } else if !usable {
                 continue
             }
-            let weights = try decode(checkpoint.bytes(of: tensor), dtype: tensor.dtype,
-                                     count: tensor.info.elementCount, name: tensor.name, path: checkpoint.path)
-            sources.append(.given(name: tensor.name, rows: tensor.shape[0], columns: tensor.shape[1],
-                                  weights: weights, dtype: tensor.dtype.name))
+            selected.append(tensor)
         }
-        guard !sources.isEmpty else {
+        guard !selected.isEmpty else {
             throw PrecLabError.badData("\(checkpoint.path): no 2-D F32/BF16/F16/F64 tensor \(include == nil ? "in the checkpoint" : "matches the tensor pattern")")
         }
-        return sources
+        // The shapes come from the file: check what the run will hold (the decoded base
+        // included) before decoding anything.
+        let shapes = selected.map { (rows: $0.shape[0], columns: $0.shape[1]) }
+        let elements = shapes.reduce(0) { $0 &+ $1.rows &* $1.columns }
+        if let memory = SynthResources.memoryBytes(shapes: shapes), let base = ResourceBudget.product(elements, 4) {
+            try ResourceBudget.requireMemory(memory &+ base, for: "\(checkpoint.path): simulating from \(elements) base weights")
+        } else {
+            throw PrecLabError.badData("\(checkpoint.path): \(elements) base weights overflow any size this machine can hold")
+        }
+        return try selected.map { tensor in
+            let weights = try decode(checkpoint.bytes(of: tensor), dtype: tensor.dtype,
+                                     count: tensor.info.elementCount, name: tensor.name, path: checkpoint.path)
+            return .given(name: tensor.name, rows: tensor.shape[0], columns: tensor.shape[1],
+                          weights: weights, dtype: tensor.dtype.name)
+        }
     }
 
     /// Little-endian values of `dtype` as fp32 (through the formats module's decoder).

@@ -52,12 +52,16 @@ public struct SynthConfiguration: Sendable {
 
     public var profile: SynthProfile { gradient.profile }
 
+    /// The most steps one stream may hold (the same bound as sweep files).
+    public static let maximumSteps = 10_000
+
     /// Rejects values the model is not defined for, as invalid arguments naming the setting.
     public func validate() throws {
         func require(_ condition: Bool, _ message: String) throws {
             if !condition { throw PrecLabError.invalidArgument(message) }
         }
-        try require(steps >= 1, "the step count must be at least 1, got \(steps)")
+        try require(steps >= 1 && steps <= SynthConfiguration.maximumSteps,
+                    "the step count must lie in [1, \(SynthConfiguration.maximumSteps)], got \(steps)")
         // Upper bounds keep every weight and update finite in fp32 (AdamW moves a weight
         // by about lr per step); beyond them the stream would be NaN/Inf noise.
         try require(learningRate.isFinite && learningRate >= 0 && learningRate <= 1,

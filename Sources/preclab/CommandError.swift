@@ -22,8 +22,13 @@ enum CommandError {
     /// `preclab COMMAND: error: MESSAGE`, with the hint a command-line user needs where
     /// the library's message cannot name an option.
     static func message(_ error: any Error, command: String) -> String {
-        var text = "\(error)"
-        if case PrecLabError.outputRefused(_, .exists) = error { text += " (use --force to replace it)" }
-        return "preclab \(command): error: \(text)"
+        var text = Substring("\(error)")
+        // Some messages already name the command or say "error:"; never say it twice.
+        let prefix = "preclab \(command): "
+        if text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
+        if text.hasPrefix("error: ") { text = text.dropFirst("error: ".count) }
+        var line = prefix + "error: " + text
+        if case PrecLabError.outputRefused(_, .exists) = error { line += " (use --force to replace it)" }
+        return line
     }
 }

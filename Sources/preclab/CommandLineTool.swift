@@ -33,7 +33,7 @@ enum CommandLineTool {
                 return 0
             }
             guard let command = command(named: arguments[1]) else {
-                Console.error("preclab: unknown command '\(arguments[1])'\n\n" + overview)
+                Console.error("preclab: error: unknown command '\(arguments[1])'\n\n" + overview)
                 return 2
             }
             Console.out(command.help)
@@ -42,7 +42,7 @@ enum CommandLineTool {
             break
         }
         guard let command = command(named: first) else {
-            Console.error("preclab: unknown command '\(first)' (see 'preclab --help')")
+            Console.error("preclab: error: unknown command '\(first)' (see 'preclab --help')")
             return 2
         }
         let rest = Array(arguments.dropFirst())
@@ -50,6 +50,7 @@ enum CommandLineTool {
             Console.out(command.help)
             return 0
         }
+        InFlightFiles.installSignalCleanup(program: "preclab \(command.name)")
         do {
             let parsed = try ParsedArguments(command: command.name, arguments: rest, options: command.options)
             try command.run(parsed)

@@ -77,6 +77,9 @@ enum MalformedStreams {
             MalformedStream(name: "nine-dims", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[1,1,1,1,1,1,1,1,1]}]}"#), fragments: ["'w'", "9 dimensions"]),
             MalformedStream(name: "63-bit", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[4294967296,1073741824]}]}"#), fragments: ["'w'", "2^63"]),
             MalformedStream(name: "dtype-number", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2],"dtype":16}]}"#), fragments: ["'w'", "\"dtype\""]),
+            // Issue 11: the storage dtype must be a safetensors dtype name.
+            MalformedStream(name: "dtype-unknown", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2],"dtype":"XYZ"}]}"#), fragments: ["offset 16", "'w'", "dtype \"XYZ\" is not a safetensors dtype name"]),
+            MalformedStream(name: "dtype-lowercase", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2],"dtype":"bf16"}]}"#), fragments: ["'w'", "dtype \"bf16\""]),
             MalformedStream(name: "metadata-number", bytes: withHeader(#"{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2]}],"metadata":{"lr":0.1}}"#), fragments: ["metadata 'lr'", "expected a string"]),
             MalformedStream(name: "unknown-tag", bytes: patched(152, Array("STOP".utf8)), fragments: ["offset 152", "unknown tag 'STOP'"]),
             MalformedStream(name: "lowercase-tag", bytes: patched(104, Array("base".utf8)), fragments: ["offset 104", "unknown tag"]),

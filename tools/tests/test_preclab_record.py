@@ -134,6 +134,7 @@ class ReaderTests(TemporaryFiles):
             (header('{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[]}]}'), "expected 1 to 8"),
             (header('{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[4294967296,1073741824]}]}'), "2\\^63"),
             (header('{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2]}],"metadata":{"a":1}}'), "metadata"),
+            (header('{"format":"preclab-updates","delta_dtype":"F32","tensors":[{"name":"w","shape":[2],"dtype":"XYZ"}]}'), 'dtype "XYZ" is not a safetensors dtype name'),
             (patched(152, b"STOP"), "offset 152: .*unknown tag"),
             (patched(156, b"\x01"), "offset 156: .*flags are 1"),
             (patched(176, b"\x0c"), "offset 176: .*payload_length is 12, expected 8"),

@@ -102,9 +102,9 @@ enum InspectCommand: Command {
         case .npz:
             let archive = try NpzArchive(path: path)
             for entry in archive.entries {
-                let array = try archive.array(entry, bfloat16ForV2: bf16)
+                let array = try archive.describe(entry, bfloat16ForV2: bf16)
                 report.rows.append(TensorRow(name: entry.arrayName, dtype: array.dtype.name, shape: array.shape,
-                                             bytes: array.storedBytes.count,
+                                             bytes: array.dataBytes,
                                              note: entry.method == 8 ? "(deflated)" : nil))
             }
             report.rows.sort { naturalOrder($0.name, $1.name) }

@@ -29,7 +29,7 @@ enum SynthCommand: Command {
       --base CHECKPOINT        take W0 from the 2-D float tensors of a safetensors file,
                                index or directory instead of generating it
       --tensors REGEX          with --base: only tensors whose names match
-      --steps N                optimizer steps (required)
+      --steps N                optimizer steps, 1 to 10000 (required)
       --lr LR                  constant learning rate (required)
       --profile P              rl, sft or noise (required)
       --seed S                 seed of every random draw (default 0)
@@ -50,8 +50,11 @@ enum SynthCommand: Command {
       --force                  replace an existing output file
 
     The same arguments give the same bytes. The stream needs
-    (steps + 2) x (elements of all matrices) x 4 bytes plus headers.
-    Exit status: 0 success, 1 bad data (unreadable checkpoint), 2 bad usage.
+    (steps + 2) x (elements of all matrices) x 4 bytes plus headers, and the run about
+    24 bytes of memory per weight plus 32 per weight of the largest matrix; both are
+    checked before anything is written.
+    Exit status: 0 success, 1 bad data (unreadable checkpoint, or the stream does not
+    fit the free disk or the memory), 2 bad usage.
     """
     static let options: [OptionSpec] = [
         .value("--output", short: "-o"), .value("--shape"), .value("--base"), .value("--tensors"),
@@ -143,6 +146,7 @@ enum SynthCommand: Command {
         }
 
         let generator = try SyntheticStreamGenerator(configuration: configuration, tensors: tensors)
+        try SynthResources.requireFits(steps: steps, shapes: tensors.map { ($0.rows, $0.columns) }, output: output)
         var sink = try UpdateStreamFileSink(path: output, force: arguments.flag("--force"), inputs: inputs)
         let progress = try ProgressReporter(command: name, arguments: arguments)
         progress.begin("steps", work: [])
