@@ -12,6 +12,13 @@ struct NumberRule<Value>: Sendable {
 extension NumberRule where Value == Int {
     /// Counts, sizes, thread numbers.
     static let positive = NumberRule(expected: "an integer >= 1") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
+
+    /// An integer in `bounds`, e.g. step counts.
+    static func within(_ bounds: ClosedRange<Int>) -> NumberRule {
+        NumberRule(expected: "an integer in [\(bounds.lowerBound), \(bounds.upperBound)]") { text in
+            Int(text).flatMap { bounds.contains($0) ? $0 : nil }
+        }
+    }
 }
 
 extension NumberRule where Value == UInt64 {

@@ -24,7 +24,7 @@ final class SizeBudgetTests: XCTestCase {
         for steps in ["99999999999999", "10001"] {
             let result = try CLIRunner.run(synth(path("s.bin"), steps: steps))
             XCTAssertEqual(result.status, 2, "\(steps): \(result.stderr)")
-            XCTAssertTrue(result.stderr.contains("--steps must lie in [1, 10000], got \(steps)"), result.stderr)
+            XCTAssertTrue(result.stderr.contains("invalid value '\(steps)' for --steps (expected an integer in [1, 10000])"), result.stderr)
             XCTAssertEqual(contents(), [])
         }
     }
@@ -86,7 +86,7 @@ final class SizeBudgetTests: XCTestCase {
         ])
         let result = try CLIRunner.run(["cast", input, path("out.safetensors"), "--dtype", "bf16"])
         XCTAssertEqual(result.status, 1, result.stderr)
-        XCTAssertTrue(result.stderr.hasPrefix("preclab cast: error: \(input): no floating tensor to cast"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("preclab cast: error: \(input) has no floating tensor to cast"), result.stderr)
         // A pattern that matches nothing stays a usage error.
         let floats = path("f.safetensors")
         try SafetensorsWriter.write(to: floats, tensors: [
@@ -94,6 +94,6 @@ final class SizeBudgetTests: XCTestCase {
         ])
         let unmatched = try CLIRunner.run(["cast", floats, path("out.safetensors"), "--dtype", "bf16", "--tensors", "nomatch"])
         XCTAssertEqual(unmatched.status, 2, unmatched.stderr)
-        XCTAssertTrue(unmatched.stderr.hasPrefix("preclab cast: error: --tensors matched none"), unmatched.stderr)
+        XCTAssertTrue(unmatched.stderr.hasPrefix("preclab cast: error: the tensor pattern matched none of the 1 floating tensors"), unmatched.stderr)
     }
 }

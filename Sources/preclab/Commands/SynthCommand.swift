@@ -74,7 +74,7 @@ enum SynthCommand: Command {
         guard let output = arguments.value("--output") else {
             throw UsageError("-o FILE is required (see 'preclab help synth')")
         }
-        guard let steps = try arguments.number("--steps", .positive) else {
+        guard let steps = try arguments.number("--steps", .within(1...SynthConfiguration.maximumSteps)) else {
             throw UsageError("--steps N is required")
         }
         guard let lr = try arguments.number("--lr", .nonNegativeFinite) else {
