@@ -17,7 +17,7 @@ let package = Package(
         .executable(name: "preclab", targets: ["preclab"]),
         .library(name: "PrecLab", targets: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabTraining",
         ]),
     ],
     targets: [
@@ -53,14 +53,20 @@ let package = Package(
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabSynth",
             "PrecLabReplay", "PrecLabSpectral", "PrecLabReports",
         ]),
+        // Closed-loop training of a small MLP policy (pretrain, sft, rl) with the storage
+        // policy inside the loop, recording update streams (`preclab train`).
+        .target(name: "PrecLabTraining", dependencies: [
+            "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabReplay", "PrecLabReports", "CLapack",
+        ], swiftSettings: numericSettings),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabExperiments",
+            "PrecLabTraining",
         ], swiftSettings: numericSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabTraining",
         ], swiftSettings: numericSettings),
         .testTarget(name: "PrecLabSupportTests", dependencies: ["PrecLabSupport"]),
         .testTarget(name: "PrecLabFormatsTests", dependencies: ["PrecLabFormats"]),
@@ -71,6 +77,8 @@ let package = Package(
         .testTarget(name: "PrecLabReportsTests", dependencies: ["PrecLabReports"]),
         .testTarget(name: "PrecLabSynthTests",
                     dependencies: ["PrecLabSynth", "PrecLabFiles", "PrecLabSpectral"]),
+        .testTarget(name: "PrecLabTrainingTests",
+                    dependencies: ["PrecLabTraining", "PrecLabReplay", "PrecLabFormats", "PrecLabFiles", "PrecLabSupport"]),
         .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabFiles", "PrecLabFormats", "PrecLabSupport"]),
     ],
     swiftLanguageModes: [.v6]
