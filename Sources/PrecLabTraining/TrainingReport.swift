@@ -39,6 +39,8 @@ public enum TrainingReport {
             ("batch", .integer(Int64(configuration.batchSize))),
             ("group", .integer(Int64(configuration.groupSize))),
             ("lr", .number(configuration.learningRate)),
+            ("start_weight_rms", .number(summary.startWeightRMS)),
+            ("lr_relative", .number(summary.startWeightRMS > 0 ? configuration.learningRate / summary.startWeightRMS : 0)),
             ("warmup", .integer(Int64(configuration.warmupSteps))),
             ("weight_decay", .number(configuration.weightDecay)),
             ("kl_weight", .number(configuration.klWeight)),

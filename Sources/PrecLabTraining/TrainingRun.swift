@@ -40,6 +40,8 @@ public struct TrainingSummary: Sendable {
     /// The final weights as fp32 values (stored policies: the decoded stored weights).
     public var finalWeights: [[Float]]
     public var files: [String]
+    /// RMS of the starting weight matrices (the scale `--lr-relative` multiplies).
+    public var startWeightRMS: Double
 
     public var parameters: Int { parameterCounts.reduce(0, +) }
     public var visibleFraction: Double { Double(visible.reduce(0, +)) / Double(parameters) }
@@ -109,7 +111,8 @@ public enum TrainingRun {
             initialAccuracy: initialAccuracy, finalAccuracy: finalAccuracy, parameterNames: specs.map(\.name),
             parameterCounts: specs.map(\.count), visible: trainer.storage.visibleCounts(),
             intendedChanged: intendedChanged, nonZeroUpdates: nonZero, vanishedUpdates: vanished,
-            finalWeights: trainer.storage.finalFloat32, files: files)
+            finalWeights: trainer.storage.finalFloat32, files: files,
+            startWeightRMS: MLPArchitecture.matrixRMS(initialWeights, specs))
         if let directory {
             try writeCheckpoints(named: "final", weights: trainer.storage.finalFloat32, trainer: trainer,
                                  useStored: true, directory: directory, metadata: runMetadata, files: &summary.files)
