@@ -128,8 +128,10 @@ public enum MLPNetwork {
             let weight = parameters[2 * l], bias = parameters[2 * l + 1]
             // z = a W^T + b: seed each row with the bias, then accumulate the product.
             z.withUnsafeMutableBufferPointer { zb in
-                for row in 0..<batch {
-                    for j in 0..<out { zb[row * out + j] = bias[j] }
+                bias.withUnsafeBufferPointer { bb in
+                    for row in 0..<batch {
+                        (zb.baseAddress! + row * out).update(from: bb.baseAddress!, count: out)
+                    }
                 }
                 current.withUnsafeBufferPointer { ab in
                     weight.withUnsafeBufferPointer { wb in
@@ -141,8 +143,7 @@ public enum MLPNetwork {
             }
             if l < architecture.hidden.count {
                 preActivations.append(z)
-                let activation = architecture.activation
-                current = z.map { activation.apply($0) }
+                current = MLPNetwork.activate(architecture.activation, z)
                 inputs.append(current)
             } else {
                 current = z
@@ -170,8 +171,12 @@ public enum MLPNetwork {
                                dw.baseAddress!, ldc: input)
                     }
                 }
-                for row in 0..<batch {
-                    for j in 0..<out { biasGradient[j] += dz[row * out + j] }
+                biasGradient.withUnsafeMutableBufferPointer { db in
+                    let sums = db.baseAddress!, rows = dz.baseAddress!
+                    for row in 0..<batch {
+                        let values = rows + row * out
+                        for j in 0..<out { sums[j] += values[j] }
+                    }
                 }
             }
             gradients[2 * l] = weightGradient
@@ -188,12 +193,36 @@ public enum MLPNetwork {
                     }
                 }
             }
-            let z = pass.preActivations[l - 1]
-            let activation = architecture.activation
-            for index in 0..<inputGradient.count { inputGradient[index] *= activation.derivative(z[index]) }
+            MLPNetwork.multiplyByDerivative(architecture.activation, &inputGradient, pass.preActivations[l - 1])
             upstream = inputGradient
         }
         return gradients
+    }
+
+    /// activation(z) elementwise.
+    static func activate<S: TrainingScalar>(_ activation: Activation, _ z: [S]) -> [S] {
+        var result = z
+        result.withUnsafeMutableBufferPointer { buffer in
+            let values = buffer.baseAddress!
+            switch activation {
+            case .relu: S.reluInPlace(values, buffer.count)
+            case .gelu: for i in 0..<buffer.count { values[i] = Activation.gelu.apply(values[i]) }
+            }
+        }
+        return result
+    }
+
+    /// gradient *= activation'(z) elementwise.
+    static func multiplyByDerivative<S: TrainingScalar>(_ activation: Activation, _ gradient: inout [S], _ z: [S]) {
+        gradient.withUnsafeMutableBufferPointer { buffer in
+            z.withUnsafeBufferPointer { zBuffer in
+                let g = buffer.baseAddress!, pre = zBuffer.baseAddress!
+                switch activation {
+                case .relu: S.keepWherePositive(g, pre, buffer.count)
+                case .gelu: for i in 0..<buffer.count { g[i] *= Activation.gelu.derivative(pre[i]) }
+                }
+            }
+        }
     }
 
     /// The index of the largest logit of each row (the first on ties).

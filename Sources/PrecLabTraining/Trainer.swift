@@ -148,8 +148,8 @@ public final class Trainer {
 
         var updateSquares = 0.0, weightSquares = 0.0
         for tensor in before.indices {
-            for value in effect.updates[tensor] { updateSquares += Double(value) * Double(value) }
-            for value in before[tensor] { weightSquares += Double(value) * Double(value) }
+            updateSquares += sumOfSquares(effect.updates[tensor])
+            weightSquares += sumOfSquares(before[tensor])
         }
         let evaluate = step == configuration.steps
             || (configuration.evaluateEvery > 0 && step % configuration.evaluateEvery == 0)

@@ -13,6 +13,10 @@ public protocol TrainingScalar: BinaryFloatingPoint, Sendable {
     static func exponential(_ x: Self) -> Self
     static func logarithm(_ x: Self) -> Self
     static func errorFunction(_ x: Self) -> Self
+    /// x ← max(x, 0) elementwise (ReLU).
+    static func reluInPlace(_ values: UnsafeMutablePointer<Self>, _ count: Int)
+    /// g ← (z > 0 ? g : 0) elementwise (the ReLU derivative applied).
+    static func keepWherePositive(_ gradient: UnsafeMutablePointer<Self>, _ z: UnsafePointer<Self>, _ count: Int)
 }
 
 extension Float: TrainingScalar {
@@ -26,6 +30,26 @@ extension Float: TrainingScalar {
     @inline(__always) public static func exponential(_ x: Float) -> Float { expf(x) }
     @inline(__always) public static func logarithm(_ x: Float) -> Float { logf(x) }
     @inline(__always) public static func errorFunction(_ x: Float) -> Float { erff(x) }
+
+    /// Branch-free on the bit patterns so the loop vectorises (a compare-and-branch
+    /// loop mispredicts on the random signs of pre-activations): a value whose sign bit
+    /// is set becomes +0, anything else is kept.
+    public static func reluInPlace(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
+        let raw = UnsafeMutableRawPointer(values).assumingMemoryBound(to: Int32.self)
+        for i in 0..<count { raw[i] &= ~(raw[i] >> 31) }
+    }
+
+    /// Keeps g where z's bit pattern is a positive non-zero value: (−z & ~z) has its
+    /// sign bit set exactly then (−0 and +0 give 0).
+    public static func keepWherePositive(_ gradient: UnsafeMutablePointer<Float>, _ z: UnsafePointer<Float>,
+                                         _ count: Int) {
+        let g = UnsafeMutableRawPointer(gradient).assumingMemoryBound(to: Int32.self)
+        let pre = UnsafeRawPointer(z).assumingMemoryBound(to: Int32.self)
+        for i in 0..<count {
+            let bits = pre[i]
+            g[i] &= ((0 &- bits) & ~bits) >> 31
+        }
+    }
 }
 
 extension Double: TrainingScalar {
@@ -39,6 +63,15 @@ extension Double: TrainingScalar {
     @inline(__always) public static func exponential(_ x: Double) -> Double { exp(x) }
     @inline(__always) public static func logarithm(_ x: Double) -> Double { log(x) }
     @inline(__always) public static func errorFunction(_ x: Double) -> Double { erf(x) }
+
+    public static func reluInPlace(_ values: UnsafeMutablePointer<Double>, _ count: Int) {
+        for i in 0..<count where !(values[i] > 0) { values[i] = 0 }
+    }
+
+    public static func keepWherePositive(_ gradient: UnsafeMutablePointer<Double>, _ z: UnsafePointer<Double>,
+                                         _ count: Int) {
+        for i in 0..<count where !(z[i] > 0) { gradient[i] = 0 }
+    }
 }
 
 /// OpenBLAS runs on one thread inside training: the matrices are small (a thread pool

@@ -91,10 +91,11 @@ public final class WeightStorage {
     public struct StepEffect {
         /// The intended fp32 update of every tensor: fp32(w_new − w).
         public var updates: [[Float]]
-        /// Elements with a non-zero intended update.
+        /// Elements with a non-zero intended update (not counted under fp32 storage,
+        /// where nothing vanishes: both are 0).
         public var nonZeroUpdates: Int
-        /// Of those, the elements whose stored bits (master: forward copy; fp32: the
-        /// weight) did not change in this step.
+        /// Of those, the elements whose stored bits (master: the forward copy) did not
+        /// change in this step.
         public var vanished: Int
     }
 
@@ -106,8 +107,7 @@ public final class WeightStorage {
         var nonZero = 0, vanished = 0
         for tensor in counts.indices {
             let old = optimizerWeights[tensor], new = newWeights[tensor]
-            var update = [Float](repeating: 0, count: old.count)
-            for i in old.indices { update[i] = new[i] - old[i] }
+            let update = WeightStorage.difference(new, old)
             let previousCodes = policy == .fp32 ? [] : codes[tensor]
             switch policy {
             case .fp32:
@@ -128,15 +128,13 @@ public final class WeightStorage {
             case .kahan:
                 applyKahan(tensor, update)
             }
-            for i in update.indices where update[i] != 0 || update[i].isNaN {
-                nonZero += 1
-                let unchanged: Bool
-                if policy == .fp32 {
-                    unchanged = old[i].bitPattern == new[i].bitPattern
-                } else {
-                    unchanged = WeightStorage.sameCode(previousCodes, codes[tensor], i, format.storageBytes)
-                }
-                if unchanged { vanished += 1 }
+            // fp32 storage keeps every update by construction (w' = w + u exactly when
+            // u = w' − w is non-zero), so it skips the count.
+            if policy != .fp32 {
+                let counts = WeightStorage.countUpdates(update, old, new, previousCodes,
+                                                        codes[tensor], format.storageBytes)
+                nonZero += counts.nonZero
+                vanished += counts.vanished
             }
             updates.append(update)
         }
@@ -191,6 +189,47 @@ public final class WeightStorage {
         case .pure, .stochastic, .kahan:
             return codes
         }
+    }
+
+    /// fp32(new − old) elementwise.
+    static func difference(_ new: [Float], _ old: [Float]) -> [Float] {
+        [Float](unsafeUninitializedCapacity: old.count) { buffer, initialized in
+            new.withUnsafeBufferPointer { n in
+                old.withUnsafeBufferPointer { o in
+                    let out = buffer.baseAddress!, a = n.baseAddress!, b = o.baseAddress!
+                    for i in 0..<o.count { out[i] = a[i] - b[i] }
+                }
+            }
+            initialized = old.count
+        }
+    }
+
+    /// Elements with a non-zero (or NaN) update, and of those the ones whose stored bits
+    /// did not change (fp32: the weight's bits; else: the codes), counted branch-free.
+    static func countUpdates(_ update: [Float], _ old: [Float], _ new: [Float], _ previousCodes: [UInt8],
+                             _ codes: [UInt8]?, _ width: Int) -> (nonZero: Int, vanished: Int) {
+        var nonZero = 0, vanished = 0
+        update.withUnsafeBufferPointer { u in
+            old.withUnsafeBufferPointer { o in
+                new.withUnsafeBufferPointer { n in
+                    let updates = u.baseAddress!, before = o.baseAddress!, after = n.baseAddress!
+                    for i in 0..<u.count {
+                        let magnitude = updates[i].bitPattern & 0x7FFF_FFFF
+                        let isNonZero = (magnitude | (0 &- magnitude)) >> 31
+                        nonZero &+= Int(isNonZero)
+                        let unchanged: UInt32
+                        if let codes {
+                            unchanged = sameCode(previousCodes, codes, i, width) ? 1 : 0
+                        } else {
+                            let changedBits = before[i].bitPattern ^ after[i].bitPattern
+                            unchanged = 1 &- ((changedBits | (0 &- changedBits)) >> 31)
+                        }
+                        vanished &+= Int(isNonZero & unchanged)
+                    }
+                }
+            }
+        }
+        return (nonZero, vanished)
     }
 
     // MARK: Rounding through the formats module
