@@ -63,8 +63,17 @@ public struct ClosedVsOpenLoop: Sendable {
             openWeights[index] = open.engine.weightsBeforeAndAfter(configuration.storage, tensor: slot).after
                 .map { Float($0) }
             if reproduced, let ownSlot = own.result.tensors.firstIndex(where: { $0.tensor.name == name }) {
+                // The replay's stored weights against the ones the closed loop's forward pass
+                // saw, bit for bit (NaN, which formats without a sign give for negative
+                // values, matches NaN).
                 let after = own.engine.weightsBeforeAndAfter(configuration.storage, tensor: ownSlot).after
-                if after != closed.finalWeights[index].map(Double.init) { reproduced = false }
+                for (replayed, trained) in zip(after, closed.finalForwardWeights[index]) {
+                    let value = Float(replayed)
+                    if !(value.bitPattern == trained.bitPattern || (value.isNaN && trained.isNaN)) {
+                        reproduced = false
+                        break
+                    }
+                }
             }
         }
         let openAccuracy = Trainer.accuracy(closed.architecture, openWeights, task,

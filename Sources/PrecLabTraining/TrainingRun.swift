@@ -37,8 +37,11 @@ public struct TrainingSummary: Sendable {
     /// Σ over steps of non-zero intended updates and of those that vanished.
     public var nonZeroUpdates: Int
     public var vanishedUpdates: Int
-    /// The final weights as fp32 values (stored policies: the decoded stored weights).
+    /// The final weights as fp32 values (stored policies: the decoded stored weights;
+    /// fp32 and master: the master).
     public var finalWeights: [[Float]]
+    /// The final weights the forward pass sees (master: the rounded copy).
+    public var finalForwardWeights: [[Float]]
     public var files: [String]
     /// RMS of the starting weight matrices (the scale `--lr-relative` multiplies).
     public var startWeightRMS: Double
@@ -66,6 +69,16 @@ public enum TrainingRun {
         if let output {
             let outputDirectory = try ReportDirectory(path: output.directory, force: output.force, inputs: output.inputs)
             directory = outputDirectory
+            // Every destination is checked before anything is written, so a refused
+            // overwrite leaves no half-replaced run behind.
+            let format = configuration.format.name
+            var names = ["base.safetensors", "final.safetensors", "log.csv", "summary.json", "reward.svg", "loss.svg",
+                         "updates.svg", "base.\(format).safetensors", "final.\(format).safetensors"]
+            if output.recordStream { names.append("updates.bin") }
+            for name in names {
+                try AtomicFileWriter.checkDestination(outputDirectory.filePath(name), force: output.force,
+                                                      inputs: output.inputs)
+            }
             try writeCheckpoints(named: "base", weights: initialWeights, trainer: trainer, useStored: false,
                                  directory: outputDirectory, metadata: runMetadata, files: &files)
             if output.recordStream {
@@ -111,7 +124,8 @@ public enum TrainingRun {
             initialAccuracy: initialAccuracy, finalAccuracy: finalAccuracy, parameterNames: specs.map(\.name),
             parameterCounts: specs.map(\.count), visible: trainer.storage.visibleCounts(),
             intendedChanged: intendedChanged, nonZeroUpdates: nonZero, vanishedUpdates: vanished,
-            finalWeights: trainer.storage.finalFloat32, files: files,
+            finalWeights: trainer.storage.finalFloat32, finalForwardWeights: trainer.storage.forwardWeights,
+            files: files,
             startWeightRMS: MLPArchitecture.matrixRMS(initialWeights, specs))
         if let directory {
             try writeCheckpoints(named: "final", weights: trainer.storage.finalFloat32, trainer: trainer,

@@ -79,7 +79,9 @@ enum TrainCommand: Command {
     fp32 and master runs record the fp32 master trajectory; pure, stochastic and kahan
     runs record the intended fp32 updates (before rounding into storage), so that a
     replay of their stream under their own policy re-creates the stored weights.
-    The same arguments give the same bytes, whatever --threads.
+    The same arguments give the same bytes, whatever --threads. updates.bin takes
+    (recorded steps + 2) x (recorded parameters) x 4 bytes; models are limited to 2^26
+    parameters.
     Exit status: 0 success, 1 bad data (unreadable checkpoint), 2 bad usage.
     """
     static let options: [OptionSpec] = [
@@ -91,6 +93,9 @@ enum TrainCommand: Command {
         .flag("--no-stream"), .flag("--compare-replay"), .value("--eval-every"), .value("--seed"),
         .value("--threads"), .flag("--quiet"), .flag("--force"),
     ]
+
+    /// Largest model accepted (weights, Adam moments, gradients and copies are all in memory).
+    static let maximumParameters = 1 << 26
 
     static func run(_ arguments: ParsedArguments) throws {
         _ = try arguments.requirePositionals(0, names: "no positional arguments")
@@ -154,6 +159,10 @@ enum TrainCommand: Command {
             architecture = MLPArchitecture(inputs: 2 * bits, hidden: hiddenOption ?? [256, 256], outputs: 1 << bits,
                                            activation: activation ?? .relu)
             initialWeights = architecture.initialParameters(seed: try arguments.value("--seed", default: UInt64(0)) { UInt64($0) })
+        }
+        guard architecture.parameterCount <= maximumParameters else {
+            throw PrecLabError.usage("\(architecture.parameterCount) parameters, above the limit of \(maximumParameters) "
+                                     + "(the loop holds about ten fp32 copies of the weights)")
         }
         let task = ModularAdditionTask(bits: architecture.inputs / 2)
 
