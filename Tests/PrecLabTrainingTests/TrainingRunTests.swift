@@ -1,4 +1,5 @@
 import XCTest
+import PrecLabFiles
 import PrecLabFormats
 import PrecLabReplay
 import PrecLabSupport
@@ -112,6 +113,50 @@ final class TrainingRunTests: XCTestCase {
             XCTAssertEqual(after, summary.finalWeights[tensor].map(Double.init), "tensor \(tensor)")
         }
         XCTAssertEqual(replay.result.tensors.map { $0.policies[.stochastic]!.visibleChanged }, summary.visible)
+    }
+
+    /// With --every 2 a pure-storage run records the sum of its intended updates since the
+    /// previous record, and BASE + Σ deltas == FINL still holds bit for bit.
+    func testEveryNRecordsSummedIntendedUpdates() throws {
+        let directory = try temporaryDirectory()
+        var configuration = configuration(.sft, steps: 5, lr: 1e-3)
+        configuration.storage = .pure
+        var output = TrainingOutputOptions(directory: directory)
+        output.recordEvery = 2
+        output.recordPattern = "lm_head"
+        output.force = true
+        let initial = architecture.initialParameters(seed: 8)
+        _ = try TrainingRun.run(configuration: configuration, architecture: architecture, task: task,
+                                initialWeights: initial, output: output)
+        // The same run step by step: the intended updates of lm_head.weight and .bias.
+        let trainer = Trainer(configuration: configuration, architecture: architecture, task: task,
+                              initialWeights: initial)
+        var expected: [[Float]] = []
+        var pending: [Float]? = nil
+        for step in 1...5 {
+            let effect = trainer.step().effect
+            let update = effect.updates[4] + effect.updates[5]
+            pending = pending.map { zip($0, update).map { $0 + $1 } } ?? update
+            if step % 2 == 0 || step == 5 {
+                expected.append(pending!)
+                pending = nil
+            }
+        }
+        let reader = try UpdateStreamReader(path: directory + "/updates.bin")
+        XCTAssertEqual(reader.header.tensors.map(\.name), ["lm_head.weight", "lm_head.bias"])
+        var recorded: [[Float]] = []
+        var steps: [UInt64] = []
+        _ = try reader.forEachRecord { record in
+            if record.kind == .step {
+                recorded.append(Array(record.values))
+                steps.append(record.step)
+            }
+        }
+        XCTAssertEqual(steps, [2, 4, 5])
+        XCTAssertEqual(recorded.map { $0.map(\.bitPattern) }, expected.map { $0.map(\.bitPattern) })
+        let replay = try StreamReplay.run(path: directory + "/updates.bin",
+                                          configuration: ReplayConfiguration(format: .bf16, policies: [.fp32]))
+        XCTAssertTrue(replay.finalVerified)
     }
 
     /// The same seed gives the same weights whatever the thread count.

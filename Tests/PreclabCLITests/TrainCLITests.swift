@@ -62,6 +62,11 @@ final class TrainCLITests: XCTestCase {
         let json = try JSONParser.parse(String(contentsOfFile: path("rl/summary.json"), encoding: .utf8))
         XCTAssertEqual(json.objectValue?["method"]?.stringValue, "rl")
         XCTAssertEqual(json.objectValue?["storage"]?.stringValue, "master")
+        // rl's default learning rate is 5e-5 x the RMS of the base's weight matrices.
+        let rms = try XCTUnwrap(json.objectValue?["start_weight_rms"]?.doubleValue)
+        let lr = try XCTUnwrap(json.objectValue?["lr"]?.doubleValue)
+        XCTAssertEqual(lr, 5e-5 * rms, accuracy: 1e-12 * lr)
+        XCTAssertEqual(json.objectValue?["lr_relative"]?.doubleValue ?? 0, 5e-5, accuracy: 1e-15)
         // The replay of the recorded stream reproduces FINL.
         let replay = try CLIRunner.run(["replay", path("rl/updates.bin"), "--quiet"])
         XCTAssertEqual(replay.status, 0, replay.stderr)
