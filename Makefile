@@ -9,7 +9,7 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo sweep bench fuzz clean deps pyenv pyenv-torch example
+.PHONY: all build test test-swift test-python test-exhaustive demo demo-synth sweep bench fuzz clean deps pyenv pyenv-torch example
 
 # The private Python environment for cross-checks, the recorder's tests and the bench's
 # numpy references: pinned versions from PyPI in .build/pyenv, never the machine's Python.
@@ -20,9 +20,12 @@ TORCH_PIN   := torch==2.13.0+cpu
 # Seconds each test target may run before it counts as hung (tools/run-swift-tests.sh).
 PRECLAB_TEST_TIMEOUT ?= 420
 
-# The demo: two small synthetic streams (rl and sft profiles) replayed in bf16.
+# The demo: real training (`preclab train`) of a small MLP policy, recorded and replayed.
 DEMO_DIR    := results/demo
 DEMO_TMP    := results/tmp/demo
+# The synthetic demo (`make demo-synth`): two synth streams (rl and sft profiles) replayed in bf16.
+SYNTH_DEMO_DIR := results/demo-synth
+SYNTH_DEMO_TMP := results/tmp/demo-synth
 DEMO_SHAPES := 256x256,256x512
 DEMO_STEPS  := 200
 DEMO_LR     := 1e-6
@@ -101,22 +104,31 @@ example: deps
 test-exhaustive: deps
 	PRECLAB_EXHAUSTIVE=1 $(SWIFT) test -c release -Xswiftc -enable-testing --filter Exhaustive
 
+# Pretrains a base, trains two RL runs and one SFT run from it (each recorded), replays
+# every stream under every bf16 policy, compares each final checkpoint with the base,
+# measures the consistency of the two RL runs and runs one closed-loop pure-bf16 RL run
+# against its open-loop replay; writes results/demo/ (README.md, CSV, SVG). Checkpoints
+# and streams (about 520 MB) go to results/tmp/demo and are deleted even on failure.
+demo: build
+	@set -e; rm -rf $(DEMO_TMP); mkdir -p $(DEMO_TMP); trap 'rm -rf $(DEMO_TMP)' EXIT INT TERM; \
+	PYTHON=$(PYTHON) tools/train_demo.sh $(PRECLAB) $(DEMO_TMP) $(DEMO_DIR)
+
 # Synthesises an rl and an sft stream (about 160 MB each, in results/tmp/, deleted at
 # the end even on failure), replays both in bf16 under every policy with the permuted
-# null model, prints the tables and writes them with CSV and SVG plots to results/demo/.
-demo: build
-	@set -e; rm -rf $(DEMO_TMP); mkdir -p $(DEMO_TMP); trap 'rm -rf $(DEMO_TMP)' EXIT; \
+# null model, prints the tables and writes them with CSV and SVG plots to results/demo-synth/.
+demo-synth: build
+	@set -e; rm -rf $(SYNTH_DEMO_TMP); mkdir -p $(SYNTH_DEMO_TMP); trap 'rm -rf $(SYNTH_DEMO_TMP)' EXIT; \
 	for profile in rl sft; do \
 	  echo "== $$profile: preclab synth --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) --lr $(DEMO_LR) --profile $$profile"; \
-	  $(PRECLAB) synth -o $(DEMO_TMP)/$$profile.stream --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) \
+	  $(PRECLAB) synth -o $(SYNTH_DEMO_TMP)/$$profile.stream --shape $(DEMO_SHAPES) --steps $(DEMO_STEPS) \
 	    --lr $(DEMO_LR) --profile $$profile --quiet; \
-	  mkdir -p $(DEMO_DIR)/$$profile; \
-	  $(PRECLAB) replay $(DEMO_TMP)/$$profile.stream --dtype bf16 --null permute --spectral --k 16 --rank 16 --force \
-	    --csv $(DEMO_DIR)/$$profile/replay.csv --plots $(DEMO_DIR)/$$profile > $(DEMO_TMP)/$$profile.txt; \
-	  cp $(DEMO_TMP)/$$profile.txt $(DEMO_DIR)/$$profile/tables.txt; \
-	  cat $(DEMO_DIR)/$$profile/tables.txt; echo; \
+	  mkdir -p $(SYNTH_DEMO_DIR)/$$profile; \
+	  $(PRECLAB) replay $(SYNTH_DEMO_TMP)/$$profile.stream --dtype bf16 --null permute --spectral --k 16 --rank 16 --force \
+	    --csv $(SYNTH_DEMO_DIR)/$$profile/replay.csv --plots $(SYNTH_DEMO_DIR)/$$profile > $(SYNTH_DEMO_TMP)/$$profile.txt; \
+	  cp $(SYNTH_DEMO_TMP)/$$profile.txt $(SYNTH_DEMO_DIR)/$$profile/tables.txt; \
+	  cat $(SYNTH_DEMO_DIR)/$$profile/tables.txt; echo; \
 	done; \
-	echo "wrote $(DEMO_DIR)/rl and $(DEMO_DIR)/sft (tables.txt, replay.csv, SVG plots); next: make -j2 sweep"
+	echo "wrote $(SYNTH_DEMO_DIR)/rl and $(SYNTH_DEMO_DIR)/sft (tables.txt, replay.csv, SVG plots); next: make -j2 sweep"
 
 # Every experiment, in parallel with `make -j2 sweep`.
 sweep: $(addprefix sweep-,$(EXPERIMENTS))

@@ -24,7 +24,7 @@ let package = Package(
         .library(name: "PrecLab", targets: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
-            "PrecLabAnalysis", "PrecLabExperiments",
+            "PrecLabAnalysis", "PrecLabExperiments", "PrecLabTraining",
         ]),
     ],
     targets: [
@@ -67,15 +67,21 @@ let package = Package(
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabSynth",
             "PrecLabReplay", "PrecLabSpectral", "PrecLabReports", "PrecLabAnalysis",
         ]),
+        // Closed-loop training of a small MLP policy (pretrain, sft, rl) with the storage
+        // policy inside the loop, recording update streams (`preclab train`).
+        .target(name: "PrecLabTraining", dependencies: [
+            "PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "PrecLabReplay", "PrecLabReports", "PrecLabAnalysis",
+            "CLapack",
+        ], swiftSettings: numericSettings),
         .executableTarget(name: "preclab", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
             "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabExperiments",
-            "PrecLabAnalysis",
+            "PrecLabAnalysis", "PrecLabTraining",
         ], swiftSettings: executableSettings),
         // Benchmarks (`make bench`): ratios against memcpy / numpy measured in one run.
         .executableTarget(name: "preclab-bench", dependencies: [
             "PrecLabSupport", "PrecLabFormats", "PrecLabFiles",
-            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth",
+            "PrecLabSpectral", "PrecLabReplay", "PrecLabReports", "PrecLabSynth", "PrecLabTraining",
         ], swiftSettings: executableSettings),
         // Shared by the test targets: the private Python environment for cross-checks.
         .target(name: "PrecLabTestSupport", dependencies: ["PrecLabSupport"], path: "Tests/PrecLabTestSupport"),
@@ -98,6 +104,8 @@ let package = Package(
                     dependencies: ["PrecLabExperiments", "PrecLabSupport", "PrecLabFormats"]),
         .testTarget(name: "PreclabCLITests", dependencies: ["preclab", "PrecLabTestFixtures", "PrecLabFiles",
                                                             "PrecLabFormats", "PrecLabSupport", "PrecLabTestSupport"]),
+        .testTarget(name: "PrecLabTrainingTests",
+                    dependencies: ["PrecLabTraining", "PrecLabReplay", "PrecLabFormats", "PrecLabFiles", "PrecLabSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,6 +12,7 @@ let suites: [(name: String, run: () -> Void)] = [
     ("synth", runSynthBenchmark),
     ("spectral", runSpectralBenchmarks),
     ("replay", runReplayBenchmarks),
+    ("train", runTrainingBenchmarks),
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())

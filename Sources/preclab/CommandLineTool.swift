@@ -13,6 +13,7 @@ enum CommandLineTool {
         CompareCommand.self,
         ConsistencyCommand.self,
         SweepCommand.self,
+        TrainCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {

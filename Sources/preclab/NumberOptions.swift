@@ -13,6 +13,14 @@ extension NumberRule where Value == Int {
     /// Counts, sizes, thread numbers.
     static let positive = NumberRule(expected: "an integer >= 1") { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
 
+    /// Counts that may be zero (warm-up steps, evaluation intervals).
+    static let nonNegative = NumberRule(expected: "an integer >= 0") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }
+
+    /// An integer of at least `minimum`, e.g. a group of two or more samples.
+    static func atLeast(_ minimum: Int) -> NumberRule {
+        NumberRule(expected: "an integer >= \(minimum)") { Int($0).flatMap { $0 >= minimum ? $0 : nil } }
+    }
+
     /// An integer in `bounds`, e.g. step counts.
     static func within(_ bounds: ClosedRange<Int>) -> NumberRule {
         NumberRule(expected: "an integer in [\(bounds.lowerBound), \(bounds.upperBound)]") { text in
