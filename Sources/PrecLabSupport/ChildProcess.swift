@@ -23,6 +23,8 @@ public enum ChildProcess {
         public let signal: Int32?
         public let stdout: [UInt8]
         public let stderr: [UInt8]
+        /// The child's peak resident set in KiB (`ru_maxrss`), when it was reaped.
+        public let peakResidentKiB: Int?
         public var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
         public var stderrText: String { String(decoding: stderr, as: UTF8.self) }
     }
@@ -44,7 +46,8 @@ public enum ChildProcess {
         }
     }
 
-    /// Runs `executable` (a path, or a name looked up in PATH) with `arguments`.
+    /// Runs `executable` (a path, or a name looked up in PATH) with `arguments` to the
+    /// end and returns what it printed.
     ///
     /// - Parameters:
     ///   - environment: the child's whole environment; nil inherits this process's.
@@ -60,16 +63,34 @@ public enum ChildProcess {
                            currentDirectory: String? = nil,
                            input: [UInt8]? = nil,
                            timeout: Double = 300) throws -> Result {
+        let child = try start(executable, arguments, environment: environment, overrides: overrides,
+                              currentDirectory: currentDirectory, input: input)
+        if let result = child.wait(timeout: timeout) { return result }
+        let killed = child.kill()
+        throw Failure.timedOut(command: child.commandLine, seconds: timeout,
+                               stdout: killed.stdoutText, stderr: killed.stderrText)
+    }
+
+    /// Starts a child and returns at once, for callers that signal it or watch it while
+    /// it runs; `run` is `start` followed by `wait`. Same parameters as `run`.
+    public static func start(_ executable: String, _ arguments: [String] = [],
+                             environment: [String: String]? = nil,
+                             overrides: [String: String] = [:],
+                             currentDirectory: String? = nil,
+                             input: [UInt8]? = nil) throws -> Running {
         let commandLine = ([executable] + arguments).map(shellQuoted).joined(separator: " ")
         var env = environment ?? currentEnvironment()
         for (key, value) in overrides { env[key] = value }
         let path = executable.contains("/") ? executable : (lookUp(executable, in: env["PATH"]) ?? executable)
 
         var outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1], inPipe: [Int32] = [-1, -1]
-        guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
+        guard pipe(&outPipe) == 0 else { throw Failure.spawnFailed(command: commandLine, errno: errno) }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
             throw Failure.spawnFailed(command: commandLine, errno: errno)
         }
         if input != nil, pipe(&inPipe) != 0 {
+            for fd in outPipe + errPipe { close(fd) }
             throw Failure.spawnFailed(command: commandLine, errno: errno)
         }
 
@@ -120,67 +141,116 @@ public enum ChildProcess {
             if input != nil { close(inPipe[1]) }
             throw Failure.spawnFailed(command: commandLine, errno: spawned)
         }
+        return Running(pid: pid, commandLine: commandLine, stdout: outPipe[0], stderr: errPipe[0],
+                       input: input != nil ? inPipe[1] : -1, pendingInput: input ?? [])
+    }
 
-        let deadline = monotonicSeconds() + timeout
-        var stdout: [UInt8] = [], stderr: [UInt8] = []
-        var open: [Int32] = [outPipe[0], errPipe[0]]
-        var pendingInput = input.map { ArraySlice($0) }
-        var inputFD: Int32 = input != nil ? inPipe[1] : -1
-        if inputFD >= 0 { _ = fcntl(inputFD, F_SETFL, fcntl(inputFD, F_GETFL) | O_NONBLOCK) }
-        if inputFD >= 0, pendingInput?.isEmpty ?? true { close(inputFD); inputFD = -1 }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        var timedOut = false
+    /// A started child. Its output is collected while `wait` runs; it is killed and
+    /// reaped when the value goes away unreaped.
+    public final class Running: @unchecked Sendable {
+        public let pid: pid_t
+        public let commandLine: String
+        private var open: [Int32]
+        private let stdoutFD: Int32
+        private var inputFD: Int32
+        private var pendingInput: ArraySlice<UInt8>
+        private var stdout: [UInt8] = [], stderr: [UInt8] = []
+        private var result: Result?
 
-        while !open.isEmpty || inputFD >= 0 {
-            if monotonicSeconds() >= deadline { timedOut = true; break }
-            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
-            // Short slices: a wake-up that comes early or late only costs one more turn.
-            let ready = poll(&fds, nfds_t(fds.count), 100)
-            if ready < 0 && errno != EINTR { break }
-            for entry in fds where entry.revents != 0 {
-                if entry.fd == inputFD {
-                    if var rest = pendingInput, !rest.isEmpty {
-                        let written = rest.withUnsafeBytes { write(inputFD, $0.baseAddress, $0.count) }
-                        if written > 0 { rest = rest.dropFirst(written); pendingInput = rest }
-                        if written < 0 && errno != EAGAIN && errno != EINTR { rest = [] ; pendingInput = rest }
-                        if rest.isEmpty { close(inputFD); inputFD = -1 }
-                    }
-                    continue
-                }
-                let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
-                if count > 0 {
-                    if entry.fd == outPipe[0] { stdout += buffer[0..<count] } else { stderr += buffer[0..<count] }
-                } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
-                    close(entry.fd)
-                    open.removeAll { $0 == entry.fd }
-                }
+        init(pid: pid_t, commandLine: String, stdout: Int32, stderr: Int32, input: Int32, pendingInput: [UInt8]) {
+            self.pid = pid
+            self.commandLine = commandLine
+            open = [stdout, stderr]
+            stdoutFD = stdout
+            inputFD = input
+            self.pendingInput = pendingInput[...]
+            if inputFD >= 0 {
+                _ = fcntl(inputFD, F_SETFL, fcntl(inputFD, F_GETFL) | O_NONBLOCK)
+                if self.pendingInput.isEmpty { close(inputFD); inputFD = -1 }
             }
         }
 
-        var waitStatus: Int32 = 0
-        while !timedOut {
-            let reaped = waitpid(pid, &waitStatus, WNOHANG)
-            if reaped == pid { break }
-            if reaped < 0 && errno != EINTR { break }
-            if monotonicSeconds() >= deadline { timedOut = true; break }
-            usleep(2000)
+        deinit {
+            if result == nil { _ = kill() }
         }
-        if timedOut {
-            kill(-pid, SIGKILL)
-            kill(pid, SIGKILL)
+
+        /// Sends `signal` to the child (not its group).
+        public func signal(_ signal: Int32) {
+            if result == nil { _ = Glibc.kill(pid, signal) }
+        }
+
+        /// Collects output until the child has exited and closed its pipes, for at most
+        /// `timeout` seconds; nil when it is still running then.
+        public func wait(timeout: Double) -> Result? {
+            if let result { return result }
+            let deadline = ChildProcess.monotonicSeconds() + timeout
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            // At least one pass even with no time left, so `wait(timeout: 0)` polls.
+            var firstPass = true
+            while !open.isEmpty || inputFD >= 0 {
+                let left = deadline - ChildProcess.monotonicSeconds()
+                if left <= 0 && !firstPass { return nil }
+                firstPass = false
+                var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+                if inputFD >= 0 { fds.append(pollfd(fd: inputFD, events: Int16(POLLOUT), revents: 0)) }
+                // Short slices: a wake-up that comes early or late only costs one more turn.
+                let ready = poll(&fds, nfds_t(fds.count), Int32(max(0, min(100, left * 1000))))
+                if ready < 0 && errno != EINTR { break }
+                for entry in fds where entry.revents != 0 {
+                    if entry.fd == inputFD {
+                        let written = pendingInput.withUnsafeBytes { write(inputFD, $0.baseAddress, $0.count) }
+                        if written > 0 { pendingInput = pendingInput.dropFirst(written) }
+                        if written < 0 && errno != EAGAIN && errno != EINTR { pendingInput = [] }
+                        if pendingInput.isEmpty { close(inputFD); inputFD = -1 }
+                        continue
+                    }
+                    let count = buffer.withUnsafeMutableBytes { read(entry.fd, $0.baseAddress, $0.count) }
+                    if count > 0 {
+                        if entry.fd == stdoutFD { stdout += buffer[0..<count] } else { stderr += buffer[0..<count] }
+                    } else if count == 0 || (errno != EINTR && errno != EAGAIN) {
+                        close(entry.fd)
+                        open.removeAll { $0 == entry.fd }
+                    }
+                }
+            }
+            while true {
+                if let reaped = reap(options: WNOHANG) { return reaped }
+                if ChildProcess.monotonicSeconds() >= deadline { return nil }
+                usleep(2000)
+            }
+        }
+
+        /// Kills the child and its process group, reaps it and returns what it printed.
+        @discardableResult
+        public func kill() -> Result {
+            if let result { return result }
+            _ = Glibc.kill(-pid, SIGKILL)
+            _ = Glibc.kill(pid, SIGKILL)
             for fd in open { close(fd) }
-            if inputFD >= 0 { close(inputFD) }
-            while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-            throw Failure.timedOut(command: commandLine, seconds: timeout,
-                                   stdout: String(decoding: stdout, as: UTF8.self),
-                                   stderr: String(decoding: stderr, as: UTF8.self))
+            open = []
+            if inputFD >= 0 { close(inputFD); inputFD = -1 }
+            while true {
+                if let reaped = reap(options: 0) { return reaped }
+                if errno != EINTR { break }
+            }
+            let fallback = Result(status: 128 + SIGKILL, signal: SIGKILL, stdout: stdout, stderr: stderr,
+                                  peakResidentKiB: nil)
+            result = fallback
+            return fallback
         }
-        let signalNumber = waitStatus & 0x7f
-        if signalNumber != 0 {
-            return Result(status: 128 + signalNumber, signal: signalNumber, stdout: stdout, stderr: stderr)
+
+        private func reap(options: Int32) -> Result? {
+            var status: Int32 = 0
+            var usage = rusage()
+            let reaped = wait4(pid, &status, options, &usage)
+            guard reaped == pid else { return nil }
+            let signalNumber = status & 0x7f
+            let finished = Result(status: signalNumber != 0 ? 128 + signalNumber : (status >> 8) & 0xff,
+                                  signal: signalNumber != 0 ? signalNumber : nil,
+                                  stdout: stdout, stderr: stderr, peakResidentKiB: usage.ru_maxrss)
+            result = finished
+            return finished
         }
-        return Result(status: (waitStatus >> 8) & 0xff, signal: nil, stdout: stdout, stderr: stderr)
     }
 
     /// glibc's `posix_spawn_file_actions_addchdir_np` (2.29+), which the Glibc module

@@ -58,3 +58,17 @@ final class ChildProcessTests: XCTestCase {
         XCTAssertEqual(try ChildProcess.run("sh", ["-c", "exit 0"]).status, 0, "looked up in PATH")
     }
 }
+
+/// `start` for children a caller signals while they run.
+final class RunningChildTests: XCTestCase {
+    func testStartWaitSignalAndPeakMemory() throws {
+        let child = try ChildProcess.start("/bin/sh", ["-c", "echo ready; exec sleep 300"])
+        XCTAssertNil(child.wait(timeout: 0.2), "a sleeping child is still running")
+        child.signal(SIGTERM)
+        let result = try XCTUnwrap(child.wait(timeout: 30))
+        XCTAssertEqual(result.signal, SIGTERM)
+        XCTAssertEqual(result.stdoutText, "ready\n", "output collected while waiting is kept")
+        XCTAssertGreaterThan(try XCTUnwrap(result.peakResidentKiB), 0)
+        XCTAssertEqual(child.wait(timeout: 0)?.signal, SIGTERM, "waiting again returns the same result")
+    }
+}

@@ -83,8 +83,7 @@ final class NpzBombTests: XCTestCase {
 
         // The binary, measured: inspect must not hold the inflated array.
         let child = try SpawnedChild(arguments: ["inspect", file, "--json"],
-                                     environment: ["PRECLAB_MEMORY_LIMIT": String(32 << 20)],
-                                     outputDirectory: path("logs"))
+                                     environment: ["PRECLAB_MEMORY_LIMIT": String(32 << 20)])
         defer { child.killIfRunning() }
         let status = try XCTUnwrap(child.wait(seconds: 300), "inspect did not finish")
         XCTAssertEqual(status, .exited(0), child.standardError)

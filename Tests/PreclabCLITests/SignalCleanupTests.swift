@@ -1,4 +1,5 @@
 import Foundation
+import PrecLabSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -33,8 +34,7 @@ final class SignalCleanupTests: XCTestCase {
         let output = path("s.bin")
         // 3002 records of 1 MiB: far longer than the test waits before signalling.
         let child = try SpawnedChild(arguments: ["synth", "-o", output, "--shape", "512x512", "--steps", "3000",
-                                                 "--lr", "1e-5", "--profile", "rl", "--quiet"],
-                                     outputDirectory: path("logs"))
+                                                 "--lr", "1e-5", "--profile", "rl", "--quiet"])
         defer { child.killIfRunning() }
         let started = waitFor(seconds: 120) {
             tree(directory.path).contains { $0.hasPrefix("s.bin.tmp-") } || !child.isRunning
@@ -47,7 +47,7 @@ final class SignalCleanupTests: XCTestCase {
         XCTAssertEqual(lines.count, 1, child.standardError)
         XCTAssertEqual(lines.first.map(String.init),
                        "preclab synth: error: interrupted by SIGTERM; unfinished outputs removed")
-        XCTAssertEqual(tree(directory.path).filter { !$0.hasPrefix("logs") }, [], "files left behind")
+        XCTAssertEqual(tree(directory.path), [], "files left behind")
     }
 
     func testSigintDuringCastRemovesTheTemporaryOutput() throws {
@@ -61,8 +61,7 @@ final class SignalCleanupTests: XCTestCase {
         XCTAssertEqual(truncate(input, off_t(8 + header.count + elements * 8)), 0)
 
         let output = path("out.safetensors")
-        let child = try SpawnedChild(arguments: ["cast", input, output, "--dtype", "bf16", "--rounding", "stochastic"],
-                                     outputDirectory: path("logs"))
+        let child = try SpawnedChild(arguments: ["cast", input, output, "--dtype", "bf16", "--rounding", "stochastic"])
         defer { child.killIfRunning() }
         let started = waitFor(seconds: 120) {
             tree(directory.path).contains { $0.hasPrefix("out.safetensors.tmp-") } || !child.isRunning
@@ -73,7 +72,7 @@ final class SignalCleanupTests: XCTestCase {
         XCTAssertEqual(status, .exited(130))
         XCTAssertTrue(child.standardError.hasSuffix(
             "preclab cast: error: interrupted by SIGINT; unfinished outputs removed\n"), child.standardError)
-        XCTAssertEqual(tree(directory.path).filter { !$0.hasPrefix("logs") }, ["big.safetensors"])
+        XCTAssertEqual(tree(directory.path), ["big.safetensors"])
     }
 
     func testSigintDuringSweepRemovesTheScratchDirectory() throws {
@@ -91,7 +90,7 @@ final class SignalCleanupTests: XCTestCase {
         }
         """.utf8).write(to: URL(fileURLWithPath: experiment))
         let child = try SpawnedChild(arguments: ["sweep", experiment, "--out", path("out")],
-                                     environment: ["TMPDIR": scratch], outputDirectory: path("logs"))
+                                     environment: ["TMPDIR": scratch])
         defer { child.killIfRunning() }
         let started = waitFor(seconds: 120) {
             tree(scratch).contains { $0.contains(".tmp-") } || !child.isRunning
@@ -107,83 +106,42 @@ final class SignalCleanupTests: XCTestCase {
     }
 }
 
-/// The built preclab run with posix_spawn and reaped with a polling `waitpid`, never a
-/// run-loop wait (see /work/shared/notes/test-hangs.md). Standard output and error go
-/// to files, so a chatty child never blocks on a full pipe.
-///
-/// Local to these tests until the shared `ChildProcess` helper reaches this branch.
+/// The built preclab, started with `ChildProcess.start` (posix_spawn, never a run-loop
+/// wait) so a test can signal it while it runs, and reaped with its peak memory.
 final class SpawnedChild {
     enum Status: Equatable {
         case exited(Int32)
         case signalled(Int32)
     }
 
-    let pid: pid_t
-    private let stdoutPath: String
-    private let stderrPath: String
-    private var reaped: Status?
-    /// The child's peak resident set in KiB (`ru_maxrss` from `wait4`), once reaped.
-    private(set) var peakResidentKiB: Int?
+    private let child: ChildProcess.Running
+    private var finished: ChildProcess.Result?
 
-    init(arguments: [String], environment: [String: String] = [:], outputDirectory: String) throws {
-        try FileManager.default.createDirectory(atPath: outputDirectory, withIntermediateDirectories: true)
-        stdoutPath = outputDirectory + "/stdout"
-        stderrPath = outputDirectory + "/stderr"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, stdoutPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        var env = ProcessInfo.processInfo.environment
-        for (key, value) in environment { env[key] = value }
-        let executable = CLIRunner.executable.path
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var child = pid_t()
-        let result = posix_spawn(&child, executable, &actions, nil, argv, envp)
-        guard result == 0 else {
-            throw NSError(domain: "posix_spawn", code: Int(result),
-                          userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(result))])
-        }
-        pid = child
+    var pid: pid_t { child.pid }
+
+    init(arguments: [String], environment: [String: String] = [:]) throws {
+        child = try ChildProcess.start(CLIRunner.executable.path, arguments, overrides: environment)
     }
 
-    var isRunning: Bool { poll() == nil }
-
-    var standardError: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
-    var standardOutput: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
-
-    /// Reaps the child if it has ended.
-    private func poll() -> Status? {
-        if let reaped { return reaped }
-        var status: Int32 = 0
-        var usage = rusage()
-        let result = wait4(pid, &status, WNOHANG, &usage)
-        guard result == pid else { return nil }
-        peakResidentKiB = usage.ru_maxrss
-        let signal = status & 0x7F
-        reaped = signal == 0 ? .exited((status >> 8) & 0xFF) : .signalled(signal)
-        return reaped
+    /// Collects output for a moment; false once the child has exited.
+    var isRunning: Bool {
+        if finished == nil { finished = child.wait(timeout: 0.01) }
+        return finished == nil
     }
+
+    var standardError: String { finished?.stderrText ?? "" }
+    var standardOutput: String { finished?.stdoutText ?? "" }
+    /// The child's peak resident set in KiB, once reaped.
+    var peakResidentKiB: Int? { finished?.peakResidentKiB }
 
     /// The exit status, or nil when the child is still running after `seconds`.
     func wait(seconds: Double) -> Status? {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if let status = poll() { return status }
-            usleep(10_000)
-        }
-        return poll()
+        if finished == nil { finished = child.wait(timeout: seconds) }
+        guard let finished else { return nil }
+        return finished.signal.map { .signalled($0) } ?? .exited(finished.status)
     }
 
     func killIfRunning() {
-        guard isRunning else { return }
-        kill(pid, SIGKILL)
-        _ = wait(seconds: 10)
+        if finished == nil { finished = child.kill() }
     }
 }
