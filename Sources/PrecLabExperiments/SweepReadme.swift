@@ -48,7 +48,14 @@ extension SweepReport {
             lines.append("")
             lines += spectralTable()
             lines.append("")
-            lines.append("Where the visible changes M fall: overlap |mask ∩ M| / |M| with the principal mask (top-α of |W0^(rank)|) and the low-|W0| mask (bottom-α of |W0|), each beside its baselines. Random: α, what a mask unrelated to W0 gives. Magnitude: the expectation for a mask with the same changes per binade of the stored W0, i.e. what precision alone gives (issue 12). Null: the permuted null model's visible set (same update values shuffled among the entries).")
+            var legend = "Where the visible changes M fall: overlap |mask ∩ M| / |M| with the principal mask (top-α of |W0^(rank)|) and the low-|W0| mask (bottom-α of |W0|), each beside its baselines. Random: α, what a mask unrelated to W0 gives."
+            if hasMagnitudeBaselines {
+                legend += " Magnitude: the expectation for a mask with the same changes per binade of the stored W0, i.e. what precision alone gives."
+            }
+            if experiment.replay.nullPermute {
+                legend += " Null: the permuted null model's visible set (same update values shuffled among the entries), pooled over the matrices."
+            }
+            lines.append(legend)
             lines.append("")
             lines += overlapTable()
             if !hasMagnitudeBaselines {

@@ -77,14 +77,18 @@ public struct GradientModel: Sendable, Equatable {
     /// Whether the signal needs W0's singular vectors.
     var needsPrincipalSubspace: Bool { hasSignal && (placement != .random || rotation > 0) }
 
-    /// The model with the knobs that do not act when there is no signal set to fixed
-    /// values: two models with equal canonical forms give the same stream bits.
+    /// The model with the knobs that do not act set to fixed values (everything about
+    /// the signal when there is none; the placement when rotation 1 leaves no diagonal
+    /// part): two models with equal canonical forms give the same stream bits.
     public var canonical: GradientModel {
-        guard !hasSignal else { return self }
         var model = self
-        model.placement = .random
-        model.rotation = 0
-        model.signalRank = nil
+        if !hasSignal {
+            model.placement = .random
+            model.rotation = 0
+            model.signalRank = nil
+        } else if rotation == 1, placement != .random {
+            model.placement = .outside
+        }
         return model
     }
 

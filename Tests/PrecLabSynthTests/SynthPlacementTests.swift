@@ -97,6 +97,14 @@ final class SynthPlacementTests: XCTestCase {
                 XCTAssertEqual(offDiagonal / e.total, rotation, accuracy: 1e-6, "\(placement) rotation \(rotation)")
             }
             XCTAssertLessThan(angles[0], 1e-6, "\(placement): \(angles)")
+            // At rotation 1 nothing of the placed block is left: both placements give one signal.
+            if placement == .outside {
+                let (_, inside) = try baseAndSignal(model(.inside, rotation: 1))
+                let (_, outside) = try baseAndSignal(model(.outside, rotation: 1))
+                XCTAssertEqual(inside.map(\.bitPattern), outside.map(\.bitPattern))
+                XCTAssertEqual(model(.inside, rotation: 1).canonical, model(.outside, rotation: 1).canonical)
+                XCTAssertNotEqual(model(.inside, rotation: 0.3).canonical, model(.outside, rotation: 0.3).canonical)
+            }
             for i in 1 ..< angles.count {
                 XCTAssertGreaterThan(angles[i], angles[i - 1] * 1.05, "\(placement): \(angles)")
             }
