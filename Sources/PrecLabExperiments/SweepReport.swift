@@ -284,7 +284,8 @@ public struct SweepReport {
             let stored = result.replay.configuration.policies.filter { $0 != .fp32 }
             let shown = results.count > 1 && stored.contains(.master) ? [.master] : stored
             var series: [(String, [Int])] = shown.map { ($0.rawValue, result.replay.total($0).visibleByMagnitude) }
-            if let null = result.nullByMagnitude { series.append(("null (permuted)", null)) }
+            // "null" alone when a point label follows, so the legend entry stays readable.
+            if let null = result.nullByMagnitude { series.append((key.isEmpty ? "null (permuted)" : "null", null)) }
             for (name, visible) in series {
                 plot.addSeries(key.isEmpty ? name : "\(name) · \(key)", x: x,
                                y: bins.map { Double(visible[$0]) / Double(weights[$0]) })
@@ -307,7 +308,7 @@ public struct SweepReport {
         var plot = BarPlot(title: "\(experiment.name): normalised spectral shift NSS of W0 -> W_T (fp32 truth)",
                            xLabel: categoryLabel, yLabel: "NSS", categories: rows.map { shortLabel($0.0.point) })
         plot.yScale = .log10
-        plot.addSeries("NSS (parameter-weighted mean over matrices)", values: rows.map { $0.1.nss ?? .nan })
+        plot.addSeries("NSS (weighted mean)", values: rows.map { $0.1.nss ?? .nan })
         return plot
     }
 
@@ -315,7 +316,7 @@ public struct SweepReport {
         let rows = spectralResults
         let ks = Set(rows.map { $0.0.point.stream.k })
         let kText = ks.count == 1 ? "top-\(ks.first!)" : "top-k"
-        var plot = BarPlot(title: "\(experiment.name): largest principal angle of the \(kText) singular subspaces of W0 and W_T",
+        var plot = BarPlot(title: "\(experiment.name): largest principal angle, \(kText) subspaces of W0 vs W_T",
                            xLabel: categoryLabel, yLabel: "degrees", categories: rows.map { shortLabel($0.0.point) })
         plot.addSeries("left (U), mean over matrices", values: rows.map { $0.1.angleUMax ?? .nan })
         plot.addSeries("right (V), mean over matrices", values: rows.map { $0.1.angleVMax ?? .nan })
@@ -326,16 +327,16 @@ public struct SweepReport {
     func overlapsPlot() -> any ReportFile {
         let rows = spectralResults
         let alpha = experiment.spectral?.alpha ?? 0.5
-        var plot = BarPlot(title: "\(experiment.name): where the visible changes are (overlap with masks of α = \(compactDecimal(alpha)))",
+        var plot = BarPlot(title: "\(experiment.name): overlap of the visible changes with the masks (α = \(compactDecimal(alpha)))",
                            xLabel: categoryLabel, yLabel: "|mask ∩ M| / |M|", categories: rows.map { shortLabel($0.0.point) })
         plot.yRange = 0...1
         plot.addSeries("principal mask", values: rows.map { $0.1.principalOverlap ?? .nan })
         if hasMagnitudeBaselines {
-            plot.addSeries("principal mask, magnitude baseline", values: rows.map { $0.1.principalOverlapMagnitude ?? .nan })
+            plot.addSeries("principal, magnitude baseline", values: rows.map { $0.1.principalOverlapMagnitude ?? .nan })
         }
         plot.addSeries("low-|W0| mask", values: rows.map { $0.1.lowOverlap ?? .nan })
         if hasMagnitudeBaselines {
-            plot.addSeries("low-|W0| mask, magnitude baseline", values: rows.map { $0.1.lowOverlapMagnitude ?? .nan })
+            plot.addSeries("low-|W0|, magnitude baseline", values: rows.map { $0.1.lowOverlapMagnitude ?? .nan })
         }
         if alpha == 0.5, rows.contains(where: { $0.0.replay.totalNullModel != nil }) {
             plot.addSeries("low-|W0| mask, null (permuted)", values: rows.map { row in
