@@ -4,13 +4,14 @@ import PrecLabReplay
 import PrecLabSupport
 import PrecLabSynth
 
-/// Reads and checks an experiment file. Every mistake is a bad-data error (exit 1)
-/// naming the file and the key, before anything is synthesised or written.
+/// Reads and checks an experiment file. Every mistake is a usage error (exit 2) naming
+/// the file and the key, before anything is synthesised or written: the file is the
+/// experiment's command line.
 public enum ExperimentParser {
     static let topKeys = ["name", "question", "stream", "grid", "replay", "spectral", "outputs"]
-    static let streamKeys = ["shapes", "steps", "lr", "profile", "seed"]
+    static let streamKeys = ["shapes"] + Experiment.Knob.allCases.map(\.rawValue)
     static let replayKeys = ["dtype", "policies", "null", "curve_every", "seed"]
-    static let spectralKeys = ["k", "rank", "alpha"]
+    static let spectralKeys = ["rank", "alpha"]
 
     public static func load(path: String) throws -> Experiment {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -24,7 +25,7 @@ public enum ExperimentParser {
         do {
             value = try JSONParser.parse([UInt8](data))
         } catch let error as JSONParseError {
-            throw PrecLabError.badData("\(path): not valid JSON \(error)")
+            throw PrecLabError.invalidArgument("\(path): not valid JSON \(error)")
         }
         return try parse(value, file: path)
     }
@@ -58,11 +59,11 @@ public enum ExperimentParser {
             shapes: shapes,
             steps: try context.steps(try context.required(streamObject, "steps", at: "stream."), at: "stream.steps"),
             learningRate: try context.learningRate(try context.required(streamObject, "lr", at: "stream."),
-                                                   at: "stream.lr"),
-            profile: try context.profile(try context.required(streamObject, "profile", at: "stream."),
-                                         at: "stream.profile"),
-            seed: 0)
-        if let seed = streamObject["seed"] { recipe.seed = try context.seed(seed, at: "stream.seed") }
+                                                   at: "stream.lr"))
+        for (key, value) in streamObject.pairs where key != "shapes" {
+            let knob = Experiment.Knob(rawValue: key)!  // checkKeys allowed only knobs
+            recipe.set(knob, try context.knob(knob, value, at: "stream.\(key)"))
+        }
 
         // replay
         var replay = Experiment.ReplaySettings(format: .bf16, policies: ReplayPolicy.allCases, nullPermute: false,
@@ -105,8 +106,7 @@ public enum ExperimentParser {
         if let spectralValue = root["spectral"] {
             let object = try context.object(spectralValue, at: "\"spectral\"")
             try context.checkKeys(object, allowed: spectralKeys, at: "\"spectral\"")
-            var settings = Experiment.SpectralSettings(k: 16, rank: 16, alpha: 0.5)
-            if let k = object["k"] { settings.k = try context.positiveInteger(k, at: "spectral.k") }
+            var settings = Experiment.SpectralSettings(rank: 16, alpha: 0.5)
             if let rank = object["rank"] { settings.rank = try context.positiveInteger(rank, at: "spectral.rank") }
             if let alpha = object["alpha"] {
                 guard let number = alpha.doubleValue, number > 0, number < 1 else {
@@ -121,14 +121,14 @@ public enum ExperimentParser {
         let gridObject = try context.object(try context.required(root, "grid", at: ""), at: "\"grid\"")
         guard gridObject.count > 0 else {
             throw context.error("\"grid\" must name at least one axis ("
-                                + Experiment.Axis.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                                + Experiment.Axis.allNames.joined(separator: ", ") + ")")
         }
         var grid: [(axis: Experiment.Axis, values: [Experiment.AxisValue])] = []
         var pointCount = 1
         for (key, value) in gridObject.pairs {
             guard let axis = Experiment.Axis(rawValue: key) else {
                 throw context.error("unknown grid axis \"\(key)\" (expected "
-                                    + Experiment.Axis.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                                    + Experiment.Axis.allNames.joined(separator: ", ") + ")")
             }
             guard let items = value.arrayValue, !items.isEmpty else {
                 throw context.error("\"grid.\(key)\" must be a non-empty array of values (got \(describe(value)))")
@@ -136,10 +136,7 @@ public enum ExperimentParser {
             let at = "grid.\(key)"
             let values: [Experiment.AxisValue] = try items.map { item in
                 switch axis {
-                case .profile: return .text(try context.profile(item, at: at).rawValue)
-                case .lr: return .number(try context.learningRate(item, at: at))
-                case .steps: return .number(Double(try context.steps(item, at: at)))
-                case .seed: return .number(Double(try context.seed(item, at: at)))
+                case .knob(let knob): return try context.knob(knob, item, at: at)
                 case .dtype: return .text(try context.format(item, at: at).name)
                 }
             }
@@ -177,6 +174,7 @@ public enum ExperimentParser {
         let experiment = Experiment(name: name, question: question, stream: recipe, grid: grid,
                                     replay: replay, spectral: spectral, outputs: outputs)
         for point in experiment.points {
+            try context.checkModel(point, grid: grid)
             let bytes = (point.stream.steps + 2) * point.stream.elements * 4
             guard bytes <= Experiment.maximumStreamBytes else {
                 throw context.error("grid point \(point.label): its stream would take \(bytes / 1_000_000) MB "
@@ -200,7 +198,70 @@ public enum ExperimentParser {
         let file: String
 
         func error(_ message: String) -> PrecLabError {
-            .badData("\(file): \(message)")
+            .invalidArgument("\(file): \(message)")
+        }
+
+        /// The value of a knob at `place` ("stream.snr", "grid.snr"), checked on its own.
+        func knob(_ knob: Experiment.Knob, _ value: JSONValue, at place: String) throws -> Experiment.AxisValue {
+            func number(_ range: ClosedRange<Double>) throws -> Experiment.AxisValue {
+                guard let x = value.doubleValue, x.isFinite, range.contains(x) else {
+                    throw error("\"\(place)\" must be a number from \(compactDecimal(range.lowerBound)) to \(compactDecimal(range.upperBound)) (got \(describe(value)))")
+                }
+                return .number(x)
+            }
+            switch knob {
+            case .profile: return .text(try profile(value, at: place).rawValue)
+            case .placement:
+                guard let text = value.stringValue, SignalPlacement(rawValue: text) != nil else {
+                    throw error("\"\(place)\": unknown placement \(describe(value)) (expected "
+                                + SignalPlacement.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                }
+                return .text(text)
+            case .snr: return try number(0 ... 1e6)
+            case .noiseRMS: return try number(0 ... 1e6)
+            case .rotation: return try number(0 ... 1)
+            case .rowSpread, .columnSpread, .baseTail: return try number(0 ... 4)
+            case .spectrumExponent: return try number(0 ... 10)
+            case .entryRMS:
+                let result = try number(0 ... 1e6)
+                if result.number == 0 { throw error("\"\(place)\" must be above 0") }
+                return result
+            case .k, .signalRank: return .number(Double(try positiveInteger(value, at: place)))
+            case .lr: return .number(try learningRate(value, at: place))
+            case .steps: return .number(Double(try steps(value, at: place)))
+            case .seed: return .number(Double(try seed(value, at: place)))
+            }
+        }
+
+        /// Checks the knobs of a grid point together against every shape (k below the
+        /// smaller side, rotation with a placed signal, ...), naming the keys that set them.
+        func checkModel(_ point: Experiment.GridPoint, grid: [(axis: Experiment.Axis, values: [Experiment.AxisValue])]) throws {
+            func place(_ knob: Experiment.Knob) -> String {
+                grid.contains { $0.axis == .knob(knob) } ? "grid.\(knob.rawValue)" : "stream.\(knob.rawValue)"
+            }
+            let recipe = point.stream
+            let at = point.values.isEmpty ? "" : " at grid point \(point.label)"
+            if recipe.profile == nil, recipe.placement == nil {
+                throw error("the stream needs \"profile\" (a preset: rl, sft, noise) or \"placement\" (off, in, random)\(at)")
+            }
+            for shape in recipe.shapes where recipe.k >= min(shape.rows, shape.columns) {
+                throw error("\"\(place(.k))\" = \(recipe.k) must be below the smaller side of every shape (\(shape.rows)x\(shape.columns))\(at)")
+            }
+            let gradient = recipe.gradient
+            if gradient.placement == .random, gradient.rotation > 0, gradient.hasSignal {
+                throw error("\"\(place(.rotation))\" needs placement off or in, not random\(at)")
+            }
+            do {
+                let configuration = recipe.configuration(threads: 1)
+                try configuration.validate()
+                for (index, shape) in recipe.shapes.enumerated() {
+                    try SyntheticStreamGenerator.validate(gradient: configuration.gradient, rows: shape.rows,
+                                                          columns: shape.columns,
+                                                          name: SynthTensorSource.defaultName(index: index))
+                }
+            } catch let failure as PrecLabError {
+                throw error("the stream\(at): \(failure.description)")
+            }
         }
 
         func object(_ value: JSONValue, at place: String) throws -> JSONObject {
@@ -212,6 +273,9 @@ public enum ExperimentParser {
 
         func checkKeys(_ object: JSONObject, allowed: [String], at place: String) throws {
             for key in object.keys where !allowed.contains(key) {
+                if key == "k", place == "\"spectral\"" {
+                    throw error("unknown key \"k\" in \"spectral\": k is \"stream.k\", one value for the signal's placement and the metrics")
+                }
                 throw error("unknown key \"\(key)\" in \(place) (allowed: \(allowed.joined(separator: ", ")))")
             }
         }

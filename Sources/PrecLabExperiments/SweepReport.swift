@@ -77,8 +77,10 @@ public struct SweepReport {
 
     // MARK: - CSV
 
-    /// Columns every CSV starts with: the grid point and its stream and replay settings.
-    static let pointColumns = ["point", "profile", "lr", "steps", "seed", "dtype"]
+    /// Columns every CSV starts with: the grid point and its stream (knobs resolved)
+    /// and replay settings.
+    static let pointColumns = ["point", "profile", "placement", "snr", "noise_rms", "rotation", "row_spread",
+                               "col_spread", "base_tail", "k", "lr", "steps", "seed", "dtype"]
 
     static let summaryColumns = pointColumns + [
         "policy", "params", "true_changed", "visible_changed", "sparsity", "true_sparsity", "hidden",
@@ -86,8 +88,12 @@ public struct SweepReport {
     ]
 
     private func pointCells(_ point: Experiment.GridPoint) -> [TableCell] {
-        [.integer(point.index), .text(point.stream.profile.rawValue), .text(compactDecimal(point.stream.learningRate)),
-         .integer(point.stream.steps), .text(String(point.stream.seed)), .text(point.format.name)]
+        let s = point.stream, g = s.gradient
+        let decimal: (Double) -> TableCell = { .text(compactDecimal($0)) }
+        return [.integer(point.index), .text(s.profile?.rawValue ?? "none"), .text(g.placement.rawValue),
+                decimal(g.snr), decimal(g.noiseRMS), decimal(g.rotation), decimal(g.rowSpread),
+                decimal(g.columnSpread), decimal(s.spectrum.tail), .integer(s.k),
+                decimal(s.learningRate), .integer(s.steps), .text(String(s.seed)), .text(point.format.name)]
     }
 
     /// A row per grid point and policy (totals over the tensors), plus a row "null"
@@ -157,13 +163,19 @@ public struct SweepReport {
         return table
     }
 
-    /// A row per grid point and tensor, then a pooled "TOTAL" row per point.
+    static let spectralColumns = [
+        "tensor", "shape", "k", "rank", "alpha", "changed", "nss", "angle_u_max_deg", "angle_v_max_deg",
+        "angle_u_mean_deg", "angle_v_mean_deg", "angle_u_max_deg_max", "angle_v_max_deg_max",
+        "principal_overlap", "principal_overlap_random", "principal_overlap_magnitude",
+        "low_overlap", "low_overlap_random", "low_overlap_magnitude",
+        "control_overlap", "control_overlap_random", "control_overlap_magnitude",
+        "energy_top_k", "delta_frobenius", "delta_spectral",
+    ]
+
+    /// A row per grid point and tensor, then a "TOTAL" row per point: parameter-weighted
+    /// means over the matrices, with the largest angle of any matrix in the `_max` columns.
     func spectralCSV() -> CSVTable {
-        var table = CSVTable(header: SweepReport.pointColumns + [
-            "tensor", "shape", "k", "rank", "alpha", "changed", "nss", "angle_u_max_deg", "angle_v_max_deg",
-            "angle_u_mean_deg", "angle_v_mean_deg", "principal_overlap", "low_overlap", "control_overlap",
-            "energy_top_k", "delta_frobenius", "delta_spectral",
-        ])
+        var table = CSVTable(header: SweepReport.pointColumns + SweepReport.spectralColumns)
         for result in results {
             guard let tensors = result.spectral else { continue }
             for tensor in tensors {
@@ -172,16 +184,24 @@ public struct SweepReport {
                     .text(tensor.name), .text("\(tensor.rows)x\(tensor.columns)"), .integer(c.k), .integer(c.rank),
                     number(c.alpha), .integer(c.changed), optional(c.nss), optional(c.angleUMaxDegrees),
                     optional(c.angleVMaxDegrees), optional(c.angleUMeanDegrees), optional(c.angleVMeanDegrees),
-                    optional(c.principalOverlap), optional(c.lowOverlap), optional(c.controlOverlap),
+                    optional(c.angleUMaxDegrees), optional(c.angleVMaxDegrees),
+                    optional(c.principalOverlap), optional(c.principalOverlap == nil ? nil : c.alpha),
+                    optional(c.principalOverlapMagnitude),
+                    optional(c.lowOverlap), optional(c.lowOverlap == nil ? nil : c.alpha), optional(c.lowOverlapMagnitude),
+                    optional(c.controlOverlap), optional(c.controlOverlap == nil ? nil : c.controlDensity),
+                    optional(c.controlOverlapMagnitude),
                     optional(c.energyTopK), number(c.deltaFrobenius), number(c.deltaSpectral),
                 ])
             }
-            let pooled = PooledSpectral(tensors)
+            let t = SpectralTotals(tensors)
             table.addRow(pointCells(result.point) + [
-                .text("TOTAL"), .empty, .empty, .empty, .empty, .integer(pooled.changed), optional(pooled.nss),
-                number(pooled.angleUMax), number(pooled.angleVMax), .empty, .empty,
-                optional(pooled.principalOverlap), optional(pooled.lowOverlap), .empty, optional(pooled.energyTopK),
-                .empty, .empty,
+                .text("TOTAL"), .empty, .integer(result.point.stream.k), .empty, .empty, .integer(t.changed),
+                optional(t.nss), optional(t.angleUMax), optional(t.angleVMax), optional(t.angleUMean),
+                optional(t.angleVMean), optional(t.angleUMaxOfAll), optional(t.angleVMaxOfAll),
+                optional(t.principalOverlap), optional(t.principalOverlapRandom), optional(t.principalOverlapMagnitude),
+                optional(t.lowOverlap), optional(t.lowOverlapRandom), optional(t.lowOverlapMagnitude),
+                optional(t.controlOverlap), optional(t.controlOverlapRandom), optional(t.controlOverlapMagnitude),
+                optional(t.energyTopK), .empty, .empty,
             ])
         }
         return table
@@ -193,7 +213,7 @@ public struct SweepReport {
     // MARK: - Plots
 
     /// The grid axes with more than one value.
-    private var varyingAxes: [Experiment.Axis] { experiment.grid.filter { $0.values.count > 1 }.map(\.axis) }
+    var varyingAxes: [Experiment.Axis] { experiment.grid.filter { $0.values.count > 1 }.map(\.axis) }
 
     /// The x label of bar plots: the varying axes.
     private var categoryLabel: String {
@@ -227,9 +247,9 @@ public struct SweepReport {
         let what = dtypes.count == 1 ? "\(dtypes.first!) sparsity" : "sparsity"
         let title = "\(experiment.name): \(what) per storage policy"
         if let axis = experiment.grid.first?.axis, axis.isNumeric, experiment.grid.first!.values.count > 1 {
-            var plot = LinePlot(title: title, xLabel: axis == .lr ? "learning rate" : axis.rawValue,
+            var plot = LinePlot(title: title, xLabel: axis == .knob(.lr) ? "learning rate" : axis.rawValue,
                                 yLabel: "fraction of weights with unchanged stored bits", style: .linesAndMarkers)
-            if axis == .lr { plot.xScale = .log10 }
+            if axis == .knob(.lr) { plot.xScale = .log10 }
             plot.yRange = 0...1
             var groups: [String: [SweepPointResult]] = [:]
             var order: [String] = []
@@ -290,7 +310,8 @@ public struct SweepReport {
             let stored = result.replay.configuration.policies.filter { $0 != .fp32 }
             let shown = results.count > 1 && stored.contains(.master) ? [.master] : stored
             var series: [(String, [Int])] = shown.map { ($0.rawValue, result.replay.total($0).visibleByMagnitude) }
-            if let null = result.nullByMagnitude { series.append(("null (permuted)", null)) }
+            // "null" alone when a point label follows, so the legend entry stays readable.
+            if let null = result.nullByMagnitude { series.append((key.isEmpty ? "null (permuted)" : "null", null)) }
             for (name, visible) in series {
                 plot.addSeries(key.isEmpty ? name : "\(name) · \(key)", x: x,
                                y: bins.map { Double(visible[$0]) / Double(weights[$0]) })
@@ -299,8 +320,13 @@ public struct SweepReport {
         return plot
     }
 
-    private var spectralResults: [(SweepPointResult, PooledSpectral)] {
-        results.compactMap { result in result.spectral.map { (result, PooledSpectral($0)) } }
+    var spectralResults: [(SweepPointResult, SpectralTotals)] {
+        results.compactMap { result in result.spectral.map { (result, SpectralTotals($0)) } }
+    }
+
+    /// Whether any point has the magnitude-stratified baselines (issue 12).
+    var hasMagnitudeBaselines: Bool {
+        spectralResults.contains { $0.1.principalOverlapMagnitude != nil || $0.1.lowOverlapMagnitude != nil }
     }
 
     func driftPlot() -> any ReportFile {
@@ -308,28 +334,36 @@ public struct SweepReport {
         var plot = BarPlot(title: "\(experiment.name): normalised spectral shift NSS of W0 -> W_T (fp32 truth)",
                            xLabel: categoryLabel, yLabel: "NSS", categories: rows.map { shortLabel($0.0.point) })
         plot.yScale = .log10
-        plot.addSeries("NSS (mean over matrices)", values: rows.map { $0.1.nss ?? .nan })
+        plot.addSeries("NSS (weighted mean)", values: rows.map { $0.1.nss ?? .nan })
         return plot
     }
 
     func anglesPlot() -> any ReportFile {
         let rows = spectralResults
-        let k = experiment.spectral?.k ?? 0
-        var plot = BarPlot(title: "\(experiment.name): largest principal angle of the top-\(k) singular subspaces",
+        let ks = Set(rows.map { $0.0.point.stream.k })
+        let kText = ks.count == 1 ? "top-\(ks.first!)" : "top-k"
+        var plot = BarPlot(title: "\(experiment.name): largest principal angle, \(kText) subspaces of W0 vs W_T",
                            xLabel: categoryLabel, yLabel: "degrees", categories: rows.map { shortLabel($0.0.point) })
-        plot.addSeries("left (U)", values: rows.map(\.1.angleUMax))
-        plot.addSeries("right (V)", values: rows.map(\.1.angleVMax))
+        plot.addSeries("left (U), mean over matrices", values: rows.map { $0.1.angleUMax ?? .nan })
+        plot.addSeries("right (V), mean over matrices", values: rows.map { $0.1.angleVMax ?? .nan })
+        plot.addSeries("either side, largest matrix", values: rows.map { $0.1.angleMaxOfAll ?? .nan })
         return plot
     }
 
     func overlapsPlot() -> any ReportFile {
         let rows = spectralResults
         let alpha = experiment.spectral?.alpha ?? 0.5
-        var plot = BarPlot(title: "\(experiment.name): where the visible changes are (overlap with masks of α = \(compactDecimal(alpha)))",
+        var plot = BarPlot(title: "\(experiment.name): overlap of the visible changes with the masks (α = \(compactDecimal(alpha)))",
                            xLabel: categoryLabel, yLabel: "|mask ∩ M| / |M|", categories: rows.map { shortLabel($0.0.point) })
         plot.yRange = 0...1
         plot.addSeries("principal mask", values: rows.map { $0.1.principalOverlap ?? .nan })
+        if hasMagnitudeBaselines {
+            plot.addSeries("principal, magnitude baseline", values: rows.map { $0.1.principalOverlapMagnitude ?? .nan })
+        }
         plot.addSeries("low-|W0| mask", values: rows.map { $0.1.lowOverlap ?? .nan })
+        if hasMagnitudeBaselines {
+            plot.addSeries("low-|W0|, magnitude baseline", values: rows.map { $0.1.lowOverlapMagnitude ?? .nan })
+        }
         if alpha == 0.5, rows.contains(where: { $0.0.replay.totalNullModel != nil }) {
             plot.addSeries("low-|W0| mask, null (permuted)", values: rows.map { row in
                 guard let null = row.0.replay.totalNullModel, let index = row.0.replay.headlineAlphaIndex else { return .nan }
@@ -338,96 +372,6 @@ public struct SweepReport {
         }
         plot.referenceLines = [ReferenceLine(y: alpha, label: "random (α)")]
         return plot
-    }
-
-    // MARK: - README
-
-    func readme() -> String {
-        var lines: [String] = []
-        lines.append("# Experiment `\(experiment.name)`")
-        lines.append("")
-        lines.append(experiment.question)
-        lines.append("")
-        let s = experiment.stream
-        lines.append("Generated by `preclab sweep \(source) --out \(outputDirectory)` (preclab \(precLabVersion)); rerun with `make sweep-\(experiment.name)`.")
-        lines.append("")
-        lines.append("- stream (`preclab synth`): shapes \(s.shapeText), \(s.steps) steps, lr \(compactDecimal(s.learningRate)), profile \(s.profile.rawValue), seed \(s.seed)")
-        lines.append("- grid: " + experiment.grid.map { "\($0.axis.rawValue) = " + $0.values.map(\.text).joined(separator: ", ") }
-            .joined(separator: "; ") + " (\(results.count) points)")
-        let r = experiment.replay
-        lines.append("- replay: dtype \(r.format.name), policies \(r.policies.map(\.rawValue).joined(separator: ", "))"
-                     + (r.nullPermute ? ", permuted null model" : "") + ", seed \(r.seed)")
-        if let spectral = experiment.spectral, experiment.outputs.contains(.spectral) {
-            lines.append("- spectral (fp32 truth W0 -> W_T, float64; M = entries whose stored codes changed): k \(spectral.k), rank \(spectral.rank), α \(compactDecimal(spectral.alpha))")
-        }
-        lines.append("")
-        lines.append("## Headline numbers")
-        lines.append("")
-        lines.append("Sparsity: % of weights whose stored bits did not change after all steps (the fp32 column is the truth: % whose fp32 value did not change).")
-        lines.append("")
-        lines += headlineTable()
-        lines.append("")
-        lines.append("## Files")
-        lines.append("")
-        lines.append("- [summary.csv](summary.csv): a row per grid point and policy (totals over the matrices)")
-        lines.append("- ![sparsity](sparsity.svg)")
-        for output in experiment.outputs {
-            switch output {
-            case .sparsity: break
-            case .curve:
-                lines.append("- [curve.csv](curve.csv): visible changes every \(r.curveEvery.map(String.init) ?? "few") steps")
-                lines.append("- ![visible against step](visible_vs_step.svg)")
-            case .magnitude:
-                lines.append("- [magnitude.csv](magnitude.csv): fraction visible per |W0| octave")
-                lines.append("- ![visible by magnitude](visible_by_magnitude.svg)")
-            case .spectral:
-                lines.append("- [spectral.csv](spectral.csv): spectral metrics per matrix, and pooled (TOTAL)")
-                lines.append("- ![NSS](spectral_drift.svg)")
-                lines.append("- ![principal angles](spectral_angles.svg)")
-                lines.append("- ![mask overlaps](spectral_overlaps.svg)")
-            }
-        }
-        lines.append("")
-        return lines.joined(separator: "\n")
-    }
-
-    /// Markdown rows: the varying axes, sparsity per policy (and null), then pooled spectral metrics.
-    func headlineTable() -> [String] {
-        let axes = varyingAxes.isEmpty ? [experiment.grid[0].axis] : varyingAxes
-        let policies = experiment.replay.policies
-        let hasNull = experiment.replay.nullPermute
-        let hasSpectral = experiment.outputs.contains(.spectral)
-        var header = axes.map(\.rawValue) + policies.map { $0 == .fp32 ? "fp32 (truth)" : $0.rawValue }
-        if hasNull { header.append("null (permuted)") }
-        if hasSpectral {
-            header += ["NSS", "max angle (°)", "principal overlap", "low-|W0| overlap", "null low-|W0| overlap", "energy top-k"]
-        }
-        // A "|" inside a cell would end it: escape it.
-        func row(_ cells: [String]) -> String {
-            "| " + cells.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |"
-        }
-        var lines = [row(header),
-                     "|" + axes.map { _ in " :--- |" }.joined() + header.dropFirst(axes.count).map { _ in " ---: |" }.joined()]
-        for result in results {
-            let replay = result.replay
-            var cells = axes.map { result.point.value($0)?.text ?? "" }
-            cells += policies.map { NumberFormat.percent(replay.total($0).sparsity(params: replay.params), decimals: 1) }
-            if hasNull { cells.append(replay.totalNullModel.map { NumberFormat.percent($0.sparsity(params: replay.params), decimals: 1) } ?? "") }
-            if hasSpectral, let tensors = result.spectral {
-                let pooled = PooledSpectral(tensors)
-                let nullLow = replay.totalNullModel.flatMap { null in
-                    replay.headlineAlphaIndex.map { null.lowMagnitudeOverlap[$0] }
-                }
-                cells += [pooled.nss.map { NumberFormat.scientific($0, digits: 2) } ?? "",
-                          NumberFormat.fixed(max(pooled.angleUMax, pooled.angleVMax), decimals: 2),
-                          pooled.principalOverlap.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
-                          pooled.lowOverlap.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
-                          nullLow.map { $0.isNaN ? "" : NumberFormat.fixed($0, decimals: 3) } ?? "",
-                          pooled.energyTopK.map { NumberFormat.fixed($0, decimals: 3) } ?? ""]
-            }
-            lines.append(row(cells))
-        }
-        return lines
     }
 
     /// The headline table for the terminal.
@@ -449,45 +393,5 @@ public struct SweepReport {
             table.addRow(cells)
         }
         return table
-    }
-}
-
-/// Spectral metrics pooled over the matrices of a grid point: NSS averaged by
-/// parameter count, the largest angle of any matrix, overlaps pooled over the
-/// matrices' update masks (Σ|mask ∩ M| / Σ|M|), energy pooled by ||ΔW||_F².
-struct PooledSpectral {
-    var changed = 0
-    var nss: Double?
-    var angleUMax = 0.0
-    var angleVMax = 0.0
-    var principalOverlap: Double?
-    var lowOverlap: Double?
-    var energyTopK: Double?
-
-    init(_ tensors: [TensorSpectralResult]) {
-        var params = 0.0, nssSum = 0.0, nssCount = 0
-        var principalHits = 0.0, lowHits = 0.0
-        var energy = 0.0, energyWeight = 0.0
-        for tensor in tensors {
-            let c = tensor.comparison
-            let size = Double(tensor.rows * tensor.columns)
-            if let value = c.nss { nssSum += value * size; params += size; nssCount += 1 }
-            if let value = c.angleUMaxDegrees { angleUMax = max(angleUMax, value) }
-            if let value = c.angleVMaxDegrees { angleVMax = max(angleVMax, value) }
-            changed += c.changed
-            principalHits += (c.principalOverlap ?? 0) * Double(c.changed)
-            lowHits += (c.lowOverlap ?? 0) * Double(c.changed)
-            if let value = c.energyTopK {
-                let weight = c.deltaFrobenius * c.deltaFrobenius
-                energy += value * weight
-                energyWeight += weight
-            }
-        }
-        if nssCount > 0 { nss = nssSum / params }
-        if changed > 0 {
-            principalOverlap = principalHits / Double(changed)
-            lowOverlap = lowHits / Double(changed)
-        }
-        if energyWeight > 0 { energyTopK = energy / energyWeight }
     }
 }

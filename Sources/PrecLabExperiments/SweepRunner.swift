@@ -77,13 +77,23 @@ public struct SweepRunner {
         for (streamIndex, recipe) in recipes.enumerated() {
             let users = points.filter { $0.stream == recipe }
             let path = scratch + "/" + SweepRunner.streamFileName(experiment: experiment.name, index: streamIndex, recipe: recipe)
-            progress("stream \(streamIndex + 1)/\(recipes.count): synth \(recipe.profile.rawValue) lr \(compactDecimal(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)")
+            progress("stream \(streamIndex + 1)/\(recipes.count): synth \(SweepRunner.describe(recipe))")
             let captured = try synthesise(recipe, to: path, keepWeights: needsWeights)
             let streamRegistration = keepStreamsIn == nil ? InFlightFiles.register(file: path) : nil
             defer { InFlightFiles.unregister(streamRegistration) }
+            // Points that share the stream and the format (e.g. the placements of a zero
+            // signal) share one measurement.
+            var measured: [String: SweepPointResult] = [:]
             for point in users {
+                if var shared = measured[point.format.name] {
+                    shared.point = point
+                    results[point.index] = shared
+                    continue
+                }
                 progress("point \(point.index + 1)/\(points.count) [\(point.label)]: replay \(point.format.name)")
-                results[point.index] = try measure(point, streamPath: path, weights: captured)
+                let result = try measure(point, streamPath: path, weights: captured)
+                measured[point.format.name] = result
+                results[point.index] = result
             }
             if keepStreamsIn == nil { try? FileManager.default.removeItem(atPath: path) }
         }
@@ -96,8 +106,7 @@ public struct SweepRunner {
     /// Writes the stream; returns W0 and W_T per tensor when `keepWeights`.
     private func synthesise(_ recipe: Experiment.StreamRecipe, to path: String,
                             keepWeights: Bool) throws -> CapturedWeights? {
-        let configuration = SynthConfiguration(steps: recipe.steps, learningRate: recipe.learningRate,
-                                               profile: recipe.profile, seed: recipe.seed, threads: threads)
+        let configuration = recipe.configuration(threads: threads)
         let tensors = recipe.shapes.enumerated().map { index, shape in
             SynthTensorSource.generated(name: SynthTensorSource.defaultName(index: index),
                                         rows: shape.rows, columns: shape.columns)
@@ -122,16 +131,24 @@ public struct SweepRunner {
         var result = SweepPointResult(point: point, replay: replay, spectral: nil)
         if let weights {
             if let spectral = experiment.spectral, experiment.outputs.contains(.spectral) {
-                progress("point \(point.index + 1): spectral metrics (k \(spectral.k), rank \(spectral.rank))")
-                result.spectral = try weights.spectral(format: point.format, settings: spectral)
+                progress("point \(point.index + 1): spectral metrics (k \(point.stream.k), rank \(spectral.rank))")
+                result.spectral = try weights.spectral(format: point.format, k: point.stream.k, settings: spectral)
             }
         }
         return result
     }
 
     static func streamFileName(experiment: String, index: Int, recipe: Experiment.StreamRecipe) -> String {
-        "\(experiment)-\(index)-\(recipe.profile.rawValue)-lr\(compactDecimal(recipe.learningRate))"
-            + "-\(recipe.steps)steps-seed\(recipe.seed).stream"
+        let g = recipe.gradient
+        return "\(experiment)-\(index)-\(g.placement.rawValue)-snr\(compactDecimal(g.snr))"
+            + "-lr\(compactDecimal(recipe.learningRate))-\(recipe.steps)steps-seed\(recipe.seed).stream"
+    }
+
+    /// "placement off, snr 0.1, rotation 0, lr 1e-06, 300 steps, 256x256,512x512".
+    static func describe(_ recipe: Experiment.StreamRecipe) -> String {
+        let g = recipe.gradient
+        return "placement \(g.placement.rawValue), snr \(compactDecimal(g.snr)), rotation \(compactDecimal(g.rotation)), "
+            + "lr \(compactDecimal(recipe.learningRate)), \(recipe.steps) steps, \(recipe.shapeText)"
     }
 
     /// A fresh directory under $TMPDIR (or /tmp).
@@ -186,8 +203,8 @@ struct CapturedWeights: Sendable {
     /// MatrixComparison of W0 -> W_T in float64, with M = entries whose stored codes
     /// in `format` (nearest-even) differ: the master policy's visible mask. Measured by
     /// the same code as `replay --spectral` (`ReplaySpectral.measure`).
-    func spectral(format: FloatFormat, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
-        let options = SpectralOptions(k: settings.k, rank: settings.rank, alpha: settings.alpha)
+    func spectral(format: FloatFormat, k: Int, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
+        let options = SpectralOptions(k: k, rank: settings.rank, alpha: settings.alpha, method: .exact)
         return try shapes.indices.map { index in
             let (rows, columns) = shapes[index]
             let w0 = base[index], wT = final[index]

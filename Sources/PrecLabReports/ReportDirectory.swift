@@ -16,7 +16,7 @@ public struct ReportDirectory: Sendable {
     public let inputs: [String]
 
     /// Creates the directory when it does not exist.
-    /// - Throws: `PrecLabError.usage` when `path` exists and is not a directory,
+    /// - Throws: `PrecLabError.outputRefused` when `path` exists and is not a directory,
     ///   `.badData` when it cannot be created.
     public init(path: String, force: Bool = false, inputs: [String] = []) throws {
         precondition(!path.isEmpty, "ReportDirectory needs a path")

@@ -48,10 +48,12 @@ final class AdamWTensorState: @unchecked Sendable {
     let firstMoment: UnsafeMutableBufferPointer<Float>
     let secondMoment: UnsafeMutableBufferPointer<Float>
     let delta: UnsafeMutableBufferPointer<Float>
-    /// The unit-RMS signal S, or nil when the profile has none.
+    /// The unit-RMS signal S, or nil when the model has none.
     let signal: UnsafeMutableBufferPointer<Float>?
+    /// The per-element noise scale (row scale × column scale), or nil when all are 1.
+    let noiseScale: UnsafeMutableBufferPointer<Float>?
 
-    init(base: [Float], signal: [Float]?) {
+    init(base: [Float], signal: [Float]?, noiseScale: [Float]? = nil) {
         count = base.count
         weights = .allocate(capacity: count)
         _ = weights.initialize(from: base)
@@ -69,6 +71,14 @@ final class AdamWTensorState: @unchecked Sendable {
         } else {
             self.signal = nil
         }
+        if let noiseScale {
+            precondition(noiseScale.count == count)
+            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            _ = buffer.initialize(from: noiseScale)
+            self.noiseScale = buffer
+        } else {
+            self.noiseScale = nil
+        }
     }
 
     deinit {
@@ -77,6 +87,7 @@ final class AdamWTensorState: @unchecked Sendable {
         secondMoment.deallocate()
         delta.deallocate()
         signal?.deallocate()
+        noiseScale?.deallocate()
     }
 }
 
@@ -110,7 +121,7 @@ enum AdamWKernel {
     static let chunkSize = 16_384
 
     /// One AdamW step over every element of `state`, with gradient
-    /// g = a_s·S + a_n·N_t (N_t from `noise`). Writes the recorded deltas to
+    /// g = a_s·S + a_n·c·N_t (N_t from `noise`, c the per-element noise scale). Writes the recorded deltas to
     /// `state.delta` and advances `state.weights`.
     static func step(_ state: AdamWTensorState, constants: AdamWStepConstants,
                      noise: CounterRandom, noiseRMS: Double, threads: Int) {
@@ -120,6 +131,9 @@ enum AdamWKernel {
                 let gradient = scratch.baseAddress!
                 if noiseRMS != 0 {
                     noise.fillGaussian(gradient, elements: range, scale: noiseRMS)
+                    if let scale = box.value.noiseScale {
+                        multiply(gradient, by: scale.baseAddress! + range.lowerBound, count: range.count)
+                    }
                 } else {
                     gradient.initialize(repeating: 0, count: range.count)
                 }
@@ -130,6 +144,13 @@ enum AdamWKernel {
                 update(box.value, range: range, gradient: gradient, constants: constants)
             }
         }
+    }
+
+    /// gradient[i] *= scale[i]
+    @inline(__always)
+    private static func multiply(_ gradient: UnsafeMutablePointer<Float>, by scale: UnsafePointer<Float>,
+                                 count: Int) {
+        for i in 0 ..< count { gradient[i] *= scale[i] }
     }
 
     /// gradient[i] += scale · signal[i]

@@ -6,6 +6,17 @@ public enum RandomPurpose: UInt64, Sendable {
     case signalLeft = 3
     case signalRight = 4
     case gradientNoise = 5
+    /// The factors of the signal's off-diagonal blocks (P⊥ E)(V_k F)ᵀ and (U_k G)(Q⊥ H)ᵀ.
+    case rotationE = 6
+    case rotationF = 7
+    case rotationG = 8
+    case rotationH = 9
+    /// The row and column scales of a heavy-tailed base.
+    case baseRowScale = 10
+    case baseColumnScale = 11
+    /// The row and column scales of the noise.
+    case noiseRowScale = 12
+    case noiseColumnScale = 13
 }
 
 /// Counter-based random numbers: the value at position `index` is a pure function of

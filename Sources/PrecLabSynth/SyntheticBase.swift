@@ -25,11 +25,15 @@ public struct BaseSpectrum: Sendable, Equatable {
     /// Round the base to bf16 values (kept in fp32), as a model loaded from a bf16
     /// checkpoint into fp32 master weights would start.
     public var roundToBFloat16: Bool
+    /// T >= 0: rows and columns of W0 are scaled by log-normal factors exp(T·z) (outlier
+    /// rows and columns, heavy-tailed entries); 0 keeps the plain power-law base.
+    public var tail: Double
 
-    public init(exponent: Double = 0.6, entryRMS: Double = 0.02, roundToBFloat16: Bool = true) {
+    public init(exponent: Double = 0.6, entryRMS: Double = 0.02, roundToBFloat16: Bool = true, tail: Double = 0) {
         self.exponent = exponent
         self.entryRMS = entryRMS
         self.roundToBFloat16 = roundToBFloat16
+        self.tail = tail
     }
 
     /// The singular values σ_i = c·(i+1)^(-β) of an m × n base, with c chosen so that
@@ -44,17 +48,13 @@ public struct BaseSpectrum: Sendable, Equatable {
     }
 }
 
-/// A base matrix: the fp32 weights (row-major) and its top-k singular subspaces.
-public struct BaseMatrix: Sendable {
-    public let weights: [Float]
-    public let principal: PrincipalSubspace
-}
-
 enum SyntheticBase {
     /// W0 = U diag(σ) Vᵀ with Haar-random U (m × p), V (n × p), p = min(m, n), computed
-    /// in float64 and rounded to fp32 (and to bf16 values when the spectrum asks).
-    static func generate(rows: Int, columns: Int, spectrum: BaseSpectrum, principalRank: Int,
-                         seed: UInt64, tensor: Int) throws -> BaseMatrix {
+    /// in float64; with a tail T > 0 then W0 ← D_r W0 D_c (log-normal diagonal scales)
+    /// rescaled to the entry RMS; rounded to fp32 (and to bf16 values when the spectrum
+    /// asks). Returns the stored values, row-major.
+    static func generate(rows: Int, columns: Int, spectrum: BaseSpectrum,
+                         seed: UInt64, tensor: Int) throws -> [Float] {
         let p = min(rows, columns)
         let left = try RandomOrthogonal.columns(
             rows: rows, columns: p,
@@ -80,19 +80,40 @@ enum SyntheticBase {
                 }
             }
         }
-        let weights = product.map { value -> Float in
+        if spectrum.tail > 0 {
+            let rowScales = logNormalScales(count: rows, spread: spectrum.tail,
+                                            random: CounterRandom(seed: seed, tensor: tensor, purpose: .baseRowScale))
+            let columnScales = logNormalScales(count: columns, spread: spectrum.tail,
+                                               random: CounterRandom(seed: seed, tensor: tensor, purpose: .baseColumnScale))
+            var sumOfSquares = 0.0
+            for i in 0 ..< rows {
+                for j in 0 ..< columns {
+                    product[i * columns + j] *= rowScales[i] * columnScales[j]
+                    sumOfSquares += product[i * columns + j] * product[i * columns + j]
+                }
+            }
+            let rescale = spectrum.entryRMS * (Double(rows * columns) / sumOfSquares).squareRoot()
+            for index in product.indices { product[index] *= rescale }
+        }
+        return product.map { value -> Float in
             let single = Float(value)
             return spectrum.roundToBFloat16 ? roundToBFloat16(single) : single
         }
-        let k = principalRank
-        let principal = PrincipalSubspace(
-            rows: rows, columns: columns, rank: k,
-            left: Array(left[0 ..< rows * k]), right: Array(right[0 ..< columns * k]))
-        return BaseMatrix(weights: weights, principal: principal)
+    }
+
+    /// exp(spread·z_i) for `count` standard normal z_i, divided by their root mean
+    /// square, so the factors have mean square exactly 1.
+    static func logNormalScales(count: Int, spread: Double, random: CounterRandom) -> [Double] {
+        let factors = random.gaussianArray(count: count).map { exp(spread * $0) }
+        var sumOfSquares = 0.0
+        for value in factors { sumOfSquares += value * value }
+        let norm = (sumOfSquares / Double(count)).squareRoot()
+        return factors.map { $0 / norm }
     }
 
     /// The top-k singular subspaces of a given row-major m × n matrix, by a float64 SVD
-    /// (LAPACK dgesdd). Used when the base comes from a checkpoint.
+    /// (LAPACK dgesdd): always of the stored base, so that the signal is placed against
+    /// the matrix the replay and the spectral metrics see, not an unrounded original.
     static func principalSubspace(of weights: [Float], rows: Int, columns: Int,
                                   rank k: Int, name: String) throws -> PrincipalSubspace {
         let p = min(rows, columns)

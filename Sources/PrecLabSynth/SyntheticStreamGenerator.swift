@@ -33,24 +33,27 @@ public struct SynthConfiguration: Sendable {
     public var learningRate: Double
     public var seed: UInt64
     public var adam: AdamParameters
+    /// The preset the knobs started from (recorded in the metadata), nil when none.
+    public var profile: SynthProfile?
     public var gradient: GradientModel
     public var spectrum: BaseSpectrum
     /// Worker threads for the AdamW loop; the output never depends on it.
     public var threads: Int
 
-    public init(steps: Int, learningRate: Double, profile: SynthProfile, seed: UInt64 = 0,
+    /// `gradient` nil takes the profile's preset; a profile is then required.
+    public init(steps: Int, learningRate: Double, profile: SynthProfile?, seed: UInt64 = 0,
                 adam: AdamParameters = AdamParameters(), gradient: GradientModel? = nil,
                 spectrum: BaseSpectrum = BaseSpectrum(), threads: Int = ParallelChunks.threadCount) {
+        precondition(gradient != nil || profile != nil, "give a profile or a gradient model")
         self.steps = steps
         self.learningRate = learningRate
         self.seed = seed
         self.adam = adam
-        self.gradient = gradient ?? GradientModel(profile: profile)
+        self.profile = profile
+        self.gradient = gradient ?? profile!.gradient
         self.spectrum = spectrum
         self.threads = threads
     }
-
-    public var profile: SynthProfile { gradient.profile }
 
     /// The most steps one stream may hold (the same bound as sweep files).
     public static let maximumSteps = 10_000
@@ -71,14 +74,13 @@ public struct SynthConfiguration: Sendable {
         try require(adam.epsilon.isFinite && adam.epsilon > 0, "Adam epsilon must be finite and > 0, got \(adam.epsilon)")
         try require(adam.weightDecay.isFinite && adam.weightDecay >= 0 && adam.weightDecay <= 1,
                     "the weight decay must lie in [0, 1], got \(adam.weightDecay)")
-        try require(spectrum.exponent.isFinite && spectrum.exponent >= 0,
-                    "the spectrum exponent must be finite and >= 0, got \(spectrum.exponent)")
+        try require(spectrum.exponent.isFinite && spectrum.exponent >= 0 && spectrum.exponent <= 10,
+                    "the spectrum exponent must lie in [0, 10], got \(spectrum.exponent)")
         try require(spectrum.entryRMS.isFinite && spectrum.entryRMS > 0 && spectrum.entryRMS <= 1e6,
                     "the entry RMS must lie in (0, 1e6], got \(spectrum.entryRMS)")
-        try require(gradient.signalRMS.isFinite && gradient.signalRMS >= 0 && gradient.signalRMS <= 1e6,
-                    "the signal RMS must lie in [0, 1e6], got \(gradient.signalRMS)")
-        try require(gradient.noiseRMS.isFinite && gradient.noiseRMS >= 0 && gradient.noiseRMS <= 1e6,
-                    "the noise RMS must lie in [0, 1e6], got \(gradient.noiseRMS)")
+        try require(spectrum.tail.isFinite && spectrum.tail >= 0 && spectrum.tail <= 4,
+                    "the base tail must lie in [0, 4], got \(spectrum.tail)")
+        try gradient.validateKnobs()
         try require(threads >= 1, "threads must be at least 1")
     }
 }
@@ -91,7 +93,7 @@ public struct SynthConfiguration: Sendable {
 /// element), so the bytes depend on the seed and the inputs only: not on the thread
 /// count, and not on the order chunks run in.
 public struct SyntheticStreamGenerator: Sendable {
-    public static let modelVersion = "1"
+    public static let modelVersion = "2"
 
     public let configuration: SynthConfiguration
     public let tensors: [SynthTensorSource]
@@ -119,6 +121,11 @@ public struct SyntheticStreamGenerator: Sendable {
         self.tensors = tensors
     }
 
+    /// Checks a gradient model against one m × n tensor, as the initialiser does.
+    public static func validate(gradient: GradientModel, rows: Int, columns: Int, name: String) throws {
+        try gradient.validate(rows: rows, columns: columns, name: name)
+    }
+
     /// The header metadata: generator, model parameters and shapes, as strings.
     public var metadata: [(key: String, value: String)] {
         let c = configuration
@@ -132,7 +139,7 @@ public struct SyntheticStreamGenerator: Sendable {
             ("generator", "preclab synth \(precLabVersion)"),
             ("synth_model", SyntheticStreamGenerator.modelVersion),
             ("optimizer", "AdamW"),
-            ("profile", c.profile.rawValue),
+            ("profile", c.profile?.rawValue ?? "none"),
             ("seed", "\(c.seed)"),
             ("steps", "\(c.steps)"),
             ("lr", "\(c.learningRate)"),
@@ -141,18 +148,24 @@ public struct SyntheticStreamGenerator: Sendable {
             ("adam_eps", "\(c.adam.epsilon)"),
             ("weight_decay", "\(c.adam.weightDecay)"),
             ("shapes", shapes),
+            ("placement", c.gradient.placement.rawValue),
+            ("snr", "\(c.gradient.snr)"),
             ("signal_rms", "\(c.gradient.signalRMS)"),
             ("noise_rms", "\(c.gradient.noiseRMS)"),
+            ("rotation", "\(c.gradient.rotation)"),
+            ("row_spread", "\(c.gradient.rowSpread)"),
+            ("col_spread", "\(c.gradient.columnSpread)"),
+            ("principal_k", ranks),
+            ("signal_rank", c.gradient.hasSignal ? signalRanks : "none"),
+            ("signal_placed_against", "stored base"),
         ]
-        if c.profile != .noise {  // the noise profile has no signal to place
-            pairs += [("principal_k", ranks), ("signal_rank", signalRanks)]
-        }
         if generatedBase {
             pairs += [
                 ("base", "generated"),
                 ("spectrum_exponent", "\(c.spectrum.exponent)"),
                 ("entry_rms", "\(c.spectrum.entryRMS)"),
                 ("base_rounding", c.spectrum.roundToBFloat16 ? "bf16" : "f32"),
+                ("base_tail", "\(c.spectrum.tail)"),
             ]
         } else {
             pairs.append(("base", "given"))
@@ -167,7 +180,7 @@ public struct SyntheticStreamGenerator: Sendable {
                                                  progress: ((Int) -> Void)? = nil) throws {
         let c = configuration
         let states = try SingleThreadedBLAS.run {
-            try tensors.enumerated().map { index, tensor in try prepare(tensor, index: index) }
+            try tensors.indices.map { index in try prepare(index: index) }
         }
         let infos = tensors.map { StreamTensorInfo(name: $0.name, shape: [$0.rows, $0.columns], dtype: $0.dtype) }
         // The payloads are pointers into the states' buffers: keep the states alive
@@ -191,30 +204,52 @@ public struct SyntheticStreamGenerator: Sendable {
         }
     }
 
-    /// The base weights and the fixed signal of one tensor.
-    private func prepare(_ tensor: SynthTensorSource, index: Int) throws -> AdamWTensorState {
+    /// The stored base weights and the fixed signal of tensor `index`. The signal is
+    /// placed against the top-k singular vectors of the stored (rounded) base, the
+    /// matrix every replay and spectral metric starts from.
+    func prepareBaseAndSignal(index: Int) throws -> (base: [Float], signal: [Float]?) {
         let c = configuration
+        let tensor = tensors[index]
         let k = c.gradient.principalRank(rows: tensor.rows, columns: tensor.columns)
-        let base: BaseMatrix
-        if let weights = tensor.base {
-            let principal: PrincipalSubspace
-            if c.profile == .noise {  // the noise profile never looks at the subspace
-                principal = PrincipalSubspace(rows: tensor.rows, columns: tensor.columns, rank: k,
-                                              left: [], right: [])
-            } else {
-                principal = try SyntheticBase.principalSubspace(
-                    of: weights, rows: tensor.rows, columns: tensor.columns, rank: k, name: tensor.name)
-            }
-            base = BaseMatrix(weights: weights, principal: principal)
-        } else {
-            base = try SyntheticBase.generate(rows: tensor.rows, columns: tensor.columns,
-                                              spectrum: c.spectrum, principalRank: k,
-                                              seed: c.seed, tensor: index)
+        let weights = try tensor.base ?? SyntheticBase.generate(
+            rows: tensor.rows, columns: tensor.columns, spectrum: c.spectrum, seed: c.seed, tensor: index)
+        let principal: PrincipalSubspace
+        if c.gradient.needsPrincipalSubspace {
+            principal = try SyntheticBase.principalSubspace(
+                of: weights, rows: tensor.rows, columns: tensor.columns, rank: k, name: tensor.name)
+        } else {  // no signal, or a random one: the subspaces are never looked at
+            principal = PrincipalSubspace(rows: tensor.rows, columns: tensor.columns, rank: k, left: [], right: [])
         }
         let signal = GradientSignal.make(
-            profile: c.profile, principal: base.principal,
+            model: c.gradient, principal: principal,
             signalRank: c.gradient.signalRank(rows: tensor.rows, columns: tensor.columns),
             seed: c.seed, tensor: index)
-        return AdamWTensorState(base: base.weights, signal: signal)
+        return (weights, signal)
+    }
+
+    /// The optimizer state of one tensor: base, signal and the noise's scales.
+    private func prepare(index: Int) throws -> AdamWTensorState {
+        let (base, signal) = try prepareBaseAndSignal(index: index)
+        return AdamWTensorState(base: base, signal: signal, noiseScale: noiseScale(index: index))
+    }
+
+    /// The per-element noise scale a_i·b_j (row-major) of tensor `index`, or nil when
+    /// both spreads are 0 (every element alike).
+    func noiseScale(index: Int) -> [Float]? {
+        let g = configuration.gradient
+        guard g.rowSpread > 0 || g.columnSpread > 0 else { return nil }
+        let tensor = tensors[index]
+        let seed = configuration.seed
+        let rows = SyntheticBase.logNormalScales(
+            count: tensor.rows, spread: g.rowSpread,
+            random: CounterRandom(seed: seed, tensor: index, purpose: .noiseRowScale))
+        let columns = SyntheticBase.logNormalScales(
+            count: tensor.columns, spread: g.columnSpread,
+            random: CounterRandom(seed: seed, tensor: index, purpose: .noiseColumnScale))
+        var scale = [Float](repeating: 0, count: tensor.rows * tensor.columns)
+        for i in 0 ..< tensor.rows {
+            for j in 0 ..< tensor.columns { scale[i * tensor.columns + j] = Float(rows[i] * columns[j]) }
+        }
+        return scale
     }
 }

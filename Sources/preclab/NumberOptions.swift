@@ -62,3 +62,18 @@ extension ParsedArguments {
         return parsed
     }
 }
+
+extension ParsedArguments {
+    /// The option's value as one of `Value`'s cases, or nil when absent; any other word
+    /// is `invalid value 'TEXT' for OPTION (expected a, b or c)`.
+    func choice<Value>(_ name: String, _ type: Value.Type) throws -> Value?
+    where Value: RawRepresentable & CaseIterable, Value.RawValue == String {
+        guard let text = value(name) else { return nil }
+        guard let parsed = Value(rawValue: text) else {
+            let names = Value.allCases.map(\.rawValue)
+            let listed = names.count > 1 ? names.dropLast().joined(separator: ", ") + " or " + names.last! : names.joined()
+            throw UsageError("invalid value '\(text)' for \(name) (expected \(listed))")
+        }
+        return parsed
+    }
+}

@@ -14,13 +14,13 @@ final class ExperimentTests: XCTestCase {
 
     func testParserExpandsTheGridAndRejectsUnknownKeys() throws {
         let parsed = try experiment("""
-        {"name": "t", "question": "q", "stream": {"shapes": ["4x3"], "steps": 3, "lr": 1e-3, "profile": "rl"},
+        {"name": "t", "question": "q", "stream": {"shapes": ["4x3"], "steps": 3, "lr": 1e-3, "profile": "rl", "k": 1},
          "grid": {"dtype": ["bf16", "fp16"]}, "replay": {"policies": ["master"]}, "outputs": ["sparsity"]}
         """)
         XCTAssertEqual(parsed.points.count, 2)
         XCTAssertEqual(parsed.points.map(\.format.name), ["bf16", "fp16"])
         XCTAssertThrowsError(try experiment("""
-        {"name": "t", "question": "q", "stream": {"shapes": ["4x3"], "steps": 3, "lr": 1e-3, "profile": "rl"},
+        {"name": "t", "question": "q", "stream": {"shapes": ["4x3"], "steps": 3, "lr": 1e-3, "profile": "rl", "k": 1},
          "grid": {"dtype": ["bf16"]}, "replay": {"policies": ["master"]}, "outputs": ["sparsity"], "extra": 1}
         """)) {
             XCTAssertTrue("\($0)".contains("test.json"), "\($0)")
@@ -32,9 +32,9 @@ final class ExperimentTests: XCTestCase {
     /// its stream's W0 -> W_T with the master mask, whatever the thread count.
     func testRunnerMeasuresEveryPointIndependentlyOfThreads() throws {
         let parsed = try experiment("""
-        {"name": "tiny", "question": "q", "stream": {"shapes": ["12x10"], "steps": 5, "lr": 1e-3, "profile": "rl"},
+        {"name": "tiny", "question": "q", "stream": {"shapes": ["12x10"], "steps": 5, "lr": 1e-3, "profile": "rl", "k": 2},
          "grid": {"dtype": ["bf16", "fp16"]}, "replay": {"policies": ["fp32", "master"]},
-         "spectral": {"k": 2, "rank": 2, "alpha": 0.5}, "outputs": ["sparsity", "spectral"]}
+         "spectral": {"rank": 2, "alpha": 0.5}, "outputs": ["sparsity", "spectral"]}
         """)
         var runs: [[SweepPointResult]] = []
         for threads in [1, 2] {

@@ -79,7 +79,7 @@ final class SynthCheckpointBaseTests: XCTestCase {
         func share(_ profile: SynthProfile) throws -> Double {
             let configuration = SynthConfiguration(
                 steps: 30, learningRate: 1e-5, profile: profile, seed: 2,
-                gradient: GradientModel(profile: profile, principalRank: k, signalRank: 2), threads: 1)
+                gradient: profile.gradient(k: k, signalRank: 2), threads: 1)
             let generator = try SyntheticStreamGenerator(
                 configuration: configuration,
                 tensors: [.given(name: "w", rows: m, columns: n, weights: weights, dtype: "BF16")])

@@ -18,6 +18,16 @@ func synthesize(shapes: [(Int, Int)], steps: Int = 6, lr: Double = 1e-4, profile
     return sink
 }
 
+extension SynthProfile {
+    /// The preset with k and the signal rank set.
+    func gradient(k: Int?, signalRank: Int? = nil) -> GradientModel {
+        var model = gradient
+        model.principalRank = k
+        model.signalRank = signalRank
+        return model
+    }
+}
+
 /// Every payload of a stream as bit patterns, in record order.
 func recordBits(_ sink: InMemoryStreamSink) -> [[UInt32]] {
     var records = sink.base.map { $0.map(\.bitPattern) }
@@ -110,7 +120,7 @@ final class SynthGeneratorTests: XCTestCase {
     func testRLUpdateHasLessPrincipalEnergyThanSFT() throws {
         let (m, n, k) = (64, 48, 4)
         func share(_ profile: SynthProfile) throws -> Double {
-            let gradient = GradientModel(profile: profile, principalRank: k, signalRank: 2)
+            let gradient = profile.gradient(k: k, signalRank: 2)
             let sink = try synthesize(shapes: [(m, n)], steps: 40, lr: 1e-5, profile: profile,
                                       seed: 3, gradient: gradient)
             let base = sink.base[0].map(Double.init)
@@ -182,8 +192,8 @@ final class SynthGeneratorTests: XCTestCase {
         fails([(8, 8)], steps: 0)
         fails([(8, 8)], lr: .nan)
         fails([(8, 8)], lr: -1)
-        fails([(8, 8)], gradient: GradientModel(profile: .rl, principalRank: 8))
-        fails([(8, 8)], gradient: GradientModel(profile: .rl, principalRank: 6, signalRank: 3))
+        fails([(8, 8)], gradient: SynthProfile.rl.gradient(k: 8))
+        fails([(8, 8)], gradient: SynthProfile.rl.gradient(k: 6, signalRank: 3))
         fails([(8, 8)], adam: AdamParameters(beta1: 1.0))
         fails([(8, 8)], adam: AdamParameters(epsilon: 0))
         fails([])

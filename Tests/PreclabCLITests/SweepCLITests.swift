@@ -16,10 +16,10 @@ final class SweepCLITests: XCTestCase {
     {
       "name": "tiny",
       "question": "Does the runner work end to end?",
-      "stream": { "shapes": ["32x32", "32x48"], "steps": 5, "lr": 1e-5, "profile": "rl", "seed": 7 },
+      "stream": { "shapes": ["32x32", "32x48"], "steps": 5, "lr": 1e-5, "profile": "rl", "seed": 7, "k": 4 },
       "grid": { "lr": [1e-5, 1e-3] },
       "replay": { "dtype": "bf16", "policies": ["fp32", "master", "pure"], "null": true, "curve_every": 1 },
-      "spectral": { "k": 4, "rank": 4, "alpha": 0.5 },
+      "spectral": { "rank": 4, "alpha": 0.5 },
       "outputs": ["sparsity", "curve", "magnitude", "spectral"]
     }
     """
@@ -38,6 +38,9 @@ final class SweepCLITests: XCTestCase {
         return (lines[0], Array(lines.dropFirst()))
     }
 
+    private let pointColumns = ["point", "profile", "placement", "snr", "noise_rms", "rotation", "row_spread",
+                                "col_spread", "base_tail", "k", "lr", "steps", "seed", "dtype"]
+
     private func contents(_ directory: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
     }
@@ -55,10 +58,16 @@ final class SweepCLITests: XCTestCase {
                                        "summary.csv", "visible_by_magnitude.svg", "visible_vs_step.svg"])
         XCTAssertEqual(contents(scratch), [], "the scratch streams must be deleted")
 
-        let summary = try csv(out + "/summary.csv")
-        XCTAssertEqual(summary.header, ["point", "profile", "lr", "steps", "seed", "dtype", "policy", "params",
+        var summary = try csv(out + "/summary.csv")
+        XCTAssertEqual(summary.header, pointColumns + ["policy", "params",
                                         "true_changed", "visible_changed", "sparsity", "true_sparsity", "hidden",
                                         "relative_error", "low_overlap_0.5"])
+        // The knob columns hold the rl preset's values and the stream's k; then the
+        // rows are cut to the columns of the file's earlier layout, which the checks below index.
+        for row in summary.rows {
+            XCTAssertEqual(Array(row[1 ... 9]), ["rl", "off", "0.1", "0.001", "0", "0", "0", "0", "4"])
+        }
+        summary.rows = summary.rows.map { [$0[0], $0[1]] + Array($0[10...]) }
         // Two points, each with three policies and the null model, in that order.
         XCTAssertEqual(summary.rows.map { [$0[0], $0[2], $0[6]] }, [
             ["0", "1e-05", "fp32"], ["0", "1e-05", "master"], ["0", "1e-05", "pure"], ["0", "1e-05", "null"],
@@ -86,7 +95,7 @@ final class SweepCLITests: XCTestCase {
         // The same stream through `preclab synth` and `preclab replay` gives the same counts.
         let stream = path("point1.stream"), replayCSV = path("point1.csv")
         let synth = try CLIRunner.run(["synth", "-o", stream, "--shape", "32x32,32x48", "--steps", "5",
-                                       "--lr", "1e-3", "--profile", "rl", "--seed", "7"])
+                                       "--lr", "1e-3", "--profile", "rl", "--seed", "7", "--k", "4"])
         XCTAssertEqual(synth.status, 0, synth.stderr)
         let replay = try CLIRunner.run(["replay", stream, "--policy", "fp32,master,pure", "--null", "permute",
                                         "--csv", replayCSV, "--quiet"])
@@ -107,9 +116,9 @@ final class SweepCLITests: XCTestCase {
         }
 
         // Curve: one row per step 1...5, policy and point.
-        let curve = try csv(out + "/curve.csv")
-        XCTAssertEqual(curve.header, ["point", "profile", "lr", "steps", "seed", "dtype", "step", "policy", "changed",
-                                      "fraction_changed"])
+        var curve = try csv(out + "/curve.csv")
+        XCTAssertEqual(curve.header, pointColumns + ["step", "policy", "changed", "fraction_changed"])
+        curve.rows = curve.rows.map { [$0[0], $0[1]] + Array($0[10...]) }
         XCTAssertEqual(curve.rows.count, 2 * 5 * 3)
         XCTAssertEqual(Set(curve.rows.map { $0[6] }), ["1", "2", "3", "4", "5"])
         // The last curve point is the final state of the summary.
@@ -120,9 +129,10 @@ final class SweepCLITests: XCTestCase {
 
         // Magnitude: the null model per octave sums to the replay's null total (two
         // implementations of the same permutation), and every policy's bins sum to its total.
-        let magnitude = try csv(out + "/magnitude.csv")
-        XCTAssertEqual(magnitude.header, ["point", "profile", "lr", "steps", "seed", "dtype", "magnitude_bin",
-                                          "weights", "policy", "visible", "fraction_visible"])
+        var magnitude = try csv(out + "/magnitude.csv")
+        XCTAssertEqual(magnitude.header, pointColumns + ["magnitude_bin", "weights", "policy", "visible",
+                                                         "fraction_visible"])
+        magnitude.rows = magnitude.rows.map { [$0[0], $0[1]] + Array($0[10...]) }
         for point in ["0", "1"] {
             for policy in ["master", "pure", "null"] {
                 let bins = magnitude.rows.filter { $0[0] == point && $0[8] == policy }
@@ -137,7 +147,8 @@ final class SweepCLITests: XCTestCase {
         // Spectral: a row per matrix and a pooled TOTAL per point; NSS and angles are
         // larger at the larger learning rate.
         let spectral = try csv(out + "/spectral.csv")
-        XCTAssertEqual(spectral.rows.map { [$0[0], $0[6]] }, [
+        let tensorColumnIndex = spectral.header.firstIndex(of: "tensor")!
+        XCTAssertEqual(spectral.rows.map { [$0[0], $0[tensorColumnIndex]] }, [
             ["0", "synth.0.weight"], ["0", "synth.1.weight"], ["0", "TOTAL"],
             ["1", "synth.0.weight"], ["1", "synth.1.weight"], ["1", "TOTAL"],
         ])
@@ -146,11 +157,36 @@ final class SweepCLITests: XCTestCase {
         XCTAssertLessThan(Double(total0[nss])!, Double(total1[nss])!)
         // The update mask is the master policy's visible set.
         XCTAssertEqual(total1[changed], summary.rows.first { $0[0] == "1" && $0[6] == "master" }![9])
+        // TOTAL: parameter-weighted means over the two matrices (1024 and 1536 weights),
+        // the largest matrix's angle in the _max columns, each overlap beside α.
+        func value(_ row: [String], _ name: String) -> Double { Double(row[spectral.header.firstIndex(of: name)!])! }
+        for (first, second, total) in [(spectral.rows[0], spectral.rows[1], total0), (spectral.rows[3], spectral.rows[4], total1)] {
+            for name in ["nss", "angle_u_max_deg", "angle_v_max_deg", "principal_overlap", "low_overlap", "energy_top_k"] {
+                let mean = (1024 * value(first, name) + 1536 * value(second, name)) / 2560
+                XCTAssertEqual(value(total, name), mean, accuracy: 1e-12 * max(1, abs(mean)), name)
+            }
+            XCTAssertEqual(value(total, "angle_u_max_deg_max"), max(value(first, "angle_u_max_deg"), value(second, "angle_u_max_deg")))
+            XCTAssertEqual(value(total, "angle_v_max_deg_max"), max(value(first, "angle_v_max_deg"), value(second, "angle_v_max_deg")))
+            XCTAssertEqual(value(total, "principal_overlap_random"), 0.5)
+            XCTAssertEqual(value(total, "low_overlap_random"), 0.5)
+            XCTAssertEqual(value(first, "k"), 4)
+        }
 
         let readme = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
         XCTAssertTrue(readme.contains("# Experiment `tiny`"), readme)
-        XCTAssertTrue(readme.contains("| lr | fp32 (truth) | master | pure | null (permuted) | NSS |"), readme)
-        XCTAssertEqual(readme.split(separator: "\n").filter { $0.hasPrefix("| 1e-05 |") || $0.hasPrefix("| 0.001 |") }.count, 2)
+        XCTAssertTrue(readme.contains("| lr | fp32 (truth) | master | pure | null (permuted) |"), readme)
+        XCTAssertTrue(readme.contains("| lr | NSS | angle (°) | angle max (°) | energy top-k |"), readme)
+        XCTAssertTrue(readme.contains("| lr | principal | random |"), readme)
+        // What the model builds in is stated before the numbers.
+        let built = try XCTUnwrap(readme.range(of: "## Built in by construction"))
+        let measured = try XCTUnwrap(readme.range(of: "## What the experiment measures"))
+        let headline = try XCTUnwrap(readme.range(of: "## Headline numbers"))
+        XCTAssertLessThan(built.lowerBound, measured.lowerBound)
+        XCTAssertLessThan(measured.lowerBound, headline.lowerBound)
+        XCTAssertTrue(readme.contains("placement off"), readme)
+        XCTAssertTrue(readme.contains("rotation 0"), readme)
+        // Three tables, each with a row per point.
+        XCTAssertEqual(readme.split(separator: "\n").filter { $0.hasPrefix("| 1e-05 |") || $0.hasPrefix("| 0.001 |") }.count, 6)
         let svg = try String(contentsOfFile: out + "/sparsity.svg", encoding: .utf8)
         XCTAssertTrue(svg.contains("<svg"), svg)
 
@@ -177,7 +213,35 @@ final class SweepCLITests: XCTestCase {
         XCTAssertEqual(contents(path("third") + "/streams"), streamNames)
     }
 
-    func testBadExperimentFilesExitOneAndWriteNothing() throws {
+    /// The grid of the placement-x-snr experiment in small: the snr-0 points of both
+    /// placements are one stream and one measurement (no signal to place).
+    func testKnobGridSharesTheStreamOfAZeroSignal() throws {
+        let experiment = try write("""
+        {
+          "name": "knobs",
+          "question": "Do the knobs reach the streams?",
+          "stream": { "shapes": ["24x24"], "steps": 3, "lr": 1e-4, "noise_rms": 1e-3, "k": 4 },
+          "grid": { "placement": ["off", "in"], "snr": [0, 2] },
+          "replay": { "policies": ["master"] },
+          "outputs": ["sparsity"]
+        }
+        """, to: "knobs.json")
+        let out = path("knobs")
+        let result = try CLIRunner.run(["sweep", experiment, "--out", out, "--keep-streams", "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(contents(out + "/streams").count, 3, "off/0 and in/0 share a stream")
+        let summary = try csv(out + "/summary.csv")
+        let placement = summary.header.firstIndex(of: "placement")!, snr = summary.header.firstIndex(of: "snr")!
+        let visible = summary.header.firstIndex(of: "visible_changed")!
+        XCTAssertEqual(summary.rows.map { [$0[placement], $0[snr]] }, [["off", "0"], ["off", "2"], ["in", "0"], ["in", "2"]])
+        XCTAssertEqual(summary.rows[0][visible], summary.rows[2][visible])
+        XCTAssertNotEqual(summary.rows[1][visible], summary.rows[0][visible])
+        let readme = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
+        XCTAssertTrue(readme.contains("snr 0: no signal"), readme)
+        XCTAssertTrue(readme.contains("placement in:"), readme)
+    }
+
+    func testBadExperimentFilesExitTwoNamingTheFileAndKey() throws {
         let valid = try JSONSerialization.jsonObject(with: Data(tinyExperiment.utf8)) as! [String: Any]
         func variant(_ change: (inout [String: Any]) -> Void) throws -> String {
             var object = valid
@@ -213,6 +277,20 @@ final class SweepCLITests: XCTestCase {
             (try variant { $0.removeValue(forKey: "spectral") }, "needs a \"spectral\" object"),
             (try variant(nested("spectral") { $0["alpha"] = 1.5 }), "\"spectral.alpha\""),
             (try variant(nested("replay") { $0["policies"] = ["master", "bf16"] }), "unknown policy \"bf16\""),
+            (try variant(nested("stream") { $0["snr_db"] = 3 }), "unknown key \"snr_db\""),
+            (try variant(nested("stream") { $0["placement"] = "inside" }), "unknown placement \"inside\""),
+            (try variant(nested("stream") { $0["snr"] = -1 }), "\"stream.snr\""),
+            (try variant(nested("stream") { $0["rotation"] = 1.5 }), "\"stream.rotation\""),
+            (try variant(nested("stream") { $0["row_spread"] = "wide" }), "\"stream.row_spread\""),
+            (try variant(nested("stream") { $0["k"] = 32 }), "\"stream.k\""),
+            (try variant { $0["grid"] = ["rotation": [0, 0.5, 2]] }, "\"grid.rotation\""),
+            (try variant { $0["grid"] = ["k": [4, 40]] }, "\"grid.k\""),
+            (try variant { $0["grid"] = ["placement": ["off", "sideways"]] }, "unknown placement \"sideways\""),
+            (try variant { $0["grid"] = ["base_tail": [0, -1]] }, "\"grid.base_tail\""),
+            (try variant { $0["grid"] = ["rotation": [0, 0.5]]; $0["stream"] = ["shapes": ["32x32"], "steps": 5, "lr": 1e-5, "placement": "random"] },
+             "\"grid.rotation\" needs placement off or in"),
+            (try variant { $0["stream"] = ["shapes": ["32x32"], "steps": 5, "lr": 1e-5] }, "needs \"profile\""),
+            (try variant(nested("spectral") { $0["k"] = 4 }), "\"stream.k\""),
             ("{\"name\": \"tiny\",", "not valid JSON"),
             ("[1, 2]", "must be a JSON object"),
         ]
@@ -220,7 +298,7 @@ final class SweepCLITests: XCTestCase {
             let file = try write(text, to: "bad\(index).json")
             let out = path("out\(index)")
             let result = try CLIRunner.run(["sweep", file, "--out", out])
-            XCTAssertEqual(result.status, 1, "\(expected): \(result.stderr)")
+            XCTAssertEqual(result.status, 2, "\(expected): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(file), "\(expected): \(result.stderr)")
             XCTAssertTrue(result.stderr.contains(expected), "\(expected): \(result.stderr)")
             XCTAssertFalse(result.stderr.contains("Backtrace"), result.stderr)

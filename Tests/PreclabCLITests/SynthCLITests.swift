@@ -26,8 +26,12 @@ final class SynthCLITests: XCTestCase {
         let metadata = Dictionary(uniqueKeysWithValues: reader.header.metadata.map { ($0.key, $0.value) })
         XCTAssertEqual(metadata["profile"], "rl")
         XCTAssertEqual(metadata["seed"], "3")
-        XCTAssertEqual(metadata["principal_k"], "1,1")
-        XCTAssertEqual(metadata["signal_rank"], "1,1")
+        // Default k = min(16, min(m, n)/2) = 8; rl places the signal outside, so r = min(8, p − k) = 8.
+        XCTAssertEqual(metadata["principal_k"], "8,8")
+        XCTAssertEqual(metadata["signal_rank"], "8,8")
+        XCTAssertEqual(metadata["placement"], "off")
+        XCTAssertEqual(metadata["snr"], "0.1")
+        XCTAssertEqual(metadata["rotation"], "0.0")
 
         let inspect = try CLIRunner.run(["inspect", output])
         XCTAssertEqual(inspect.status, 0, inspect.stderr)
@@ -45,7 +49,15 @@ final class SynthCLITests: XCTestCase {
     func testUsageErrorsExitTwoAndWriteNothing() throws {
         let output = path("x.bin")
         let cases: [[String]] = [
-            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5"],                        // no profile
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5"],                        // no profile or placement
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--snr", "2"],           // knobs need a placement
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--placement", "inside"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--placement", "in", "--rotation", "1.5"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--placement", "random", "--rotation", "0.5"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--placement", "in", "--snr", "-1"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--placement", "in", "--row-spread", "nan"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--base-tail", "9"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--signal-rms", "1e-3"],
             ["--shape", "24x16", "--steps", "5", "--profile", "rl"],                      // no lr
             ["--shape", "24x16", "--lr", "1e-5", "--profile", "rl"],                      // no steps
             ["--shape", "24x", "--steps", "5", "--lr", "1e-5", "--profile", "rl"],
@@ -54,7 +66,7 @@ final class SynthCLITests: XCTestCase {
             ["--shape", "24x16", "--steps", "5", "--lr", "-1", "--profile", "rl"],
             ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "ppo"],
             ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--adam", "0.9,0.999"],
-            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--principal-k", "16"],
+            ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--k", "16"],
             ["--shape", "24x16", "--steps", "5", "--lr", "1e-5", "--profile", "rl", "--tensors", "w"],
         ]
         for arguments in cases {
@@ -65,6 +77,30 @@ final class SynthCLITests: XCTestCase {
         }
         XCTAssertEqual(try CLIRunner.run(["synth", "--shape", "8x8", "--steps", "1", "--lr", "0",
                                           "--profile", "noise"]).status, 2)  // no -o
+    }
+
+    /// The knobs override the preset, and the metadata records what was used.
+    func testKnobsOverrideThePresetAndAreRecorded() throws {
+        let output = path("knobs.bin")
+        let result = try CLIRunner.run(["synth", "-o", output, "--shape", "24x16", "--steps", "2", "--lr", "1e-5",
+                                        "--profile", "sft", "--snr", "0.5", "--rotation", "0.25", "--k", "4",
+                                        "--row-spread", "0.5", "--col-spread", "0.2", "--base-tail", "0.3",
+                                        "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let reader = try UpdateStreamReader(path: output)
+        let metadata = Dictionary(uniqueKeysWithValues: reader.header.metadata.map { ($0.key, $0.value) })
+        XCTAssertEqual(metadata["profile"], "sft")
+        XCTAssertEqual(metadata["placement"], "in")          // from the preset
+        XCTAssertEqual(metadata["noise_rms"], "0.0005")      // from the preset
+        XCTAssertEqual(metadata["snr"], "0.5")
+        XCTAssertEqual(metadata["signal_rms"], "0.00025")
+        XCTAssertEqual(metadata["rotation"], "0.25")
+        XCTAssertEqual(metadata["principal_k"], "4")
+        XCTAssertEqual(metadata["signal_rank"], "4")         // min(8, k, p − k) with rotation
+        XCTAssertEqual(metadata["row_spread"], "0.5")
+        XCTAssertEqual(metadata["col_spread"], "0.2")
+        XCTAssertEqual(metadata["base_tail"], "0.3")
+        XCTAssertEqual(metadata["synth_model"], "2")
     }
 
     func testExistingOutputNeedsForce() throws {

@@ -19,7 +19,8 @@ enum SweepCommand: Command {
     several grid points (e.g. a dtype axis) is synthesised once. Then it writes into DIR:
       summary.csv    a row per grid point and policy (and 'null' for the null model)
       sparsity.svg   sparsity per policy against the grid
-      README.md      the experiment's question, settings and headline table
+      README.md      the question, what the model builds in, what is measured against
+                     which control, the settings and the headline tables
     and, for each entry of "outputs": curve.csv + visible_vs_step.svg (curve),
     magnitude.csv + visible_by_magnitude.svg (magnitude), spectral.csv +
     spectral_drift.svg, spectral_angles.svg, spectral_overlaps.svg (spectral).
@@ -35,7 +36,8 @@ enum SweepCommand: Command {
 
     The experiment file is checked completely before anything runs; every output is
     written atomically, and existing outputs are refused before any work without --force.
-    Exit status: 0 success, 1 bad data (a bad experiment file), 2 bad usage.
+    Exit status: 0 success, 2 a bad experiment file (the message names the file and the
+    key) or bad usage.
     """
     static let options: [OptionSpec] = [
         .value("--out", short: "-o"), .flag("--force"), .flag("--keep-streams"), .value("--threads"),

@@ -7,19 +7,26 @@ import PrecLabSynth
 /// from simulated AdamW steps, as a built-in source of data for replays and sweeps.
 enum SynthCommand: Command {
     static let name = "synth"
-    static let summary = "write a synthetic update stream (simulated AdamW, rl/sft/noise profiles)"
+    static let summary = "write a synthetic update stream (simulated AdamW; signal placement, snr, rotation knobs)"
     static let help = """
-    usage: preclab synth -o FILE --shape RxC[,RxC...] --steps N --lr LR --profile rl|sft|noise [options]
-           preclab synth -o FILE --base CHECKPOINT [--tensors REGEX] --steps N --lr LR --profile P [options]
+    usage: preclab synth -o FILE --shape RxC[,RxC...] --steps N --lr LR (--profile P | --placement X) [knobs]
+           preclab synth -o FILE --base CHECKPOINT [--tensors REGEX] --steps N --lr LR ...
 
     Writes an update stream v1 file: the base weights W0 (BASE), one STEP record per
     simulated AdamW step with the fp32 change of the fp32 master weights, and the final
     master weights (FINL). The gradient of every matrix is G_t = a_s*S + a_n*N_t: S a
-    fixed rank-r signal, N_t fresh Gaussian noise. The profile places the signal:
-      rl     weak signal (a_s 1e-4 under a_n 1e-3) orthogonal to the top-k singular
-             subspaces of W0
-      sft    stronger signal (a_s 1e-3 over a_n 5e-4) inside the top-k subspaces
-      noise  no signal (a_n 1e-3)
+    fixed rank-r signal placed against the top-k singular vectors of the STORED base
+    (after rounding), N_t fresh Gaussian noise. Each knob changes one thing:
+      --placement off|in|random  S outside the top-k subspaces, inside them, or random
+      --snr X                    a_s / a_n (0: no signal)
+      --rotation R               share of ||S||^2 in the off-diagonal blocks (0..1),
+                                 the part that rotates the top-k subspaces
+      --row-spread, --col-spread log-normal spread of the noise's row/column scales
+      --base-tail T              log-normal spread of W0's row/column scales
+    The profiles are presets over these knobs (explicit knobs override them):
+      rl     placement off, snr 0.1, noise RMS 1e-3, rotation 0
+      sft    placement in,  snr 2,   noise RMS 5e-4, rotation 0
+      noise  snr 0 (no signal), noise RMS 1e-3
     This is a model with stated parameters, not a claim about real training; see
     docs/synth-model.md for the equations.
 
@@ -31,7 +38,16 @@ enum SynthCommand: Command {
       --tensors REGEX          with --base: only tensors whose names match
       --steps N                optimizer steps, 1 to 10000 (required)
       --lr LR                  constant learning rate (required)
-      --profile P              rl, sft or noise (required)
+      --profile P              preset rl, sft or noise (this or --placement is required)
+      --placement X            off, in or random (default: the preset's)
+      --snr X                  signal-to-noise a_s/a_n (default: the preset's, else 1)
+      --noise-rms A            noise amplitude a_n (default: the preset's, else 1e-3)
+      --rotation R             off-diagonal share of the signal, 0..1 (default 0)
+      --row-spread S           log-sd of the noise's row scales, 0..4 (default 0)
+      --col-spread S           log-sd of the noise's column scales, 0..4 (default 0)
+      --k K                    principal rank the signal is placed against; use the same
+                               k for the spectral metrics (default min(16, min(m,n)/2))
+      --signal-rank R          rank of each block of S (default min(8, block limit))
       --seed S                 seed of every random draw (default 0)
       --adam B1,B2,EPS         AdamW betas and epsilon (default 0.9,0.999,1e-8)
       --weight-decay W         decoupled weight decay (default 0.01)
@@ -39,10 +55,7 @@ enum SynthCommand: Command {
       --entry-rms R            generated base: RMS of the entries (default 0.02)
       --base-rounding bf16|f32 generated base: round W0 to bf16 values, as a bf16
                                checkpoint loaded into fp32 master weights (default bf16)
-      --principal-k K          principal rank k (default min(rows, cols)/16, at least 1)
-      --signal-rank R          rank of the signal S (default min(8, k))
-      --signal-rms A           signal amplitude a_s (default by profile)
-      --noise-rms A            noise amplitude a_n (default by profile)
+      --base-tail T            generated base: log-sd of row/column scales, 0..4 (default 0)
       --threads N              worker threads (the bytes never depend on it)
       --progress MODE          auto (a line redrawn on a terminal, nothing otherwise),
                                plain (a line per stage) or none
@@ -60,8 +73,9 @@ enum SynthCommand: Command {
         .value("--output", short: "-o"), .value("--shape"), .value("--base"), .value("--tensors"),
         .value("--steps"), .value("--lr"), .value("--profile"), .value("--seed"), .value("--adam"),
         .value("--weight-decay"), .value("--spectrum-exponent"), .value("--entry-rms"),
-        .value("--base-rounding"), .value("--principal-k"), .value("--signal-rank"),
-        .value("--signal-rms"), .value("--noise-rms"), .value("--threads"), .flag("--quiet"),
+        .value("--base-rounding"), .value("--base-tail"), .value("--placement"), .value("--snr"),
+        .value("--rotation"), .value("--row-spread"), .value("--col-spread"), .value("--k"),
+        .value("--signal-rank"), .value("--noise-rms"), .value("--threads"), .flag("--quiet"),
         .flag("--force"), ProgressReporter.spec,
     ]
 
@@ -80,11 +94,10 @@ enum SynthCommand: Command {
         guard let lr = try arguments.number("--lr", .nonNegativeFinite) else {
             throw UsageError("--lr LR is required")
         }
-        guard let profileText = arguments.value("--profile") else {
-            throw UsageError("--profile rl|sft|noise is required")
-        }
-        guard let profile = SynthProfile(rawValue: profileText) else {
-            throw UsageError("unknown profile '\(profileText)' (expected rl, sft or noise)")
+        let profile = try arguments.choice("--profile", SynthProfile.self)
+        let placement = try arguments.choice("--placement", SignalPlacement.self)
+        guard profile != nil || placement != nil else {
+            throw UsageError("give --profile rl|sft|noise or --placement off|in|random (see 'preclab help synth')")
         }
         let seed = try arguments.number("--seed", .seed, default: 0)
         var adam = AdamParameters()
@@ -99,18 +112,23 @@ enum SynthCommand: Command {
         var spectrum = BaseSpectrum()
         spectrum.exponent = try arguments.number("--spectrum-exponent", .any, default: spectrum.exponent)
         spectrum.entryRMS = try arguments.number("--entry-rms", .any, default: spectrum.entryRMS)
+        spectrum.tail = try arguments.number("--base-tail", .any, default: spectrum.tail)
         switch arguments.value("--base-rounding") ?? "bf16" {
         case "bf16": spectrum.roundToBFloat16 = true
         case "f32": spectrum.roundToBFloat16 = false
         case let other:
             throw UsageError("invalid value '\(other)' for --base-rounding (expected bf16 or f32)")
         }
-        let gradient = GradientModel(
-            profile: profile,
-            signalRMS: try arguments.number("--signal-rms", .any),
-            noiseRMS: try arguments.number("--noise-rms", .any),
-            principalRank: try arguments.number("--principal-k", .positive),
-            signalRank: try arguments.number("--signal-rank", .positive))
+        // The preset first, then every knob given explicitly.
+        var gradient = profile?.gradient ?? GradientModel(placement: placement!, snr: 1)
+        if let placement { gradient.placement = placement }
+        gradient.snr = try arguments.number("--snr", .any, default: gradient.snr)
+        gradient.noiseRMS = try arguments.number("--noise-rms", .any, default: gradient.noiseRMS)
+        gradient.rotation = try arguments.number("--rotation", .any, default: gradient.rotation)
+        gradient.rowSpread = try arguments.number("--row-spread", .any, default: gradient.rowSpread)
+        gradient.columnSpread = try arguments.number("--col-spread", .any, default: gradient.columnSpread)
+        gradient.principalRank = try arguments.number("--k", .positive)
+        gradient.signalRank = try arguments.number("--signal-rank", .positive)
         let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
         let configuration = SynthConfiguration(steps: steps, learningRate: lr, profile: profile, seed: seed,
                                                adam: adam, gradient: gradient, spectrum: spectrum,
@@ -156,7 +174,8 @@ enum SynthCommand: Command {
         try sink.close()
         progress.end()
         let bytes = (steps + 2) * elements * 4
-        Console.out("wrote \(output): \(profile.rawValue) profile, \(tensors.count) \(tensors.count == 1 ? "matrix" : "matrices") (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
+        let knobs = "placement \(gradient.placement.rawValue), snr \(compactDecimal(gradient.snr)), rotation \(compactDecimal(gradient.rotation))"
+        Console.out("wrote \(output): \(profile.map { "\($0.rawValue) preset, " } ?? "")\(knobs), \(tensors.count) \(tensors.count == 1 ? "matrix" : "matrices") (\(elements) weights), \(steps) steps, lr \(lr), seed \(seed), about \(bytes / 1_000_000) MB")
     }
 
     /// "1024x1024,896x4864" as (rows, columns) pairs.
