@@ -31,13 +31,31 @@ extension MatrixComparison {
         o["angle_u_mean_deg"] = optional(angleUMeanDegrees)
         o["angle_v_mean_deg"] = optional(angleVMeanDegrees)
         o["principal_overlap"] = optional(principalOverlap)
+        o["principal_overlap_random"] = optional(principalOverlapRandom)
+        o["principal_overlap_magnitude"] = optional(principalOverlapMagnitude)
         o["low_overlap"] = optional(lowOverlap)
+        o["low_overlap_random"] = optional(lowOverlapRandom)
+        o["low_overlap_magnitude"] = optional(lowOverlapMagnitude)
         o["control_overlap"] = optional(controlOverlap)
+        o["control_overlap_random"] = optional(controlOverlapRandom)
+        o["control_overlap_magnitude"] = optional(controlOverlapMagnitude)
         o["control_density"] = .finite(controlDensity)
         o["alpha"] = .number(alpha)
         o["k"] = .int(k)
         o["rank"] = .int(rank)
         o["svd"] = .string(randomized ? "randomized" : "exact")
+        if randomized {
+            func estimate(_ e: SubspaceErrorEstimate?) -> JSONValue {
+                guard let e else { return .null }
+                return .object(JSONObject([("residual", .finite(e.residual)), ("gap", .finite(e.gap)),
+                                           ("sin_bound", optional(e.sineBound))]))
+            }
+            o["svd_error"] = .object(JSONObject([
+                ("base", estimate(subspaceErrorBase)), ("tuned", estimate(subspaceErrorTuned)),
+                ("angle_error_bound_deg", optional(angleErrorBoundDegrees)),
+            ]))
+        }
+        o["angle_note"] = angleNote.map { .string($0) } ?? .null
         o["energy_top_k"] = optional(energyTopK)
         o["delta_frobenius"] = .finite(deltaFrobenius)
         o["delta_spectral"] = .finite(deltaSpectral)
@@ -52,7 +70,8 @@ extension MatrixComparison {
         o["column_ratio"] = ratios(columnRatios)
         var all = JSONObject()
         for (name, check, holds) in boundChecks {
-            var b = JSONObject([("measured", .finite(check.measured)), ("bound", optional(check.bound))])
+            let unmeasured = name.hasPrefix("wedin") && angleNote != nil
+            var b = JSONObject([("measured", unmeasured ? .null : .finite(check.measured)), ("bound", optional(check.bound))])
             if name.hasPrefix("wedin") {
                 b["vacuous"] = .bool(check.vacuous)
                 b["gap"] = optional(bounds.wedinGap)
