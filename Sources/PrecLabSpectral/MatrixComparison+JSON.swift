@@ -16,6 +16,20 @@ extension MatrixComparison {
     /// Names of the bounds the measurements exceed (empty unless something is wrong).
     public var boundViolations: [String] { boundChecks.filter { !$0.holds }.map(\.name) }
 
+    /// The overlap keys of `jsonFields()`: each observed overlap, its random and its
+    /// magnitude-stratified baseline, with the value each takes from a comparison.
+    public static let overlapMetrics: [(key: String, value: @Sendable (MatrixComparison) -> Double?)] = [
+        ("principal_overlap", { $0.principalOverlap }),
+        ("principal_overlap_random", { $0.principalOverlapRandom }),
+        ("principal_overlap_magnitude", { $0.principalOverlapMagnitude }),
+        ("low_overlap", { $0.lowOverlap }),
+        ("low_overlap_random", { $0.lowOverlapRandom }),
+        ("low_overlap_magnitude", { $0.lowOverlapMagnitude }),
+        ("control_overlap", { $0.controlOverlap }),
+        ("control_overlap_random", { $0.controlOverlapRandom }),
+        ("control_overlap_magnitude", { $0.controlOverlapMagnitude }),
+    ]
+
     /// The spectral metrics as JSON fields (the names `preclab compare --json` uses for
     /// each tensor), so that every command reporting them spells them the same way.
     public func jsonFields() -> JSONObject {
@@ -30,15 +44,7 @@ extension MatrixComparison {
         o["angle_v_max_deg"] = optional(angleVMaxDegrees)
         o["angle_u_mean_deg"] = optional(angleUMeanDegrees)
         o["angle_v_mean_deg"] = optional(angleVMeanDegrees)
-        o["principal_overlap"] = optional(principalOverlap)
-        o["principal_overlap_random"] = optional(principalOverlapRandom)
-        o["principal_overlap_magnitude"] = optional(principalOverlapMagnitude)
-        o["low_overlap"] = optional(lowOverlap)
-        o["low_overlap_random"] = optional(lowOverlapRandom)
-        o["low_overlap_magnitude"] = optional(lowOverlapMagnitude)
-        o["control_overlap"] = optional(controlOverlap)
-        o["control_overlap_random"] = optional(controlOverlapRandom)
-        o["control_overlap_magnitude"] = optional(controlOverlapMagnitude)
+        for (key, value) in MatrixComparison.overlapMetrics { o[key] = optional(value(self)) }
         o["control_density"] = .finite(controlDensity)
         o["alpha"] = .number(alpha)
         o["k"] = .int(k)

@@ -12,24 +12,31 @@ enum CompareCommand: Command {
     static let summary = "bf16 update sparsity and spectral metrics between two checkpoints"
     static let help = """
     usage: preclab compare BASE TUNED [--dtype bf16] [--k 64] [--rank 64] [--alpha 0.5]
-                           [--tensors REGEX] [--svd auto|exact|randomized]
+                           [--tensors REGEX] [--svd exact|randomized|auto]
+                           [--signed-zero-changes]
                            [--json FILE] [--csv FILE] [--plots DIR] [--force] [--quiet]
 
     BASE and TUNED are safetensors files, sharded checkpoints (index JSON) or
     directories. Both are brought to --dtype (tensors stored in another float format are
     rounded to nearest-even; already in --dtype: compared as stored). For every tensor:
-    sparsity = fraction of elements whose --dtype codes are bit-for-bit equal. For 2-D
+    sparsity = fraction of elements whose --dtype codes are bit-for-bit equal (a change
+    between +0 and -0 is no change unless --signed-zero-changes). For 2-D
     tensors, in float64 on LAPACK (see docs/metrics.md):
       NSS          ||sigma(W1) - sigma(W0)|| / ||sigma(W0)||, full spectrum
       angles       principal angles between the top-k left (U) and right (V) singular
                    subspaces of W0 and W1, max and mean in degrees
       overlaps     |M & M_princ|/|M| (M_princ: top-alpha of |rank-r reconstruction of
                    W0|), |M & M_low|/|M| (bottom-alpha of |W0|), and their control
-                   M_princ minus M_low; the random baseline is alpha
+                   M_princ minus M_low; each beside its random baseline (alpha; the
+                   control's density) and its magnitude baseline (the overlap expected
+                   if updates depended only on the binade of the stored W0)
       energy       ||U_k U_k^T dW V_k V_k^T||_F^2 / ||dW||_F^2
       bounds       Weyl, Mirsky, Wedin (flagged vacuous when the gap is too small) and
                    Ky Fan beside the measured values
-    Totals are weighted by parameter count, with a summary per matrix type (q, k, v, o,
+    When both checkpoints are wider than --dtype (e.g. fp32 tuned weights), also
+    fp32_changed (source values differ), hidden_by_precision = fp32_changed - changed
+    and the histogram of |W1 - W0| / half-ULP(stored W0) (octaves; CSV and SVG in
+    --plots). Totals are weighted by parameter count, with a summary per matrix type (q, k, v, o,
     gate, up, down, others). Tensors that cannot be compared (missing on one side,
     shape mismatch, not floating point) and tensors with sparsity only (not 2-D,
     NaN/Inf) are listed with the reason.
@@ -40,8 +47,10 @@ enum CompareCommand: Command {
       --rank R         rank of the reconstruction behind the principal mask (default 64)
       --alpha A        fraction of entries in each mask, 0..1 (default 0.5)
       --tensors REGEX  only tensors whose names match
-      --svd MODE       auto (randomized when 4*(max(k,rank)+10) <= min(m,n)), exact or
-                       randomized (default auto)
+      --svd MODE       exact (default), randomized (reports an error bound per tensor
+                       and refuses angles it cannot bound below 0.01 degrees) or auto
+                       (randomized when 4*(max(k,rank)+10) <= min(m,n))
+      --signed-zero-changes  count +0 <-> -0 as a change (bit inequality)
       --json FILE      write every metric as JSON
       --csv FILE       write the per-tensor table as CSV
       --plots DIR      write SVG plots (spectra, angles, NSS and max angle by layer)
@@ -54,7 +63,7 @@ enum CompareCommand: Command {
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--k"), .value("--rank"), .value("--alpha"), .value("--tensors"),
         .value("--svd"), .value("--json"), .value("--csv"), .value("--plots"), .flag("--force"),
-        .flag("--quiet"),
+        .flag("--quiet"), .flag("--signed-zero-changes"),
     ]
 
     struct Settings {
@@ -62,6 +71,7 @@ enum CompareCommand: Command {
         var spectral: SpectralOptions
         var pattern: String?
         var svdMode: String
+        var signedZeroChanges = false
     }
 
     /// One compared tensor.
@@ -74,6 +84,8 @@ enum CompareCommand: Command {
         let changed: Int
         let converted: Bool
         let comparison: MatrixComparison?
+        /// Changes hidden by the format (nil unless both inputs are wider than --dtype).
+        let precision: PrecisionHiddenChanges?
         /// Why the spectral metrics are missing, when they are.
         let spectralNote: String?
         var sparsity: Double { params == 0 ? 1 : Double(params - changed) / Double(params) }
@@ -104,7 +116,7 @@ enum CompareCommand: Command {
             try AtomicFileWriter.checkDestination(path, force: force, inputs: inputs)
         }
         if let plotsPath {
-            for file in Report.plotNames {
+            for file in Report.plotNames + Report.precisionFileNames {
                 try AtomicFileWriter.checkDestination(plotsPath + "/" + file, force: force, inputs: inputs)
             }
         }
@@ -149,16 +161,17 @@ enum CompareCommand: Command {
         guard k >= 1 else { throw PrecLabError.usage("preclab \(name): --k must be at least 1") }
         guard rank >= 1 else { throw PrecLabError.usage("preclab \(name): --rank must be at least 1") }
         guard alpha >= 0, alpha <= 1 else { throw PrecLabError.usage("preclab \(name): --alpha must lie in [0, 1]") }
-        let svdMode = arguments.value("--svd") ?? "auto"
+        let svdMode = arguments.value("--svd") ?? "exact"
         let method: TopSVDMethod
         switch svdMode {
         case "auto": method = .automatic
         case "exact": method = .exact
         case "randomized": method = .randomized
-        default: throw PrecLabError.usage("preclab \(name): --svd must be auto, exact or randomized")
+        default: throw PrecLabError.usage("preclab \(name): --svd must be exact, randomized or auto")
         }
         return Settings(format: format, spectral: SpectralOptions(k: k, rank: rank, alpha: alpha, method: method),
-                        pattern: arguments.value("--tensors"), svdMode: svdMode)
+                        pattern: arguments.value("--tensors"), svdMode: svdMode,
+                        signedZeroChanges: arguments.flag("--signed-zero-changes"))
     }
 
     /// Pairs tensors by name; everything that cannot be compared becomes a skip.
@@ -242,14 +255,25 @@ enum CompareCommand: Command {
         var comparison: MatrixComparison? = nil
         var note: String? = nil
         let changed: Int
+        let zeroSign = TensorCodes.zeroSignBit(format: format, signedZeroChanges: settings.signedZeroChanges)
+        var precision: PrecisionHiddenChanges? = nil
+        if SourceValues.isWider(a.dtype, than: format) && SourceValues.isWider(b.dtype, than: format) {
+            let mask = codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads)
+            let sourceA = SourceValues(base, a), sourceB = SourceValues(tuned, b)
+            precision = PrecisionHiddenChanges(count: params, base: { sourceA[$0] }, tuned: { sourceB[$0] },
+                                               halfULP: { codesA.halfULP($0, format: format) }, storedMask: mask,
+                                               signedZeroChanges: settings.signedZeroChanges)
+        }
         if shape.count == 2 && params > 0 {
-            let mask = codesA.differingMask(codesB, threads: threads)
+            let mask = codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads)
             changed = mask.population
             let w0 = codesA.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
             let w1 = codesB.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
             if w0.isFinite && w1.isFinite {
                 do {
-                    comparison = try MatrixComparison(base: w0, tuned: w1, updateMask: mask, options: settings.spectral)
+                    comparison = try MatrixComparison(base: w0, tuned: w1, updateMask: mask,
+                                                      strata: MagnitudeStrata(storedMatrix: w0, minimumNormal: format.minNormal),
+                                                      options: settings.spectral)
                 } catch let error as PrecLabError {
                     throw PrecLabError.badData("tensor '\(a.name)': \(error.description)")
                 }
@@ -257,12 +281,12 @@ enum CompareCommand: Command {
                 note = "NaN or Inf values: sparsity only"
             }
         } else {
-            changed = codesA.differingCount(codesB, threads: threads)
+            changed = codesA.differingCount(codesB, zeroSignBit: zeroSign, threads: threads)
             note = params == 0 ? "empty tensor" : "\(shape.count)-D tensor: sparsity only"
         }
         return Row(name: TensorName(a.name), shape: shape, baseDType: a.dtype.name, tunedDType: b.dtype.name,
                    params: params, changed: changed, converted: codesA.converted || codesB.converted,
-                   comparison: comparison, spectralNote: note)
+                   comparison: comparison, precision: precision, spectralNote: note)
     }
 
     /// A tensor name for narrow terminal tables: without the ubiquitous "model." prefix
@@ -298,15 +322,14 @@ extension CompareCommand {
         let tunedPath: String
 
         /// Parameter-weighted metrics of the totals and type summaries.
-        static let summaryMetrics: [(key: String, value: @Sendable (MatrixComparison) -> Double?)] = [
+        static let summaryMetrics: [(key: String, value: @Sendable (MatrixComparison) -> Double?)] = baseMetrics
+            + MatrixComparison.overlapMetrics
+        private static let baseMetrics: [(key: String, value: @Sendable (MatrixComparison) -> Double?)] = [
             ("nss", { $0.nss }),
             ("angle_u_max_deg", { $0.angleUMaxDegrees }),
             ("angle_v_max_deg", { $0.angleVMaxDegrees }),
             ("angle_u_mean_deg", { $0.angleUMeanDegrees }),
             ("angle_v_mean_deg", { $0.angleVMeanDegrees }),
-            ("principal_overlap", { $0.principalOverlap }),
-            ("low_overlap", { $0.lowOverlap }),
-            ("control_overlap", { $0.controlOverlap }),
             ("energy_top_k", { $0.energyTopK }),
         ]
 
@@ -335,7 +358,15 @@ extension CompareCommand {
             root["tuned"] = .string(tunedPath)
             root["options"] = .object(optionsJSON())
             root["tensors"] = .array(rows.map { .object(rowJSON($0)) })
-            root["total"] = .object(summaryJSON(summary(rows)))
+            var total = summaryJSON(summary(rows))
+            if let precision = precisionTotal(rows) {
+                for (key, value) in precision.json().pairs { total[key] = value }
+            } else {
+                total["fp32_changed"] = .null
+                total["hidden_by_precision"] = .null
+            }
+            root["total"] = .object(total)
+            root["precision_ratio_bins"] = .array(PrecisionHiddenChanges.labels.map { .string($0) })
             var byType = JSONObject()
             for type in types { byType[type.rawValue] = .object(summaryJSON(summary(rows.filter { $0.name.type == type }))) }
             root["by_type"] = .object(byType)
@@ -359,6 +390,7 @@ extension CompareCommand {
                 ("power_iterations", .int(s.randomized.powerIterations)),
                 ("seed", .integer(Int64(bitPattern: s.randomized.seed))),
                 ("precision", "float64"),
+                ("signed_zero_changes", .bool(settings.signedZeroChanges)),
                 ("blas_threads_large_matrix", .int(Int(BLASThreads.largeMatrixThreads))),
             ])
         }
@@ -381,13 +413,20 @@ extension CompareCommand {
             if let c = row.comparison {
                 for (key, value) in c.jsonFields().pairs { o[key] = value }
             } else {
-                for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
-                            "principal_overlap", "low_overlap", "control_overlap"] { o[key] = .null }
+                for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg"]
+                    + MatrixComparison.overlapMetrics.map(\.key) { o[key] = .null }
                 o["alpha"] = .number(settings.spectral.alpha)
                 o["k"] = .int(settings.spectral.k)
                 o["rank"] = .int(settings.spectral.rank)
             }
             o["note"] = row.spectralNote.map { .string($0) } ?? .null
+            if let precision = row.precision {
+                for (key, value) in precision.json().pairs { o[key] = value }
+            } else {
+                for key in ["fp32_changed", "hidden_by_precision", "precision_ratio_histogram", "precision_ratio_visible"] {
+                    o[key] = .null
+                }
+            }
             return o
         }
 
@@ -402,14 +441,25 @@ extension CompareCommand {
             return o
         }
 
+        /// Precision-hidden changes summed over the rows that have them (nil when none does).
+        func precisionTotal(_ selected: [Row]) -> PrecisionHiddenChanges? {
+            let measured = selected.compactMap(\.precision)
+            guard !measured.isEmpty else { return nil }
+            var total = PrecisionHiddenChanges()
+            for tally in measured { total.add(tally) }
+            return total
+        }
+
         // MARK: CSV
 
         func csv() -> CSVTable {
             var table = CSVTable(header: [
                 "name", "layer", "type", "shape", "params", "changed", "sparsity", "nss",
                 "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
-                "principal_overlap", "low_overlap", "control_overlap", "energy_top_k", "delta_frobenius",
-                "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "alpha", "k", "rank", "note",
+                "principal_overlap", "principal_overlap_magnitude", "low_overlap", "low_overlap_magnitude",
+                "control_overlap", "control_overlap_random", "control_overlap_magnitude", "energy_top_k", "delta_frobenius",
+                "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "alpha", "k", "rank",
+                "fp32_changed", "hidden_by_precision", "note",
             ])
             for row in rows {
                 let c = row.comparison
@@ -419,12 +469,17 @@ extension CompareCommand {
                     .text(row.shape.map(String.init).joined(separator: "x")), .integer(row.params), .integer(row.changed),
                     .number(row.sparsity), cell(c?.nss), cell(c?.angleUMaxDegrees), cell(c?.angleVMaxDegrees),
                     cell(c?.angleUMeanDegrees), cell(c?.angleVMeanDegrees), cell(c?.principalOverlap),
-                    cell(c?.lowOverlap), cell(c?.controlOverlap), cell(c?.energyTopK), cell(c?.deltaFrobenius),
+                    cell(c?.principalOverlapMagnitude), cell(c?.lowOverlap), cell(c?.lowOverlapMagnitude),
+                    cell(c?.controlOverlap), cell(c?.controlOverlapRandom), cell(c?.controlOverlapMagnitude),
+                    cell(c?.energyTopK), cell(c?.deltaFrobenius),
                     cell(c?.deltaSpectral), cell(c?.stableRank),
                     c.map { .text($0.bounds.wedinU.vacuous ? "true" : "false") } ?? .empty,
                     c.map { .text($0.randomized ? "randomized" : "exact") } ?? .empty,
                     .number(settings.spectral.alpha), .integer(c?.k ?? settings.spectral.k),
-                    .integer(c?.rank ?? settings.spectral.rank), row.spectralNote.map { .text($0) } ?? .empty,
+                    .integer(c?.rank ?? settings.spectral.rank),
+                    row.precision.map { .integer($0.sourceChanged) } ?? .empty,
+                    row.precision.map { .integer($0.hiddenByPrecision) } ?? .empty,
+                    row.spectralNote.map { .text($0) } ?? .empty,
                 ])
             }
             return table
@@ -438,26 +493,30 @@ extension CompareCommand {
                 .text("tensor"), .text("shape"), .number("params", style: .compactCount),
                 .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
                 .number("maxθU", style: .general(significant: 3)), .number("maxθV", style: .general(significant: 3)),
-                .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+                .number("∩princ", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
+                .number("∩low", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
                 .number("energy_k", style: .fixed(decimals: 3)),
             ])
             for row in rows {
                 let c = row.comparison
                 perTensor.addRow([.text(displayName(row.name.name)), .text(row.shape.map(String.init).joined(separator: "x")),
                                   .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleUMaxDegrees),
-                                  cell(c?.angleVMaxDegrees), cell(c?.principalOverlap), cell(c?.lowOverlap),
-                                  cell(c?.energyTopK)])
+                                  cell(c?.angleVMaxDegrees), cell(c?.principalOverlap), cell(c?.principalOverlapMagnitude),
+                                  cell(c?.lowOverlap), cell(c?.lowOverlapMagnitude), cell(c?.energyTopK)])
             }
             var byType = TextTable(title: "by matrix type (parameter-weighted; random overlap baseline α = \(settings.spectral.alpha))", columns: [
                 .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
                 .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
                 .number("maxθU°", style: .general(significant: 3)), .number("maxθV°", style: .general(significant: 3)),
-                .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+                .number("∩princ", style: .fixed(decimals: 3)), .number("rand", style: .fixed(decimals: 3)),
+                .number("mag", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+                .number("rand", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
             ])
             func summaryRow(_ label: String, _ s: WeightedSummary) -> [TableCell] {
                 [.text(label), .integer(s.tensors), .integer(s.parameters), cell(s.sparsity), cell(s.mean("nss")),
                  cell(s.mean("angle_u_max_deg")), cell(s.mean("angle_v_max_deg")), cell(s.mean("principal_overlap")),
-                 cell(s.mean("low_overlap"))]
+                 cell(s.mean("principal_overlap_random")), cell(s.mean("principal_overlap_magnitude")),
+                 cell(s.mean("low_overlap")), cell(s.mean("low_overlap_random")), cell(s.mean("low_overlap_magnitude"))]
             }
             for type in types { byType.addRow(summaryRow(type.rawValue, summary(rows.filter { $0.name.type == type }))) }
             byType.addTotalRow(summaryRow("total", summary(rows)))
@@ -474,6 +533,18 @@ extension CompareCommand {
                 let shown = names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", ... (\(names.count - 4) more; see --json)" : "")
                 byType.addFootnote("skipped (\(names.count)) \(reason): \(shown)")
             }
+            byType.addFootnote("overlaps: ∩ = share of changed entries in the mask; rand = random baseline (alpha); "
+                + "mag = magnitude baseline, the overlap expected if changes depended only on the binade of W0 "
+                + "(observed ≈ mag: precision explains it; see docs/metrics.md)")
+            if let precision = precisionTotal(rows) {
+                byType.addFootnote("fp32 inputs: \(precision.sourceChanged) values changed, \(precision.storedChanged) visible in "
+                    + "\(settings.format.name), \(precision.hiddenByPrecision) hidden by precision")
+            }
+            let refused = rows.filter { $0.comparison?.angleNote != nil }.count
+            if refused > 0 {
+                byType.addFootnote("randomized SVD: angles of \(refused) tensor(s) not reported (error bound not below "
+                    + "\(MatrixComparison.angleToleranceDegrees)°; see --json svd_error)")
+            }
             let vacuous = rows.filter { $0.comparison?.bounds.wedinU.vacuous == true }.count
             if vacuous > 0 { byType.addFootnote("Wedin bound vacuous (gap too small) for \(vacuous) tensor(s)") }
             for violation in violations {
@@ -485,7 +556,45 @@ extension CompareCommand {
         // MARK: Plots
 
         /// The files `plots()` writes (checked for overwrites before computing).
-        static let plotNames = ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg"]
+        static let plotNames = ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg",
+                                "overlaps_by_type.svg"]
+        /// Written into --plots only when both checkpoints are wider than --dtype.
+        static let precisionFileNames = ["precision_hidden.csv", "precision_hidden.svg"]
+
+        /// Observed overlaps per matrix type beside their magnitude baselines (bars) and
+        /// the random baseline α (line).
+        func overlapsPlot() -> BarPlot {
+            let present = types
+            let summaries = present.map { type in summary(rows.filter { $0.name.type == type }) }
+            var plot = BarPlot(title: "Where the changes are: mask overlaps by matrix type", xLabel: "matrix type",
+                               yLabel: "|mask ∩ M| / |M|", categories: present.map(\.rawValue))
+            plot.yRange = 0...1
+            plot.addSeries("principal", values: summaries.map { $0.mean("principal_overlap") ?? .nan })
+            plot.addSeries("principal, magnitude baseline", values: summaries.map { $0.mean("principal_overlap_magnitude") ?? .nan })
+            plot.addSeries("low-|W0|", values: summaries.map { $0.mean("low_overlap") ?? .nan })
+            plot.addSeries("low-|W0|, magnitude baseline", values: summaries.map { $0.mean("low_overlap_magnitude") ?? .nan })
+            plot.referenceLines = [ReferenceLine(y: settings.spectral.alpha, label: "random (α)")]
+            plot.notes = ["dtype \(settings.format.name); magnitude baseline: expected overlap if changes depended only on the binade of W0"]
+            return plot
+        }
+
+        /// The histogram of |W1 − W0| / half-ULP(stored W0) over tensors with wide inputs.
+        func precisionFiles() -> [(name: String, file: any ReportFile)] {
+            guard let total = precisionTotal(rows) else { return [] }
+            let labels = PrecisionHiddenChanges.labels
+            var csv = CSVTable(header: ["bin", "weights", "visible", "hidden"])
+            for bin in labels.indices {
+                csv.addRow([.text(labels[bin]), .integer(total.histogram[bin]), .integer(total.visibleByBin[bin]),
+                            .integer(total.histogram[bin] - total.visibleByBin[bin])])
+            }
+            var plot = BarPlot(title: "|W1 − W0| / half-ULP of the stored W0 (\(settings.format.name))",
+                               xLabel: "ratio (log2 bins)", yLabel: "weights", categories: labels)
+            plot.addSeries("visible in \(settings.format.name)", values: total.visibleByBin.map(Double.init))
+            plot.addSeries("hidden by precision", values: zip(total.histogram, total.visibleByBin).map { Double($0 - $1) })
+            plot.yScale = .log10
+            plot.notes = ["\(total.sourceChanged) values changed in the inputs, \(total.hiddenByPrecision) of them hidden by \(settings.format.name)"]
+            return [(Report.precisionFileNames[0], csv), (Report.precisionFileNames[1], plot)]
+        }
 
         func plots() -> [(name: String, file: any ReportFile)] {
             let spectral = rows.filter { $0.comparison != nil }
@@ -532,7 +641,8 @@ extension CompareCommand {
             maxAngle.notes = [note]
             files.append(("nss_by_layer.svg", nss))
             files.append(("max_angle_by_layer.svg", maxAngle))
-            return files
+            files.append(("overlaps_by_type.svg", overlapsPlot()))
+            return files + precisionFiles()
         }
     }
 }

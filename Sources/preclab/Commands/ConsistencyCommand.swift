@@ -13,13 +13,18 @@ enum ConsistencyCommand: Command {
     static let help = """
     usage: preclab consistency --base BASE RUN RUN... [--dtype bf16] [--tensors REGEX] [--quiet]
                                [--json FILE] [--plots DIR [--heatmap TENSOR]] [--force]
+                               [--signed-zero-changes]
 
     BASE and every RUN are safetensors files, sharded checkpoints or directories. For
     each run r the update mask M_r marks the elements whose --dtype codes differ from
-    BASE (as in 'preclab compare'). Per tensor:
+    BASE (as in 'preclab compare'; +0 <-> -0 is no change unless
+    --signed-zero-changes). Per tensor:
       Jaccard      |M_r & M_s| / |M_r | M_s| for every pair of runs, against the
                    baseline p q / (p + q - p q) of independent masks with the same
-                   densities p, q; the mean over pairs of both
+                   densities p, q, and the magnitude baseline
+                   sum_s n_s p_s q_s / sum_s n_s (p_s + q_s - p_s q_s) with the runs'
+                   densities in each binade s of the stored base (what precision
+                   alone makes two runs share); the mean over pairs of each
       consensus    C_ij = mean over runs of M_r,ij; the share of elements every run
                    updated, and the histogram of how many runs updated each element
       row/column   row means rho_i and column means kappa_j of C (2-D tensors): their
@@ -33,9 +38,10 @@ enum ConsistencyCommand: Command {
       --dtype FORMAT     storage format compared (default bf16)
       --tensors REGEX    only tensors whose names match
       --json FILE        write every number as JSON
-      --plots DIR        write SVG plots: mean Jaccard vs baseline by matrix type, and
+      --plots DIR        write SVG plots: mean Jaccard vs both baselines by type, and
                          with --heatmap a heat map of the consensus of one tensor
       --heatmap TENSOR   the 2-D tensor whose consensus is drawn (needs --plots)
+      --signed-zero-changes  count +0 <-> -0 as a change (bit inequality)
       --force            replace existing output files
       --quiet            no progress on stderr
 
@@ -44,7 +50,7 @@ enum ConsistencyCommand: Command {
     """
     static let options: [OptionSpec] = [
         .value("--base"), .value("--dtype"), .value("--tensors"), .value("--json"), .value("--plots"),
-        .value("--heatmap"), .flag("--force"), .flag("--quiet"),
+        .value("--heatmap"), .flag("--force"), .flag("--quiet"), .flag("--signed-zero-changes"),
     ]
 
     struct Row {
@@ -63,6 +69,7 @@ enum ConsistencyCommand: Command {
             throw PrecLabError.usage("preclab \(name): needs at least two runs to compare, got \(runPaths.count)")
         }
         let format = try FloatFormat.named(arguments.value("--dtype") ?? "bf16")
+        let zeroSign = TensorCodes.zeroSignBit(format: format, signedZeroChanges: arguments.flag("--signed-zero-changes"))
         let pattern = arguments.value("--tensors")
         let include = try tensorFilter(pattern, command: name)
         let force = arguments.flag("--force")
@@ -129,19 +136,20 @@ enum ConsistencyCommand: Command {
             var masks: [BitMask] = []
             for (index, other) in others.enumerated() {
                 let codes = try TensorCodes.load(runs[index], other, as: format, threads: ParallelChunks.threadCount)
-                masks.append(baseCodes.differingMask(codes, threads: ParallelChunks.threadCount))
+                masks.append(baseCodes.differingMask(codes, zeroSignBit: zeroSign, threads: ParallelChunks.threadCount))
             }
+            let strata = baseCodes.strata(format: format, threads: ParallelChunks.threadCount)
             let shape = tensor.shape
             let (r, c) = shape.count == 2 ? (shape[0], shape[1]) : (1, tensor.info.elementCount)
             rows.append(Row(name: TensorName(tensor.name), shape: shape, params: tensor.info.elementCount,
-                            result: TensorConsistency(masks: masks, rows: r, columns: c)))
+                            result: TensorConsistency(masks: masks, rows: r, columns: c, strata: strata)))
             meter.finished(tensor.name, work: Double(tensor.info.elementCount * runs.count))
         }
         meter.finish()
         rows.sort { $0.name < $1.name }
 
         let report = Report(rows: rows, skipped: skipped, format: format, pattern: pattern, basePath: basePath,
-                            runPaths: runPaths)
+                            runPaths: runPaths, signedZeroChanges: arguments.flag("--signed-zero-changes"))
         if let jsonPath { try report.json().write(to: jsonPath, force: force, inputs: inputs) }
         if let plotsPath {
             let directory = try ReportDirectory(path: plotsPath, force: force, inputs: inputs)
@@ -167,6 +175,7 @@ enum ConsistencyCommand: Command {
         let pattern: String?
         let basePath: String
         let runPaths: [String]
+        var signedZeroChanges = false
 
         static func optional(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
 
@@ -179,6 +188,7 @@ enum ConsistencyCommand: Command {
                 summary.add(parameters: row.params, changed: changed, metrics: [
                     ("density", r.densities.reduce(0, +) / Double(r.densities.count)),
                     ("jaccard", r.meanJaccard), ("baseline", r.meanBaseline),
+                    ("jaccard_magnitude", r.meanJaccardMagnitude),
                     ("unanimous", r.consensus.unanimousFraction),
                     ("row_cv", is2D ? r.rowRatios.coefficientOfVariation : nil),
                     ("column_cv", is2D ? r.columnRatios.coefficientOfVariation : nil),
@@ -191,10 +201,13 @@ enum ConsistencyCommand: Command {
 
         func summaryJSON(_ s: WeightedSummary) -> JSONObject {
             var o = JSONObject([("tensors", .int(s.tensors)), ("params", .int(s.parameters))])
-            for key in ["density", "jaccard", "baseline", "unanimous", "row_cv", "column_cv"] {
+            for key in ["density", "jaccard", "baseline", "jaccard_magnitude", "unanimous", "row_cv", "column_cv"] {
                 o[key] = Report.optional(s.mean(key))
             }
             if let j = s.mean("jaccard"), let b = s.mean("baseline"), b > 0 { o["jaccard_over_baseline"] = .finite(j / b) }
+            if let j = s.mean("jaccard"), let m = s.mean("jaccard_magnitude"), m > 0 {
+                o["jaccard_over_magnitude"] = .finite(j / m)
+            }
             return o
         }
 
@@ -208,7 +221,8 @@ enum ConsistencyCommand: Command {
             root["base"] = .string(basePath)
             root["runs"] = .array(runPaths.map { .string($0) })
             root["options"] = .object(JSONObject([("dtype", .string(format.name)),
-                                                  ("tensors", pattern.map { .string($0) } ?? .null)]))
+                                                  ("tensors", pattern.map { .string($0) } ?? .null),
+                                                  ("signed_zero_changes", .bool(signedZeroChanges))]))
             root["tensors"] = .array(rows.map { row in
                 let r = row.result
                 var o = JSONObject()
@@ -220,8 +234,10 @@ enum ConsistencyCommand: Command {
                 o["densities"] = .array(r.densities.map { .finite($0) })
                 o["mean_jaccard"] = Report.optional(r.meanJaccard)
                 o["mean_baseline"] = Report.optional(r.meanBaseline)
+                o["mean_jaccard_magnitude"] = Report.optional(r.meanJaccardMagnitude)
                 o["jaccard"] = .array(r.jaccard.map { .array($0.map(Report.optional)) })
                 o["baseline"] = .array(r.baseline.map { .array($0.map(Report.optional)) })
+                o["jaccard_magnitude"] = .array(r.jaccardMagnitude.map { .array($0.map(Report.optional)) })
                 o["consensus_histogram"] = .array(r.consensus.histogram.map { .int($0) })
                 o["unanimous_fraction"] = .finite(r.consensus.unanimousFraction)
                 if row.shape.count == 2 {
@@ -245,7 +261,8 @@ enum ConsistencyCommand: Command {
             var perTensor = TextTable(title: "preclab consistency: \(runPaths.count) runs from \(basePath) (\(format.name) codes)", columns: [
                 .text("tensor"), .text("shape"), .number("params", style: .compactCount),
                 .number("updated", style: .percent(decimals: 1)), .number("Jaccard", style: .fixed(decimals: 3)),
-                .number("random", style: .fixed(decimals: 3)), .number("all runs", style: .percent(decimals: 1)),
+                .number("random", style: .fixed(decimals: 3)), .number("magnitude", style: .fixed(decimals: 3)),
+                .number("all runs", style: .percent(decimals: 1)),
                 .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
             ])
             for row in rows {
@@ -254,22 +271,24 @@ enum ConsistencyCommand: Command {
                 perTensor.addRow([.text(CompareCommand.displayName(row.name.name)),
                                   .text(row.shape.map(String.init).joined(separator: "x")), .integer(row.params),
                                   .number(r.densities.reduce(0, +) / Double(r.densities.count)), cell(r.meanJaccard),
-                                  cell(r.meanBaseline), .number(r.consensus.unanimousFraction),
+                                  cell(r.meanBaseline), cell(r.meanJaccardMagnitude), .number(r.consensus.unanimousFraction),
                                   cell(is2D ? r.rowRatios.coefficientOfVariation : nil),
                                   cell(is2D ? r.columnRatios.coefficientOfVariation : nil)])
             }
             var byType = TextTable(title: "by matrix type (parameter-weighted means)", columns: [
                 .text("type"), .number("tensors", style: .count), .number("params", style: .compactCount),
                 .number("updated", style: .percent(decimals: 1)), .number("Jaccard", style: .fixed(decimals: 3)),
-                .number("random", style: .fixed(decimals: 3)), .number("all runs", style: .percent(decimals: 1)),
+                .number("random", style: .fixed(decimals: 3)), .number("magnitude", style: .fixed(decimals: 3)),
+                .number("all runs", style: .percent(decimals: 1)),
                 .number("row cv", style: .fixed(decimals: 3)), .number("col cv", style: .fixed(decimals: 3)),
             ])
             func summaryRow(_ label: String, _ s: WeightedSummary) -> [TableCell] {
                 [.text(label), .integer(s.tensors), .integer(s.parameters), cell(s.mean("density")), cell(s.mean("jaccard")),
-                 cell(s.mean("baseline")), cell(s.mean("unanimous")), cell(s.mean("row_cv")), cell(s.mean("column_cv"))]
+                 cell(s.mean("baseline")), cell(s.mean("jaccard_magnitude")), cell(s.mean("unanimous")), cell(s.mean("row_cv")), cell(s.mean("column_cv"))]
             }
             for type in types { byType.addRow(summaryRow(type.rawValue, summary(rows.filter { $0.name.type == type }))) }
             byType.addTotalRow(summaryRow("total", summary(rows)))
+            byType.addFootnote("magnitude: the Jaccard of independent masks with the runs' densities in every binade of the stored base (Jaccard ≈ magnitude: precision explains the agreement; see docs/metrics.md)")
             byType.addFootnote("Jaccard: mean over pairs of runs; random: p q / (p + q - p q) for independent masks of the same densities; all runs: elements every run updated; cv: coefficient of variation of the consensus row/column means")
             byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'")
             for skip in skipped.prefix(10) { byType.addFootnote("skipped \(skip.name): \(skip.reason)") }
@@ -284,6 +303,7 @@ enum ConsistencyCommand: Command {
             let summaries = present.map { type in summary(rows.filter { $0.name.type == type }) }
             bars.addSeries("runs", values: summaries.map { $0.mean("jaccard") ?? .nan })
             bars.addSeries("independent baseline", values: summaries.map { $0.mean("baseline") ?? .nan })
+            bars.addSeries("magnitude baseline", values: summaries.map { $0.mean("jaccard_magnitude") ?? .nan })
             bars.notes = ["dtype \(format.name); parameter-weighted means over tensors"]
             return [("jaccard_by_type.svg", bars)]
         }
