@@ -175,17 +175,23 @@ struct CapturedWeights: Sendable {
     var final: [[Float]]
 
     /// MatrixComparison of W0 -> W_T in float64, with M = entries whose stored codes
-    /// in `format` (nearest-even) differ: the master policy's visible mask.
+    /// in `format` (nearest-even) differ, ±0 pairs excepted: the master policy's
+    /// visible mask; overlaps are stratified by the binades of the stored W0.
     func spectral(format: FloatFormat, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
         let options = SpectralOptions(k: settings.k, rank: settings.rank, alpha: settings.alpha)
         return try shapes.indices.map { index in
             let (rows, columns) = shapes[index]
             let w0 = base[index], wT = final[index]
-            let mask = BitMask(w0.indices.map { format.encode(w0[$0]) != format.encode(wT[$0]) })
+            let stored0 = w0.map { format.decode(format.encode($0)) }
+            let mask = BitMask(w0.indices.map { index in
+                let before = format.encode(w0[index]), after = format.encode(wT[index])
+                return before != after && !(format.decode(before) == 0 && format.decode(after) == 0)
+            })
             let comparison = try MatrixComparison(
                 base: Matrix(rows: rows, columns: columns, rowMajor: w0.map(Double.init)),
                 tuned: Matrix(rows: rows, columns: columns, rowMajor: wT.map(Double.init)),
-                updateMask: mask, options: options)
+                updateMask: mask, strata: MagnitudeStrata(storedValues: stored0, minimumNormal: format.minNormal),
+                options: options)
             return TensorSpectralResult(name: SynthTensorSource.defaultName(index: index), rows: rows,
                                         columns: columns, comparison: comparison)
         }

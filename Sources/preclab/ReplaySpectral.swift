@@ -14,6 +14,8 @@ struct ReplaySpectral {
         let shape: [Int]
         let policy: ReplayPolicy
         let comparison: MatrixComparison
+        /// Whether this is the null model's replay (`--null`) rather than the stream's.
+        var null = false
     }
 
     let options: SpectralOptions
@@ -30,22 +32,34 @@ struct ReplaySpectral {
             spectral.skipped.append((tensor.name, "\(tensor.shape.count)-D, spectral metrics need a matrix"))
         }
         var done = 0
+        let format = result.configuration.format
+        let signedZeros = result.configuration.signedZeroChanges
+        let runs: [(engine: ReplayEngine, null: Bool)] = [(engine, false)] + (engine.nullEngine.map { [($0, true)] } ?? [])
         for (index, tensor) in matrices {
-            for policy in policies {
-                let weights = engine.weightsBeforeAndAfter(policy, tensor: index)
-                guard weights.before.allSatisfy(\.isFinite), weights.after.allSatisfy(\.isFinite) else {
-                    spectral.skipped.append((tensor.name, "\(policy.rawValue): non-finite weights"))
-                    continue
+            // Strata: binades of the stored base (the same for every policy, fp32 included).
+            let strata = MagnitudeStrata(storedValues: engine.weightsBeforeAndAfter(.master, tensor: index).before,
+                                         minimumNormal: format.minNormal)
+            for (run, isNull) in runs {
+                for policy in policies {
+                    let weights = run.weightsBeforeAndAfter(policy, tensor: index)
+                    guard weights.before.allSatisfy(\.isFinite), weights.after.allSatisfy(\.isFinite) else {
+                        spectral.skipped.append((tensor.name, "\(isNull ? "null " : "")\(policy.rawValue): non-finite weights"))
+                        continue
+                    }
+                    // +0 <-> -0 is no change unless --signed-zero-changes.
+                    let changed = weights.changed.indices.map { i in
+                        weights.changed[i] && (signedZeros || !(weights.before[i] == 0 && weights.after[i] == 0))
+                    }
+                    let rows = tensor.shape[0], columns = tensor.shape[1]
+                    let comparison = try MatrixComparison(
+                        base: Matrix(rows: rows, columns: columns, rowMajor: weights.before),
+                        tuned: Matrix(rows: rows, columns: columns, rowMajor: weights.after),
+                        updateMask: BitMask(changed), strata: strata, options: options)
+                    spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
+                                                  comparison: comparison, null: isNull))
+                    done += 1
+                    progress?.update(done: done, total: matrices.count * policies.count * runs.count)
                 }
-                let rows = tensor.shape[0], columns = tensor.shape[1]
-                let comparison = try MatrixComparison(
-                    base: Matrix(rows: rows, columns: columns, rowMajor: weights.before),
-                    tuned: Matrix(rows: rows, columns: columns, rowMajor: weights.after),
-                    updateMask: BitMask(weights.changed), options: options)
-                spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
-                                              comparison: comparison))
-                done += 1
-                progress?.update(done: done, total: matrices.count * policies.count)
             }
         }
         return spectral
@@ -53,7 +67,12 @@ struct ReplaySpectral {
 
     /// The `spectral` object added to a tensor's JSON, keyed by policy.
     func json(forTensor name: String) -> JSONValue? {
-        let mine = entries.filter { $0.tensor == name }
+        json(forTensor: name, null: false)
+    }
+
+    /// The `spectral` (or, for the null model's replay, `spectral_null`) object of a tensor.
+    func json(forTensor name: String, null: Bool) -> JSONValue? {
+        let mine = entries.filter { $0.tensor == name && $0.null == null }
         guard !mine.isEmpty else { return nil }
         var object = JSONObject()
         for entry in mine { object[entry.policy.rawValue] = ReplaySpectral.json(entry.comparison) }
@@ -74,6 +93,7 @@ struct ReplaySpectral {
             guard var object = tensor.objectValue, let name = object["name"]?.stringValue,
                   let spectral = json(forTensor: name) else { return tensor }
             object["spectral"] = spectral
+            if let null = json(forTensor: name, null: true) { object["spectral_null"] = null }
             return .object(object)
         })
         root["spectral_options"] = .object(JSONObject([("k", .int(options.k)), ("rank", .int(options.rank)),
@@ -91,18 +111,21 @@ struct ReplaySpectral {
                 + "alpha \(NumberFormat.shortest(options.alpha)))",
             columns: [.text("tensor"), .text("policy"), .number("NSS", style: .general(significant: 3)),
                       .number("max∠U", style: .degrees(decimals: 3)), .number("max∠V", style: .degrees(decimals: 3)),
-                      .number("princ ovl", style: .fixed(decimals: 3)), .number("low ovl", style: .fixed(decimals: 3)),
+                      .number("princ ovl", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
+                      .number("low ovl", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
                       .number("E top-k", style: .general(significant: 3))])
         table.columns[1].abbreviates = false
         for entry in entries {
             let comparison = entry.comparison
             func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
-            table.addRow([.text(entry.tensor), .text(entry.policy.rawValue), cell(comparison.nss),
+            table.addRow([.text(entry.tensor), .text((entry.null ? "null " : "") + entry.policy.rawValue), cell(comparison.nss),
                           cell(comparison.angleUMaxDegrees), cell(comparison.angleVMaxDegrees),
-                          cell(comparison.principalOverlap), cell(comparison.lowOverlap), cell(comparison.energyTopK)])
+                          cell(comparison.principalOverlap), cell(comparison.principalOverlapMagnitude),
+                          cell(comparison.lowOverlap), cell(comparison.lowOverlapMagnitude), cell(comparison.energyTopK)])
         }
         table.addFootnote("overlaps: share of changed entries inside the principal (top-alpha of |rank-r W0|) "
-                          + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha")
+                          + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha; mag: the overlap expected "
+                          + "if changes depended only on the binade of the stored W0 (--json has control and every baseline)")
         for (tensor, reason) in skipped { table.addFootnote("skipped \(tensor): \(reason)") }
         return table
     }

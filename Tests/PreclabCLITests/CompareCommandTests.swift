@@ -213,7 +213,8 @@ final class CompareCommandTests: XCTestCase {
                             ["PRECLAB_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"]] {
             let json = path("out-\(outputs.count).json")
             let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "8",
-                                            "--rank", "8", "--json", json, "--quiet"], environment: environment)
+                                            "--rank", "8", "--svd", "auto", "--json", json, "--quiet"],
+                                           environment: environment)
             XCTAssertEqual(result.status, 0, result.stderr)
             outputs.append(try Data(contentsOf: URL(fileURLWithPath: json)))
         }

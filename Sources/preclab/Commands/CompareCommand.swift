@@ -492,7 +492,7 @@ extension CompareCommand {
             var perTensor = TextTable(title: "preclab compare: \(basePath) -> \(tunedPath) (\(settings.format.name) codes)", columns: [
                 .text("tensor"), .text("shape"), .number("params", style: .compactCount),
                 .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
-                .number("maxθU", style: .general(significant: 3)), .number("maxθV", style: .general(significant: 3)),
+                .number("maxθ", style: .general(significant: 3)),
                 .number("∩princ", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
                 .number("∩low", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
                 .number("energy_k", style: .fixed(decimals: 3)),
@@ -500,8 +500,8 @@ extension CompareCommand {
             for row in rows {
                 let c = row.comparison
                 perTensor.addRow([.text(displayName(row.name.name)), .text(row.shape.map(String.init).joined(separator: "x")),
-                                  .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleUMaxDegrees),
-                                  cell(c?.angleVMaxDegrees), cell(c?.principalOverlap), cell(c?.principalOverlapMagnitude),
+                                  .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleMaxDegrees),
+                                  cell(c?.principalOverlap), cell(c?.principalOverlapMagnitude),
                                   cell(c?.lowOverlap), cell(c?.lowOverlapMagnitude), cell(c?.energyTopK)])
             }
             var byType = TextTable(title: "by matrix type (parameter-weighted; random overlap baseline α = \(settings.spectral.alpha))", columns: [
@@ -521,7 +521,7 @@ extension CompareCommand {
             for type in types { byType.addRow(summaryRow(type.rawValue, summary(rows.filter { $0.name.type == type }))) }
             byType.addTotalRow(summaryRow("total", summary(rows)))
             let s = settings.spectral
-            byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ in degrees")
+            byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ = max(maxθU, maxθV) in degrees")
             byType.addFootnote("options: dtype \(settings.format.name), k \(s.k), rank \(s.rank), alpha \(s.alpha), svd \(settings.svdMode) (oversampling \(s.randomized.oversampling), \(s.randomized.powerIterations) power iterations), float64; angles in degrees")
             var groups: [(String, [String])] = []
             for skip in skipped {

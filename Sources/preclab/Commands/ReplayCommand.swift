@@ -35,7 +35,11 @@ enum ReplayCommand: Command {
       --base CHECKPOINT     base weights from a safetensors file or directory
                             (required when the stream has no BASE record)
       --every N             per-step curve point every N steps (default: ~50 points)
-      --null permute        add the permutation null model (master policy)
+      --null KIND           also replay the null model under every policy: the same
+                            stream with each step's update permuted (one permutation)
+                            over each tensor (permute), within each row (permute-rows)
+                            or within each column (permute-cols)
+      --signed-zero-changes count +0 <-> -0 as a change (default: no change, Def. 2.1)
       --spectral            spectral metrics of W0 -> W_T per 2-D tensor and policy
                             (NSS, principal angles, mask overlaps; see docs/metrics.md)
       --k N, --rank N       top-k subspace size and mask reconstruction rank (default 64)
@@ -56,6 +60,7 @@ enum ReplayCommand: Command {
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
+        .flag("--signed-zero-changes"),
         .value("--null"), .flag("--spectral"), .value("--k"), .value("--rank"), .value("--alpha"), .value("--json"), .value("--csv"), .value("--plots"),
         .flag("--allow-truncated"), .flag("--no-verify"), .value("--threads"), .flag("--quiet"),
         .flag("--force"),
@@ -75,12 +80,12 @@ enum ReplayCommand: Command {
         let threads = try arguments.value("--threads", default: ParallelChunks.threadCount) {
             Int($0).flatMap { $0 >= 1 ? $0 : nil }
         }
-        var nullPermute = false
+        var nullModel: NullModelKind? = nil
         if let null = arguments.value("--null") {
-            guard null == "permute" else {
-                throw PrecLabError.usage("--null takes 'permute' (got '\(null)')")
+            guard let kind = NullModelKind(rawValue: null) else {
+                throw PrecLabError.usage("--null takes \(NullModelKind.names.joined(separator: ", ")) (got '\(null)')")
             }
-            nullPermute = true
+            nullModel = kind
         }
         let k: Int = try arguments.value("--k", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
         let rank: Int = try arguments.value("--rank", default: 64) { Int($0).flatMap { $0 >= 1 ? $0 : nil } }
@@ -108,7 +113,8 @@ enum ReplayCommand: Command {
         }
 
         let configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed,
-                                                policies: policies, nullPermute: nullPermute,
+                                                policies: policies, nullModel: nullModel,
+                                                signedZeroChanges: arguments.flag("--signed-zero-changes"),
                                                 threads: threads)
         let options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
@@ -192,7 +198,10 @@ enum ReplayTables {
             .number("hidden", style: .count), .number("rel. error", style: .general(significant: 3)),
             .number("non-finite", style: .count),
         ]
-        if alphaIndex != nil { columns.append(.number("low-|W0| overlap", style: .fixed(decimals: 3))) }
+        if alphaIndex != nil {
+            columns.append(.number("low-|W0| overlap", style: .fixed(decimals: 3)))
+            columns.append(.number("magnitude", style: .fixed(decimals: 3)))
+        }
         var table = TextTable(title: "totals over \(NumberFormat.count(result.params)) weights "
                                   + "(\(result.trueChanged) truly changed)", columns: columns)
         for policy in result.configuration.policies {
@@ -200,21 +209,38 @@ enum ReplayTables {
             var cells: [TableCell] = [.text(policy.rawValue), .integer(metrics.visibleChanged),
                                       .number(metrics.sparsity(params: result.params)), .integer(metrics.hidden),
                                       .number(metrics.relativeError), .integer(metrics.nonFiniteWeights)]
-            if let alphaIndex { cells.append(.number(metrics.lowMagnitudeOverlap[alphaIndex])) }
+            if let alphaIndex {
+                cells.append(.number(metrics.lowMagnitudeOverlap[alphaIndex]))
+                cells.append(.number(metrics.lowMagnitudeOverlapMagnitude[alphaIndex]))
+            }
             table.addRow(cells)
         }
-        if let null = result.totalNullModel {
-            var cells: [TableCell] = [.text("null (master, permuted)"), .integer(null.visibleChanged),
-                                      .number(null.sparsity(params: result.params)), .empty, .empty, .empty]
-            if let alphaIndex { cells.append(.number(null.lowMagnitudeOverlap[alphaIndex])) }
-            table.addRow(cells)
+        if let kind = result.configuration.nullModel {
+            for policy in result.configuration.policies {
+                guard let null = result.totalNull(policy) else { continue }
+                var cells: [TableCell] = [.text("null \(kind.rawValue): \(policy.rawValue)"), .integer(null.visibleChanged),
+                                          .number(null.sparsity(params: result.params)), .integer(null.hidden),
+                                          .number(null.relativeError), .integer(null.nonFiniteWeights)]
+                if let alphaIndex {
+                    cells.append(.number(null.lowMagnitudeOverlap[alphaIndex]))
+                    cells.append(.number(null.lowMagnitudeOverlapMagnitude[alphaIndex]))
+                }
+                table.addRow(cells)
+            }
         }
         let configuration = result.configuration
         table.addFootnote("dtype \(configuration.format.name), rounding \(configuration.rounding.mode.rawValue) (pure), "
                           + "seed \(configuration.seed), steps \(result.steps)"
                           + (result.finalVerified ? ", fp32 replay matches FINL bit for bit" : ""))
         if alphaIndex != nil {
-            table.addFootnote("low-|W0| overlap: share of visible changes among the 50% smallest |W0| (random: 0.5)")
+            table.addFootnote("low-|W0| overlap: share of visible changes among the 50% smallest |W0| (random: 0.5); "
+                              + "magnitude: the overlap expected if visibility depended only on the binade of the stored "
+                              + "base (overlap ≈ magnitude: precision explains it)")
+        }
+        if let kind = configuration.nullModel {
+            table.addFootnote("null \(kind.rawValue): the same stream with every step's update permuted "
+                              + (kind == .permute ? "over each tensor" : kind == .permuteRows ? "within each row" : "within each column")
+                              + " (one permutation, seed \(configuration.seed)), replayed under every policy")
         }
         for warning in result.warnings { table.addFootnote("warning: \(warning)") }
         return table
