@@ -490,7 +490,7 @@ extension CompareCommand {
         func text(width: Int) -> String {
             func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
             var perTensor = TextTable(title: "preclab compare: \(basePath) -> \(tunedPath) (\(settings.format.name) codes)", columns: [
-                .text("tensor"), .text("shape"), .number("params", style: .compactCount),
+                .text("tensor"), .number("params", style: .compactCount),
                 .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
                 .number("maxθ", style: .general(significant: 3)),
                 .number("∩princ", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
@@ -499,8 +499,7 @@ extension CompareCommand {
             ])
             for row in rows {
                 let c = row.comparison
-                perTensor.addRow([.text(displayName(row.name.name)), .text(row.shape.map(String.init).joined(separator: "x")),
-                                  .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleMaxDegrees),
+                perTensor.addRow([.text(displayName(row.name.name)), .integer(row.params), .number(row.sparsity), cell(c?.nss), cell(c?.angleMaxDegrees),
                                   cell(c?.principalOverlap), cell(c?.principalOverlapMagnitude),
                                   cell(c?.lowOverlap), cell(c?.lowOverlapMagnitude), cell(c?.energyTopK)])
             }
@@ -521,7 +520,7 @@ extension CompareCommand {
             for type in types { byType.addRow(summaryRow(type.rawValue, summary(rows.filter { $0.name.type == type }))) }
             byType.addTotalRow(summaryRow("total", summary(rows)))
             let s = settings.spectral
-            byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ = max(maxθU, maxθV) in degrees")
+            byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ = max(maxθU, maxθV) in degrees; shapes in --csv and --json")
             byType.addFootnote("options: dtype \(settings.format.name), k \(s.k), rank \(s.rank), alpha \(s.alpha), svd \(settings.svdMode) (oversampling \(s.randomized.oversampling), \(s.randomized.powerIterations) power iterations), float64; angles in degrees")
             var groups: [(String, [String])] = []
             for skip in skipped {
