@@ -521,7 +521,7 @@ extension CompareCommand {
             byType.addTotalRow(summaryRow("total", summary(rows)))
             let s = settings.spectral
             byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ = max(maxθU, maxθV) in degrees; shapes in --csv and --json")
-            byType.addFootnote("options: dtype \(settings.format.name), k \(s.k), rank \(s.rank), alpha \(s.alpha), svd \(settings.svdMode) (oversampling \(s.randomized.oversampling), \(s.randomized.powerIterations) power iterations), float64; angles in degrees")
+            byType.addFootnote("options: dtype \(settings.format.name), k \(s.k), rank \(s.rank), alpha \(s.alpha), svd \(settings.svdMode)" + (settings.svdMode == "exact" ? "" : " (oversampling \(s.randomized.oversampling), \(s.randomized.powerIterations) power iterations)") + ", float64; angles in degrees")
             var groups: [(String, [String])] = []
             for skip in skipped {
                 let key = (skip.scope == "tensor" ? "not compared: " : "") + skip.reason

@@ -218,7 +218,7 @@ enum ReplayTables {
         if let kind = result.configuration.nullModel {
             for policy in result.configuration.policies {
                 guard let null = result.totalNull(policy) else { continue }
-                var cells: [TableCell] = [.text("null \(kind.rawValue): \(policy.rawValue)"), .integer(null.visibleChanged),
+                var cells: [TableCell] = [.text("null: \(policy.rawValue)"), .integer(null.visibleChanged),
                                           .number(null.sparsity(params: result.params)), .integer(null.hidden),
                                           .number(null.relativeError), .integer(null.nonFiniteWeights)]
                 if let alphaIndex {
@@ -238,7 +238,7 @@ enum ReplayTables {
                               + "base (overlap ≈ magnitude: precision explains it)")
         }
         if let kind = configuration.nullModel {
-            table.addFootnote("null \(kind.rawValue): the same stream with every step's update permuted "
+            table.addFootnote("null: --null \(kind.rawValue), the same stream with every step's update permuted "
                               + (kind == .permute ? "over each tensor" : kind == .permuteRows ? "within each row" : "within each column")
                               + " (one permutation, seed \(configuration.seed)), replayed under every policy")
         }
