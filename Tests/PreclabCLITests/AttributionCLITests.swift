@@ -66,6 +66,8 @@ final class AttributionCLITests: XCTestCase {
         XCTAssertEqual(row["changed"]?.integerValue, 4, "fp32 codes: everything but the ±0 pair")
         XCTAssertNotNil(row["principal_overlap_magnitude"]?.doubleValue)
         XCTAssertEqual(row["low_overlap_random"]?.doubleValue, 0.5)
+        XCTAssertEqual(row["svd"]?.stringValue, "exact", "exact SVD is the default")
+        XCTAssertEqual(row["angle_note"], .null)
     }
 
     /// bf16 base with binades U = {0, 1, 4, 5} (n 4), L = {2, 3, 6} (n 3), Z = {7} (-0).

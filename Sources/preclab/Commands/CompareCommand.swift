@@ -53,7 +53,9 @@ enum CompareCommand: Command {
       --signed-zero-changes  count +0 <-> -0 as a change (bit inequality)
       --json FILE      write every metric as JSON
       --csv FILE       write the per-tensor table as CSV
-      --plots DIR      write SVG plots (spectra, angles, NSS and max angle by layer)
+      --plots DIR      write SVG plots (spectra, angles, NSS and max angle by layer,
+                       overlaps by type beside their magnitude baselines) and, for
+                       wide inputs, precision_hidden.csv and precision_hidden.svg
       --force          replace existing output files
       --quiet          no progress on stderr
 
@@ -257,15 +259,16 @@ enum CompareCommand: Command {
         let changed: Int
         let zeroSign = TensorCodes.zeroSignBit(format: format, signedZeroChanges: settings.signedZeroChanges)
         var precision: PrecisionHiddenChanges? = nil
-        if SourceValues.isWider(a.dtype, than: format) && SourceValues.isWider(b.dtype, than: format) {
-            let mask = codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads)
+        let wide = SourceValues.isWider(a.dtype, than: format) && SourceValues.isWider(b.dtype, than: format)
+        let storedMask = wide || (shape.count == 2 && params > 0)
+            ? codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads) : nil
+        if wide, let mask = storedMask {
             let sourceA = SourceValues(base, a), sourceB = SourceValues(tuned, b)
             precision = PrecisionHiddenChanges(count: params, base: { sourceA[$0] }, tuned: { sourceB[$0] },
                                                halfULP: { codesA.halfULP($0, format: format) }, storedMask: mask,
                                                signedZeroChanges: settings.signedZeroChanges)
         }
-        if shape.count == 2 && params > 0 {
-            let mask = codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads)
+        if shape.count == 2 && params > 0, let mask = storedMask {
             changed = mask.population
             let w0 = codesA.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
             let w1 = codesB.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
@@ -281,7 +284,7 @@ enum CompareCommand: Command {
                 note = "NaN or Inf values: sparsity only"
             }
         } else {
-            changed = codesA.differingCount(codesB, zeroSignBit: zeroSign, threads: threads)
+            changed = storedMask?.population ?? codesA.differingCount(codesB, zeroSignBit: zeroSign, threads: threads)
             note = params == 0 ? "empty tensor" : "\(shape.count)-D tensor: sparsity only"
         }
         return Row(name: TensorName(a.name), shape: shape, baseDType: a.dtype.name, tunedDType: b.dtype.name,
