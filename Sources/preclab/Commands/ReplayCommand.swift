@@ -249,7 +249,8 @@ enum ReplayTables {
 
 /// The SVG plots of `--plots DIR`.
 enum ReplayPlots {
-    static let fileNames = ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg"]
+    static let fileNames = ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg",
+                            "low_overlap_by_policy.svg"]
 
     static func files(_ result: ReplayResult) -> [(name: String, file: any ReportFile)] {
         let params = Double(max(result.params, 1))
@@ -283,6 +284,28 @@ enum ReplayPlots {
         }
         byRatio.referenceLines = [ReferenceLine(y: 0.5, label: "half visible")]
         byRatio.notes = result.warnings
-        return [(fileNames[0], perStep), (fileNames[1], histogram), (fileNames[2], byRatio)]
+        return [(fileNames[0], perStep), (fileNames[1], histogram), (fileNames[2], byRatio),
+                (fileNames[3], lowOverlapPlot(result))]
+    }
+
+    /// The headline low-|W0| overlap of every policy (and the null's) as bars beside its
+    /// magnitude baseline, with the random baseline α as a line.
+    static func lowOverlapPlot(_ result: ReplayResult) -> BarPlot {
+        let configuration = result.configuration
+        let index = result.headlineAlphaIndex ?? configuration.lowMagnitudeAlphas.count / 2
+        let alpha = configuration.lowMagnitudeAlphas.isEmpty ? 0.5 : configuration.lowMagnitudeAlphas[index]
+        var rows: [(String, PolicyMetrics)] = configuration.policies.map { ($0.rawValue, result.total($0)) }
+        for policy in configuration.policies {
+            if let null = result.totalNull(policy) { rows.append(("null: " + policy.rawValue, null)) }
+        }
+        var plot = BarPlot(title: "Visible changes among the \(compactDecimal(alpha)) smallest |W0| (\(configuration.format.name))",
+                           xLabel: "policy", yLabel: "|visible ∩ bottom-α| / |visible|", categories: rows.map(\.0))
+        plot.yRange = 0...1
+        guard !configuration.lowMagnitudeAlphas.isEmpty else { return plot }
+        plot.addSeries("observed", values: rows.map { $0.1.lowMagnitudeOverlap[index] })
+        plot.addSeries("magnitude baseline", values: rows.map { $0.1.lowMagnitudeOverlapMagnitude[index] })
+        plot.referenceLines = [ReferenceLine(y: alpha, label: "random (α)")]
+        plot.notes = ["magnitude baseline: expected if visibility depended only on the binade of the stored base"]
+        return plot
     }
 }
