@@ -263,11 +263,13 @@ public struct MatrixComparison: Sendable {
             baseFrobenius: baseFrobenius, nss: nss)
     }
 
-    /// M where the float64 values differ bit for bit (row-major positions).
+    /// M where the float64 values differ bit for bit (row-major positions), except that
+    /// +0 and -0 are the same value (Def. 2.1 of [P]).
     public static func valueMask(_ base: Matrix, _ tuned: Matrix) -> BitMask {
         var mask = BitMask(count: base.elementCount)
         for i in 0..<base.rows {
-            for j in 0..<base.columns where base[i, j].bitPattern != tuned[i, j].bitPattern {
+            for j in 0..<base.columns where base[i, j].bitPattern != tuned[i, j].bitPattern
+                && !(base[i, j] == 0 && tuned[i, j] == 0) {
                 mask.insert(i * base.columns + j)
             }
         }

@@ -168,6 +168,9 @@ final class StratifiedBaselineTests: XCTestCase {
             return mask
         }
         let first = draw(seed: 101), second = draw(seed: 202)
+        // The sizes the tolerance below is argued from.
+        XCTAssertGreaterThan(first.unionCount(second), 20_000)
+        XCTAssertGreaterThan(first.population, 20_000)
         let observed = MaskStatistics.jaccard(first, second)!
         let magnitude = MaskStatistics.stratifiedJaccard(first, second, strata: strata)!
         let bernoulli = MaskStatistics.bernoulliJaccard(first.density, second.density)!
@@ -181,5 +184,13 @@ final class StratifiedBaselineTests: XCTestCase {
         XCTAssertEqual(c.lowOverlap!, c.lowOverlapMagnitude!, accuracy: 0.015)
         XCTAssertEqual(c.controlOverlap!, c.controlOverlapMagnitude!, accuracy: 0.015)
         XCTAssertGreaterThan(c.lowOverlap! - 0.5, 0.05, "the random baseline would call this a signal")
+    }
+
+    /// Without an explicit mask, M comes from the float64 values: +0 -> -0 is no change.
+    func testValueMaskTreatsSignedZerosAsEqual() throws {
+        let base = Matrix(rows: 2, columns: 2, rowMajor: [0, 1, 2, 3])
+        let tuned = Matrix(rows: 2, columns: 2, rowMajor: [-0.0, 1, 2, 4])
+        XCTAssertEqual(MatrixComparison.valueMask(base, tuned).positions, [3])
+        XCTAssertEqual(try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 1, rank: 1)).changed, 1)
     }
 }
