@@ -444,15 +444,6 @@ extension CompareCommand {
             return o
         }
 
-        /// Precision-hidden changes summed over the rows that have them (nil when none does).
-        func precisionTotal(_ selected: [Row]) -> PrecisionHiddenChanges? {
-            let measured = selected.compactMap(\.precision)
-            guard !measured.isEmpty else { return nil }
-            var total = PrecisionHiddenChanges()
-            for tally in measured { total.add(tally) }
-            return total
-        }
-
         // MARK: CSV
 
         func csv() -> CSVTable {
@@ -560,44 +551,6 @@ extension CompareCommand {
         /// The files `plots()` writes (checked for overwrites before computing).
         static let plotNames = ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg",
                                 "overlaps_by_type.svg"]
-        /// Written into --plots only when both checkpoints are wider than --dtype.
-        static let precisionFileNames = ["precision_hidden.csv", "precision_hidden.svg"]
-
-        /// Observed overlaps per matrix type beside their magnitude baselines (bars) and
-        /// the random baseline α (line).
-        func overlapsPlot() -> BarPlot {
-            let present = types
-            let summaries = present.map { type in summary(rows.filter { $0.name.type == type }) }
-            var plot = BarPlot(title: "Where the changes are: mask overlaps by matrix type", xLabel: "matrix type",
-                               yLabel: "|mask ∩ M| / |M|", categories: present.map(\.rawValue))
-            plot.yRange = 0...1
-            plot.addSeries("principal", values: summaries.map { $0.mean("principal_overlap") ?? .nan })
-            plot.addSeries("principal, magnitude baseline", values: summaries.map { $0.mean("principal_overlap_magnitude") ?? .nan })
-            plot.addSeries("low-|W0|", values: summaries.map { $0.mean("low_overlap") ?? .nan })
-            plot.addSeries("low-|W0|, magnitude baseline", values: summaries.map { $0.mean("low_overlap_magnitude") ?? .nan })
-            plot.referenceLines = [ReferenceLine(y: settings.spectral.alpha, label: "random (α)")]
-            plot.notes = ["dtype \(settings.format.name); magnitude baseline: expected overlap if changes depended only on the binade of W0"]
-            return plot
-        }
-
-        /// The histogram of |W1 − W0| / half-ULP(stored W0) over tensors with wide inputs.
-        func precisionFiles() -> [(name: String, file: any ReportFile)] {
-            guard let total = precisionTotal(rows) else { return [] }
-            let labels = PrecisionHiddenChanges.labels
-            var csv = CSVTable(header: ["bin", "weights", "visible", "hidden"])
-            for bin in labels.indices {
-                csv.addRow([.text(labels[bin]), .integer(total.histogram[bin]), .integer(total.visibleByBin[bin]),
-                            .integer(total.histogram[bin] - total.visibleByBin[bin])])
-            }
-            var plot = BarPlot(title: "|W1 − W0| / half-ULP of the stored W0 (\(settings.format.name))",
-                               xLabel: "ratio (log2 bins)", yLabel: "weights", categories: labels)
-            plot.addSeries("visible in \(settings.format.name)", values: total.visibleByBin.map(Double.init))
-            plot.addSeries("hidden by precision", values: zip(total.histogram, total.visibleByBin).map { Double($0 - $1) })
-            plot.yScale = .log10
-            plot.notes = ["\(total.sourceChanged) values changed in the inputs, \(total.hiddenByPrecision) of them hidden by \(settings.format.name)"]
-            return [(Report.precisionFileNames[0], csv), (Report.precisionFileNames[1], plot)]
-        }
-
         func plots() -> [(name: String, file: any ReportFile)] {
             let spectral = rows.filter { $0.comparison != nil }
             guard !spectral.isEmpty else { return [] }
