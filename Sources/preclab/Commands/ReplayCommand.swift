@@ -46,7 +46,8 @@ enum ReplayCommand: Command {
       --alpha A             principal / low-magnitude mask fraction, 0..1 (default 0.5)
       --json FILE           write the full results as JSON
       --csv FILE            write a row per tensor and policy as CSV
-      --plots DIR           write SVG plots (visible fraction per step, visibility histogram)
+      --plots DIR           write SVG plots (visible fraction per step, visibility histogram,
+                            low-|W0| overlap per policy beside its magnitude baseline)
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
