@@ -452,7 +452,7 @@ extension CompareCommand {
                 "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
                 "principal_overlap", "principal_overlap_magnitude", "low_overlap", "low_overlap_magnitude",
                 "control_overlap", "control_overlap_random", "control_overlap_magnitude", "energy_top_k", "delta_frobenius",
-                "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "alpha", "k", "rank",
+                "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "angle_error_bound_deg", "alpha", "k", "rank",
                 "fp32_changed", "hidden_by_precision", "note",
             ])
             for row in rows {
@@ -468,7 +468,7 @@ extension CompareCommand {
                     cell(c?.energyTopK), cell(c?.deltaFrobenius),
                     cell(c?.deltaSpectral), cell(c?.stableRank),
                     c.map { .text($0.bounds.wedinU.vacuous ? "true" : "false") } ?? .empty,
-                    c.map { .text($0.randomized ? "randomized" : "exact") } ?? .empty,
+                    c.map { .text($0.randomized ? "randomized" : "exact") } ?? .empty, cell(c?.angleErrorBoundDegrees),
                     .number(settings.spectral.alpha), .integer(c?.k ?? settings.spectral.k),
                     .integer(c?.rank ?? settings.spectral.rank),
                     row.precision.map { .integer($0.sourceChanged) } ?? .empty,
