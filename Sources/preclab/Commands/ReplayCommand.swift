@@ -216,7 +216,7 @@ enum ReplayTables {
             }
             table.addRow(cells)
         }
-        if let kind = result.configuration.nullModel {
+        if result.configuration.nullModel != nil {
             for policy in result.configuration.policies {
                 guard let null = result.totalNull(policy) else { continue }
                 var cells: [TableCell] = [.text("null: \(policy.rawValue)"), .integer(null.visibleChanged),
