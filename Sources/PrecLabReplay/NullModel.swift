@@ -27,6 +27,8 @@ public enum NullModelKind: String, Sendable, CaseIterable {
 struct NullPermutation: Sendable {
     let kind: NullModelKind
     /// Per flat index (all tensors concatenated): the flat index its update comes from.
+    /// (8 bytes per weight; the null run's engine state and one scratch update are the
+    /// rest of the null model's memory.)
     let source: [Int]
 
     init(kind: NullModelKind, tensors: [ReplayTensor], seed: UInt64) {
@@ -38,41 +40,48 @@ struct NullPermutation: Sendable {
             let count = tensor.count
             let rows = tensor.shape.count >= 2 ? tensor.shape[0] : 1
             let columns = rows == 0 ? 0 : count / rows
-            var local = Array(0..<count)
+            var local = Array(start..<(start + count))
             var generator = SplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(tensorIndex + 1)))
             switch kind {
             case .permute:
-                NullPermutation.shuffle(&local, positions: Array(0..<count), &generator)
+                NullPermutation.shuffle(&local, count: count, &generator) { $0 }
             case .permuteRows:
                 for row in 0..<rows {
-                    NullPermutation.shuffle(&local, positions: Array((row * columns)..<((row + 1) * columns)), &generator)
+                    NullPermutation.shuffle(&local, count: columns, &generator) { row * columns + $0 }
                 }
             case .permuteColumns:
                 for column in 0..<columns {
-                    NullPermutation.shuffle(&local, positions: (0..<rows).map { $0 * columns + column }, &generator)
+                    NullPermutation.shuffle(&local, count: rows, &generator) { $0 * columns + column }
                 }
             }
-            source += local.map { start + $0 }
+            source += local
             start += count
         }
         self.source = source
     }
 
-    /// Fisher-Yates over the entries of `values` at `positions`.
-    static func shuffle(_ values: inout [Int], positions: [Int], _ generator: inout SplitMix64) {
-        guard positions.count > 1 else { return }
-        for slot in stride(from: positions.count - 1, to: 0, by: -1) {
+    /// Fisher-Yates over the `count` entries of `values` at `position(0) ..< position(count)`.
+    static func shuffle(_ values: inout [Int], count: Int, _ generator: inout SplitMix64,
+                        position: (Int) -> Int) {
+        guard count > 1 else { return }
+        for slot in stride(from: count - 1, to: 0, by: -1) {
             let other = Int(generator.next(below: UInt64(slot + 1)))
-            values.swapAt(positions[slot], positions[other])
+            values.swapAt(position(slot), position(other))
         }
     }
 
-    /// `delta` with its entries moved: result[i] = delta[source[i]].
-    func permuted(_ delta: UnsafeBufferPointer<Float>, into scratch: inout [Float]) {
-        precondition(delta.count == source.count, "update does not match the permutation")
+    /// `delta` with its entries moved: result[i] = delta[source[i]] (a gather, split
+    /// over `threads`; every entry is written by exactly one chunk).
+    func permuted(_ delta: UnsafeBufferPointer<Float>, into scratch: inout [Float], threads: Int) {
+        precondition(delta.count == source.count && scratch.count == source.count, "update does not match the permutation")
+        guard let input = delta.baseAddress else { return }
+        let from = UnsafeSendable(input)
         source.withUnsafeBufferPointer { source in
             scratch.withUnsafeMutableBufferPointer { target in
-                for index in 0..<source.count { target[index] = delta[source[index]] }
+                let indices = UnsafeSendable(source.baseAddress!), output = UnsafeSendable(target.baseAddress!)
+                ParallelChunks.forEach(count: source.count, chunkSize: 1 << 16, threads: threads) { range in
+                    for index in range { output.value[index] = from.value[indices.value[index]] }
+                }
             }
         }
     }

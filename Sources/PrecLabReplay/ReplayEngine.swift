@@ -73,7 +73,7 @@ public final class ReplayEngine: @unchecked Sendable {
         }
         let counts = core.apply(step: step, delta: delta, count: recordCurvePoint)
         if let nullEngine, let nullPermutation {
-            nullPermutation.permuted(delta, into: &nullScratch)
+            nullPermutation.permuted(delta, into: &nullScratch, threads: configuration.threads)
             try nullScratch.withUnsafeBufferPointer { try nullEngine.apply(step: step, delta: $0, recordCurvePoint: false) }
         }
         if let counts { curve.append(CurvePoint(step: step, trueChanged: counts.trueChanged,
