@@ -163,6 +163,7 @@ public struct SweepReport {
             "tensor", "shape", "k", "rank", "alpha", "changed", "nss", "angle_u_max_deg", "angle_v_max_deg",
             "angle_u_mean_deg", "angle_v_mean_deg", "principal_overlap", "low_overlap", "control_overlap",
             "energy_top_k", "delta_frobenius", "delta_spectral",
+            "principal_overlap_magnitude", "low_overlap_magnitude", "control_overlap_magnitude", "control_overlap_random",
         ])
         for result in results {
             guard let tensors = result.spectral else { continue }
@@ -174,6 +175,8 @@ public struct SweepReport {
                     optional(c.angleVMaxDegrees), optional(c.angleUMeanDegrees), optional(c.angleVMeanDegrees),
                     optional(c.principalOverlap), optional(c.lowOverlap), optional(c.controlOverlap),
                     optional(c.energyTopK), number(c.deltaFrobenius), number(c.deltaSpectral),
+                    optional(c.principalOverlapMagnitude), optional(c.lowOverlapMagnitude),
+                    optional(c.controlOverlapMagnitude), optional(c.controlOverlapRandom),
                 ])
             }
             let pooled = PooledSpectral(tensors)
@@ -181,6 +184,7 @@ public struct SweepReport {
                 .text("TOTAL"), .empty, .empty, .empty, .empty, .integer(pooled.changed), optional(pooled.nss),
                 number(pooled.angleUMax), number(pooled.angleVMax), .empty, .empty,
                 optional(pooled.principalOverlap), optional(pooled.lowOverlap), .empty, optional(pooled.energyTopK),
+                .empty, .empty, optional(pooled.principalOverlapMagnitude), optional(pooled.lowOverlapMagnitude),
                 .empty, .empty,
             ])
         }
@@ -329,7 +333,9 @@ public struct SweepReport {
                            xLabel: categoryLabel, yLabel: "|mask ∩ M| / |M|", categories: rows.map { shortLabel($0.0.point) })
         plot.yRange = 0...1
         plot.addSeries("principal mask", values: rows.map { $0.1.principalOverlap ?? .nan })
+        plot.addSeries("principal, magnitude baseline", values: rows.map { $0.1.principalOverlapMagnitude ?? .nan })
         plot.addSeries("low-|W0| mask", values: rows.map { $0.1.lowOverlap ?? .nan })
+        plot.addSeries("low-|W0|, magnitude baseline", values: rows.map { $0.1.lowOverlapMagnitude ?? .nan })
         if alpha == 0.5, rows.contains(where: { $0.0.replay.totalNullModel != nil }) {
             plot.addSeries("low-|W0| mask, null (permuted)", values: rows.map { row in
                 guard let null = row.0.replay.totalNullModel, let index = row.0.replay.headlineAlphaIndex else { return .nan }
@@ -400,7 +406,8 @@ public struct SweepReport {
         var header = axes.map(\.rawValue) + policies.map { $0 == .fp32 ? "fp32 (truth)" : $0.rawValue }
         if hasNull { header.append("null (permuted)") }
         if hasSpectral {
-            header += ["NSS", "max angle (°)", "principal overlap", "low-|W0| overlap", "null low-|W0| overlap", "energy top-k"]
+            header += ["NSS", "max angle (°)", "principal overlap", "principal magnitude baseline", "low-|W0| overlap",
+                       "low-|W0| magnitude baseline", "null low-|W0| overlap", "energy top-k"]
         }
         // A "|" inside a cell would end it: escape it.
         func row(_ cells: [String]) -> String {
@@ -421,7 +428,9 @@ public struct SweepReport {
                 cells += [pooled.nss.map { NumberFormat.scientific($0, digits: 2) } ?? "",
                           NumberFormat.fixed(max(pooled.angleUMax, pooled.angleVMax), decimals: 2),
                           pooled.principalOverlap.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
+                          pooled.principalOverlapMagnitude.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
                           pooled.lowOverlap.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
+                          pooled.lowOverlapMagnitude.map { NumberFormat.fixed($0, decimals: 3) } ?? "",
                           nullLow.map { $0.isNaN ? "" : NumberFormat.fixed($0, decimals: 3) } ?? "",
                           pooled.energyTopK.map { NumberFormat.fixed($0, decimals: 3) } ?? ""]
             }
@@ -462,11 +471,14 @@ struct PooledSpectral {
     var angleVMax = 0.0
     var principalOverlap: Double?
     var lowOverlap: Double?
+    /// The magnitude-stratified baselines, pooled the same way (expected hits / Σ|M|).
+    var principalOverlapMagnitude: Double?
+    var lowOverlapMagnitude: Double?
     var energyTopK: Double?
 
     init(_ tensors: [TensorSpectralResult]) {
         var params = 0.0, nssSum = 0.0, nssCount = 0
-        var principalHits = 0.0, lowHits = 0.0
+        var principalHits = 0.0, lowHits = 0.0, principalExpected = 0.0, lowExpected = 0.0
         var energy = 0.0, energyWeight = 0.0
         for tensor in tensors {
             let c = tensor.comparison
@@ -477,6 +489,8 @@ struct PooledSpectral {
             changed += c.changed
             principalHits += (c.principalOverlap ?? 0) * Double(c.changed)
             lowHits += (c.lowOverlap ?? 0) * Double(c.changed)
+            principalExpected += (c.principalOverlapMagnitude ?? 0) * Double(c.changed)
+            lowExpected += (c.lowOverlapMagnitude ?? 0) * Double(c.changed)
             if let value = c.energyTopK {
                 let weight = c.deltaFrobenius * c.deltaFrobenius
                 energy += value * weight
@@ -487,6 +501,8 @@ struct PooledSpectral {
         if changed > 0 {
             principalOverlap = principalHits / Double(changed)
             lowOverlap = lowHits / Double(changed)
+            principalOverlapMagnitude = principalExpected / Double(changed)
+            lowOverlapMagnitude = lowExpected / Double(changed)
         }
         if energyWeight > 0 { energyTopK = energy / energyWeight }
     }

@@ -82,7 +82,8 @@ final class ReplayCLITests: XCTestCase {
         let lines = csv.split(separator: "\n")
         XCTAssertEqual(lines.count, 1 + 2 * 5 + 5)  // header, tensor x policy, totals
         XCTAssertTrue(lines[0].hasPrefix("tensor,shape,params,policy,"))
-        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg"] {
+        XCTAssertNotNil(total["null"]?.objectValue?["policies"]?.objectValue?["pure"], "the null runs for every policy")
+        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg", "low_overlap_by_policy.svg"] {
             let svg = try String(contentsOfFile: path("plots/" + name), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"), name)
         }

@@ -146,6 +146,21 @@ final class SweepCLITests: XCTestCase {
         XCTAssertLessThan(Double(total0[nss])!, Double(total1[nss])!)
         // The update mask is the master policy's visible set.
         XCTAssertEqual(total1[changed], summary.rows.first { $0[0] == "1" && $0[6] == "master" }![9])
+        // Magnitude baselines beside the overlaps; the TOTAL pools them by |M| like the overlaps.
+        let principalMagnitude = spectral.header.firstIndex(of: "principal_overlap_magnitude")!
+        XCTAssertNotNil(spectral.header.firstIndex(of: "low_overlap_magnitude"))
+        for (first, total) in [(0, total0), (3, total1)] {
+            var weighted = 0.0, weight = 0.0
+            for row in spectral.rows[first..<(first + 2)] {
+                let count: Double = Double(row[changed])!
+                let value: Double = Double(row[principalMagnitude])!
+                weighted += count * value
+                weight += count
+            }
+            let pooled = weighted / weight
+            XCTAssertEqual(Double(total[principalMagnitude])!, pooled, accuracy: 1e-9)
+            XCTAssertTrue((0...1).contains(pooled))
+        }
 
         let readme = try String(contentsOfFile: out + "/README.md", encoding: .utf8)
         XCTAssertTrue(readme.contains("# Experiment `tiny`"), readme)
