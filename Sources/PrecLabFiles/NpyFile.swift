@@ -212,7 +212,7 @@ public struct NpyHeader: Sendable {
         fortranOrder = fortran
         self.shape = shape
         guard let (dtype, bigEndian) = NpyArray.dtype(descr: descr, bfloat16ForV2: bfloat16ForV2) else {
-            let hint = descr.hasSuffix("V2") ? " (V2 is read as bfloat16 only when asked, e.g. --npy-v2-as-bf16)" : ""
+            let hint = descr.hasSuffix("V2") ? " (V2 is read as bfloat16 only when the caller asks for it)" : ""
             throw fail(headerStart, "unsupported descr '\(descr)'\(hint); expected a boolean, integer, float or complex64 type")
         }
         self.dtype = dtype
