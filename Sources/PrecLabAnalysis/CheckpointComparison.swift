@@ -5,7 +5,7 @@ import PrecLabSupport
 
 /// What `compareCheckpoints` measures: the storage format the weights are compared in,
 /// the spectral settings of [P] and the tensors looked at.
-public struct CheckpointComparisonOptions: Sendable {
+public struct CheckpointComparisonOptions: Sendable, Codable {
     /// Both checkpoints are brought to this format (nearest-even) before comparing.
     public var format: FloatFormat
     public var spectral: SpectralOptions
@@ -20,9 +20,9 @@ public struct CheckpointComparisonOptions: Sendable {
 }
 
 /// A tensor left out of a comparison, with the reason (never a silent omission).
-public struct SkippedTensor: Sendable, Equatable {
+public struct SkippedTensor: Sendable, Equatable, Codable {
     /// How much of the tensor is missing from the result.
-    public enum Scope: String, Sendable {
+    public enum Scope: String, Sendable, Codable {
         /// Not compared at all (missing on one side, shape mismatch, not floating point).
         case tensor
         /// Sparsity only: no spectral metrics (not 2-D, empty, NaN or Inf).
@@ -42,7 +42,7 @@ public struct SkippedTensor: Sendable, Equatable {
 
 /// One compared tensor: update sparsity in the comparison format and, for finite 2-D
 /// tensors, the spectral metrics of W0 -> W1.
-public struct ComparedTensor: Sendable {
+public struct ComparedTensor: Sendable, Codable {
     public let name: TensorName
     public let shape: [Int]
     public let baseDType: String

@@ -5,7 +5,7 @@ import PrecLabSupport
 
 /// What `CheckpointConsistency` measures: the storage format the masks are taken in
 /// and the tensors looked at.
-public struct ConsistencyOptions: Sendable {
+public struct ConsistencyOptions: Sendable, Codable {
     public var format: FloatFormat
     public var selection: TensorSelection
 
@@ -16,7 +16,7 @@ public struct ConsistencyOptions: Sendable {
 }
 
 /// One tensor's cross-run statistics.
-public struct ConsistentTensor: Sendable {
+public struct ConsistentTensor: Sendable, Codable {
     public let name: TensorName
     public let shape: [Int]
     public let params: Int

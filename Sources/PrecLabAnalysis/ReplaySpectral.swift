@@ -9,7 +9,7 @@ import PrecLabSupport
 /// for `fp32`, decoded codes for the stored policies; the update mask is "stored bits
 /// changed".
 public struct ReplaySpectral: Sendable {
-    public struct Entry: Sendable {
+    public struct Entry: Sendable, Codable {
         public let tensor: String
         public let shape: [Int]
         public let policy: ReplayPolicy

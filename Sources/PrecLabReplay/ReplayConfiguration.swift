@@ -2,7 +2,7 @@ import PrecLabFormats
 import PrecLabSupport
 
 /// What a replay simulates and measures.
-public struct ReplayConfiguration: Sendable {
+public struct ReplayConfiguration: Sendable, Codable {
     /// The storage format (`--dtype`).
     public var format: FloatFormat
     /// Rounding for the `pure` policy (`--rounding`), plus the overflow and subnormal
@@ -52,7 +52,7 @@ public struct ReplayConfiguration: Sendable {
 }
 
 /// A tensor the replay tracks: its name and row-major shape.
-public struct ReplayTensor: Sendable, Equatable {
+public struct ReplayTensor: Sendable, Equatable, Codable {
     public var name: String
     public var shape: [Int]
     public var count: Int { shape.reduce(1, *) }

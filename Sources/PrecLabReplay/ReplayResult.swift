@@ -18,7 +18,7 @@ extension VisibleCounts {
 }
 
 /// What one policy did to one tensor (or to all of them, in the total).
-public struct PolicyMetrics: VisibleCounts, Sendable, Equatable {
+public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
     /// Entries whose stored bits differ from the stored base.
     public var visibleChanged: Int
     /// Entries truly changed (fp32 truth differs from the base) but not visible.
@@ -68,7 +68,7 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable {
 
 /// The permutation null model: the master policy's counts when the cumulative update
 /// of each matrix is shuffled among its entries. Same update magnitudes, no geometry.
-public struct NullModelMetrics: VisibleCounts, Sendable, Equatable {
+public struct NullModelMetrics: VisibleCounts, Sendable, Equatable, Codable {
     public var visibleChanged: Int
     public var visibleInLowMagnitude: [Int]
     /// Visible entries per |W0| magnitude bin (`MagnitudeBins`).
@@ -137,7 +137,7 @@ public enum MagnitudeBins {
 }
 
 /// Results for one tensor.
-public struct TensorReplayResult: Sendable {
+public struct TensorReplayResult: Sendable, Codable {
     public var tensor: ReplayTensor
     public var params: Int { tensor.count }
     /// Entries whose fp32 truth differs (bitwise) from the base.
@@ -158,7 +158,7 @@ public struct TensorReplayResult: Sendable {
 }
 
 /// Counts at one step of the per-step curve.
-public struct CurvePoint: Sendable {
+public struct CurvePoint: Sendable, Codable {
     public var step: UInt64
     /// Per tensor, entries whose fp32 truth differs from the base.
     public var trueChanged: [Int]
@@ -172,7 +172,7 @@ public struct CurvePoint: Sendable {
 }
 
 /// Everything a replay measured.
-public struct ReplayResult: Sendable {
+public struct ReplayResult: Sendable, Codable {
     public var configuration: ReplayConfiguration
     public var steps: Int
     public var firstStep: UInt64?

@@ -3,7 +3,7 @@ import PrecLabFormats
 import PrecLabSupport
 
 /// How to read the stream being replayed.
-public struct StreamReplayOptions: Sendable {
+public struct StreamReplayOptions: Sendable, Codable {
     /// Verify every record's CRC-32 (default on).
     public var verifyCRC = true
     /// Keep the complete records before an incomplete last one.

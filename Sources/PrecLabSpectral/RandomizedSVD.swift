@@ -1,7 +1,7 @@
 import PrecLabSupport
 
 /// How the top-k singular triplets are found.
-public enum TopSVDMethod: String, Sendable {
+public enum TopSVDMethod: String, Sendable, Codable {
     /// Randomized when `useRandomized` says so, exact otherwise.
     case automatic
     /// The full thin SVD, truncated.
@@ -12,7 +12,7 @@ public enum TopSVDMethod: String, Sendable {
 
 /// Settings of the randomized top-k SVD (Halko, Martinsson, Tropp, SIAM Review 2011,
 /// algorithms 4.4 and 5.1).
-public struct RandomizedSVDOptions: Sendable, Equatable {
+public struct RandomizedSVDOptions: Sendable, Equatable, Codable {
     /// Extra columns of the Gaussian test matrix beyond k.
     public var oversampling: Int
     /// Power iterations (A Aᵀ)^q A Ω, each followed by a QR re-orthonormalisation.

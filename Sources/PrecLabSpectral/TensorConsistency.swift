@@ -1,7 +1,7 @@
 /// Cross-run consistency of one tensor's update masks (R >= 2 runs from one base):
 /// pairwise Jaccard against the independent-Bernoulli baseline, consensus and the
 /// row/column structure of the updates.
-public struct TensorConsistency: Sendable {
+public struct TensorConsistency: Sendable, Codable {
     public let rows: Int
     public let columns: Int
     /// Density of each run's mask.
