@@ -110,7 +110,8 @@ public struct CheckpointComparison: Sendable {
         self.options = options
         let plan = CheckpointComparison.pair(base: base, tuned: tuned, selection: options.selection)
         var skipped = plan.skipped
-        if plan.pairs.isEmpty {
+        // A shard may hold only tensors that cannot be compared; `preclab merge` checks the whole.
+        if plan.pairs.isEmpty && options.selection.shardNames == nil {
             var message = "nothing to compare between \(basePath) and \(tunedPath)"
             if let pattern = options.selection.pattern {
                 message += " (the tensor pattern '\(pattern)' matched \(skipped.count) tensor(s) that cannot be compared)"
@@ -123,10 +124,23 @@ public struct CheckpointComparison: Sendable {
         }
         let rows = try CheckpointComparison.compare(plan.pairs, base: base, tuned: tuned, options: options,
                                                     progress: progress)
-        for row in rows {
-            if let note = row.spectralNote { skipped.append(SkippedTensor(name: row.name.name, scope: .spectral, reason: note)) }
-        }
+        skipped += CheckpointComparison.spectralSkips(rows)
         tensors = rows
+        self.skipped = skipped
+    }
+
+    /// The sparsity-only tensors, in row order (listed after the tensors not compared).
+    static func spectralSkips(_ rows: [ComparedTensor]) -> [SkippedTensor] {
+        rows.compactMap { row in row.spectralNote.map { SkippedTensor(name: row.name.name, scope: .spectral, reason: $0) } }
+    }
+
+    /// A comparison put together from its parts (`preclab merge`).
+    init(basePath: String, tunedPath: String, options: CheckpointComparisonOptions, tensors: [ComparedTensor],
+         skipped: [SkippedTensor]) {
+        self.basePath = basePath
+        self.tunedPath = tunedPath
+        self.options = options
+        self.tensors = tensors
         self.skipped = skipped
     }
 

@@ -74,7 +74,7 @@ public struct CheckpointConsistency: Sendable {
         self.options = options
         let plan = CheckpointConsistency.plan(base: base, runs: runs, runLabels: runPaths, selection: options.selection)
         skipped = plan.skipped
-        if plan.selected.isEmpty {
+        if plan.selected.isEmpty && options.selection.shardNames == nil {
             var message = "nothing to compare: no tensor of \(basePath)"
             message += options.selection.pattern.map { " matching '\($0)'" } ?? ""
             message += " is present in every run"
@@ -101,6 +101,16 @@ public struct CheckpointConsistency: Sendable {
         }
         progress?.end()
         tensors = rows.sorted { $0.name < $1.name }
+    }
+
+    /// A result put together from its parts (`preclab merge`).
+    init(basePath: String, runPaths: [String], options: ConsistencyOptions, tensors: [ConsistentTensor],
+         skipped: [(name: String, reason: String)]) {
+        self.basePath = basePath
+        self.runPaths = runPaths
+        self.options = options
+        self.tensors = tensors
+        self.skipped = skipped
     }
 
     /// Opens the base and the runs (files, sharded index files or directories) and measures them.

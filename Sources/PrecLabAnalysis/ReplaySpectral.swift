@@ -21,6 +21,13 @@ public struct ReplaySpectral: Sendable {
     /// Tensors left out, with the reason (never a silent empty result).
     public private(set) var skipped: [(tensor: String, reason: String)] = []
 
+    /// A result put together from its parts (`preclab merge`).
+    init(options: SpectralOptions, entries: [Entry] = [], skipped: [(tensor: String, reason: String)] = []) {
+        self.options = options
+        self.entries = entries
+        self.skipped = skipped
+    }
+
     /// The metrics of every 2-D tensor of `engine` (after the replay that produced
     /// `result`) under each of the replay's policies.
     public static func compute(engine: ReplayEngine, result: ReplayResult, options: SpectralOptions,

@@ -158,7 +158,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let start = range.lowerBound
         var delta = [Float](repeating: 0, count: count)
         for local in 0..<count { delta[local] = core.truth[start + local] - core.base[start + local] }
-        var generator = SplitMix64(seed: core.configuration.seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(tensorIndex + 1)))
+        var generator = SplitMix64(seed: core.configuration.seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64((core.tensors[tensorIndex].streamIndex ?? tensorIndex) + 1)))
         if count > 1 {
             for position in stride(from: count - 1, to: 0, by: -1) {
                 let other = Int(generator.next(below: UInt64(position + 1)))

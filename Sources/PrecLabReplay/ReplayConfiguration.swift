@@ -55,10 +55,15 @@ public struct ReplayConfiguration: Sendable, Codable {
 public struct ReplayTensor: Sendable, Equatable, Codable {
     public var name: String
     public var shape: [Int]
+    /// The tensor's position in the stream when only some tensors are replayed (a
+    /// shard): stochastic-rounding keys and the null model's seed use it, so a tensor
+    /// replays to the same bits alone as beside the others. Nil: its position here.
+    public var streamIndex: Int?
     public var count: Int { shape.reduce(1, *) }
 
-    public init(name: String, shape: [Int]) {
+    public init(name: String, shape: [Int], streamIndex: Int? = nil) {
         self.name = name
         self.shape = shape
+        self.streamIndex = streamIndex
     }
 }
