@@ -106,6 +106,7 @@ extension ReplaySpectral {
         configuration.threads = 0  // results never depend on it
         var streamOptions = options
         streamOptions.tensorNames = nil
+        streamOptions.modelPositions = nil
         let identity = JSONObject([
             ("source", .string(source)), ("configuration", try ShardStamp.encode(configuration)),
             ("stream_options", try ShardStamp.encode(streamOptions)),
@@ -117,5 +118,62 @@ extension ReplaySpectral {
             spectralEntries: spectral?.entries ?? [],
             spectralSkipped: spectral?.skipped.map { NamedReason(name: $0.tensor, reason: $0.reason) } ?? [])
         return try ShardStamp(command: .replay, plan: plan, identity: identity, payload: payload)
+    }
+}
+
+/// A stream the recorder wrote as one shard of a model (`TorchUpdateRecorder(...,
+/// shards=N)` in tools/preclab_record.py): the header's metadata names the shard, the
+/// label of the whole recording and every recorded tensor with its element count, so
+/// `replay --shard I/N` on it yields the shard of a replay of the whole recording.
+public struct RecordedShard: Sendable {
+    public static let shardKey = "preclab_shard"
+    public static let sourceKey = "preclab_source"
+    public static let tensorsKey = "preclab_model_tensors"
+
+    public let shard: TensorShard
+    /// What `source` the merged JSON names (the recording as one stream would be named).
+    public let source: String
+    /// Every tensor of the recording, in model order, and its element count.
+    public let names: [String]
+    public let elementCounts: [Int]
+
+    /// The recorded shard described by the stream's metadata; nil when it has none.
+    public static func read(path: String) throws -> RecordedShard? {
+        let reader = try UpdateStreamReader(path: path, options: .init(verifyCRC: false, allowTruncated: true))
+        let metadata = Dictionary(reader.header.metadata.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        guard let shardText = metadata[shardKey] else { return nil }
+        func fail(_ what: String) -> PrecLabError { .badData(file: path, "recorder shard metadata: \(what)") }
+        let shard: TensorShard
+        do { shard = try TensorShard(parsing: shardText) } catch { throw fail("'\(shardKey)' is not I/N") }
+        guard let source = metadata[sourceKey] else { throw fail("no '\(sourceKey)'") }
+        guard let listText = metadata[tensorsKey], let list = (try? JSONParser.parse(listText))?.arrayValue else {
+            throw fail("'\(tensorsKey)' is not a JSON array of [name, element count]")
+        }
+        var names: [String] = [], counts: [Int] = []
+        for entry in list {
+            guard let pair = entry.arrayValue, pair.count == 2, let name = pair[0].stringValue,
+                  let count = pair[1].integerValue, count >= 0 else {
+                throw fail("'\(tensorsKey)' is not a JSON array of [name, element count]")
+            }
+            names.append(name)
+            counts.append(Int(count))
+        }
+        let recorded = Set(reader.header.tensors.map(\.name))
+        guard recorded.isSubset(of: Set(names)) else {
+            throw fail("the stream holds tensors its model list does not name")
+        }
+        return RecordedShard(shard: shard, source: source, names: names, elementCounts: counts)
+    }
+
+    /// Every tensor's position in the model (the stochastic-rounding and null-model keys).
+    public var modelPositions: [String: Int] {
+        Dictionary(names.enumerated().map { ($1, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// The partition of the selected model tensors; the caller checks that the stream
+    /// holds exactly the shard's part of it.
+    public func plan(selection: TensorSelection) -> ShardPlan {
+        let kept = names.indices.filter { selection.includes(names[$0]) }
+        return ShardPlan(shard: shard, names: kept.map { names[$0] }, elementCounts: kept.map { elementCounts[$0] })
     }
 }

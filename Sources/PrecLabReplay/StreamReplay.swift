@@ -15,6 +15,10 @@ public struct StreamReplayOptions: Sendable, Codable {
     public var baseCheckpoint: String? = nil
     /// Replay only these tensors (one shard of a sharded run); nil: every tensor.
     public var tensorNames: Set<String>? = nil
+    /// Positions of tensors in the whole model when this stream holds only some of them
+    /// (a recorder's shard file): rounding keys use them, so a tensor replays to the same
+    /// bits as from a stream of every tensor. Nil: positions in this stream.
+    public var modelPositions: [String: Int]? = nil
 
     public init(verifyCRC: Bool = true, allowTruncated: Bool = false, curveEvery: Int? = nil,
                 baseCheckpoint: String? = nil, tensorNames: Set<String>? = nil) {
@@ -58,8 +62,9 @@ public enum StreamReplay {
         let reader = try UpdateStreamReader(
             path: path, options: .init(verifyCRC: options.verifyCRC, allowTruncated: options.allowTruncated))
         reader.file.adviseSequential()
-        let subset = TensorSubset(all: reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) },
-                                  names: options.tensorNames)
+        let subset = TensorSubset(all: reader.header.tensors.enumerated().map {
+            ReplayTensor(name: $1.name, shape: $1.shape, streamIndex: options.modelPositions?[$1.name] ?? $0)
+        }, names: options.tensorNames, keepPositions: options.modelPositions != nil)
         defer { subset.release() }
         let tensors = subset.tensors
         var warnings: [String] = []
@@ -137,10 +142,12 @@ final class TensorSubset {
     private let totalCount: Int
     private var buffer: UnsafeMutableBufferPointer<Float>
 
-    init(all: [ReplayTensor], names: Set<String>?) {
+    /// - Parameter keepPositions: keep the tensors' `streamIndex` even when every tensor
+    ///   is kept (the stream is a part of a larger model).
+    init(all: [ReplayTensor], names: Set<String>?, keepPositions: Bool = false) {
         totalCount = all.reduce(0) { $0 + $1.count }
         guard let names else {
-            tensors = all
+            tensors = keepPositions ? all : all.map { ReplayTensor(name: $0.name, shape: $0.shape) }
             ranges = nil
             buffer = UnsafeMutableBufferPointer(start: nil, count: 0)
             return
@@ -150,7 +157,7 @@ final class TensorSubset {
         var start = 0
         for (index, tensor) in all.enumerated() {
             if names.contains(tensor.name) {
-                kept.append(ReplayTensor(name: tensor.name, shape: tensor.shape, streamIndex: index))
+                kept.append(ReplayTensor(name: tensor.name, shape: tensor.shape, streamIndex: tensor.streamIndex ?? index))
                 ranges.append(start..<(start + tensor.count))
             }
             start += tensor.count

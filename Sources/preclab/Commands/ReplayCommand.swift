@@ -70,6 +70,9 @@ enum ReplayCommand: Command {
     /// Everything the command line asks for, validated before any work.
     struct Request {
         var stream: String
+        /// How the JSON names the stream: its path, or for a recorder's shard file the
+        /// name of the whole recording.
+        var source: String
         var configuration: ReplayConfiguration
         var options: StreamReplayOptions
         var spectral: SpectralOptions?
@@ -111,7 +114,29 @@ enum ReplayCommand: Command {
             options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
                                           curveEvery: every, baseCheckpoint: base)
-            if shard != nil || selection.pattern != nil {
+            source = stream
+            if let recorded = try RecordedShard.read(path: stream) {
+                // A recorder's shard file: partition the model's tensors, not the file's.
+                options.modelPositions = recorded.modelPositions
+                if let shard {
+                    source = recorded.source
+                    guard shard == recorded.shard else {
+                        throw UsageError("\(stream) was recorded as shard \(recorded.shard.description), "
+                                         + "not \(shard.description)")
+                    }
+                    let plan = recorded.plan(selection: selection)
+                    try ShardOption.check(plan)
+                    let held = try ReplaySpectral.streamTensors(path: stream, selection: selection).map(\.name)
+                    guard Set(held) == plan.selected else {
+                        throw PrecLabError.badData(file: stream, "holds \(held.count) selected tensor(s) but shard "
+                            + "\(shard.description) of the recorded model has \(plan.indices.count): the recorder and "
+                            + "preclab partition differently or the file was cut")
+                    }
+                    options.tensorNames = plan.selected
+                    shardPlan = plan
+                }
+            }
+            if shardPlan == nil && (shard != nil || selection.pattern != nil) {
                 let tensors = try ReplaySpectral.streamTensors(path: stream, selection: selection)
                 guard !tensors.isEmpty else {
                     throw UsageError("--tensors '\(selection.pattern ?? "")' matches no tensor of \(stream)")
@@ -143,11 +168,11 @@ enum ReplayCommand: Command {
             throw PrecLabError.malformed(fault)
         }
         let shard = try request.shardPlan.map {
-            try ReplaySpectral.shardStamp(plan: $0, source: request.stream, result: result, spectral: spectral,
+            try ReplaySpectral.shardStamp(plan: $0, source: request.source, result: result, spectral: spectral,
                                           spectralOptions: request.spectral, options: request.options,
                                           pattern: request.selection.pattern)
         }
-        try emit(result, spectral: spectral, source: request.stream, outputs: request.outputs, quiet: request.quiet,
+        try emit(result, spectral: spectral, source: request.source, outputs: request.outputs, quiet: request.quiet,
                  shard: shard)
     }
 
