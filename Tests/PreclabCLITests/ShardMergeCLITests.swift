@@ -25,11 +25,13 @@ final class ShardMergeCLITests: XCTestCase {
     }
 
     /// Runs `arguments` unsharded and as N = 1, 2, 5 shards, merges each set and checks
-    /// the merged JSON (and CSV when `csv`) against the unsharded files.
-    private func checkMergesMatch(_ command: [String], tag: String, csv: Bool, file: StaticString = #filePath,
-                                  line: UInt = #line) throws {
+    /// the merged JSON (and CSV when `csv`, the SVG plots when `plots`) against the
+    /// unsharded files.
+    private func checkMergesMatch(_ command: [String], tag: String, csv: Bool, plots: Bool = false,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
         var outputs = ["--json", path("\(tag)-full.json")]
         if csv { outputs += ["--csv", path("\(tag)-full.csv")] }
+        if plots { outputs += ["--plots", path("\(tag)-full-plots")] }
         _ = try run(command + outputs, file: file, line: line)
         let full = try bytes("\(tag)-full.json")
         XCTAssertNil(try Fixtures.readJSON(path("\(tag)-full.json"))["shard"], "an unsharded run has no shard block")
@@ -44,12 +46,23 @@ final class ShardMergeCLITests: XCTestCase {
             let merged = path("\(tag)-merged\(count).json")
             var merge = ["merge", merged] + shards.reversed() + ["--quiet"]
             if csv { merge += ["--csv", path("\(tag)-merged\(count).csv")] }
+            if plots { merge += ["--plots", path("\(tag)-merged\(count)-plots")] }
             _ = try run(merge, file: file, line: line)
             XCTAssertEqual(try bytes("\(tag)-merged\(count).json"), full,
                            "\(tag): merge of \(count) shard(s) differs from the unsharded JSON", file: file, line: line)
             if csv {
                 XCTAssertEqual(try bytes("\(tag)-merged\(count).csv"), try bytes("\(tag)-full.csv"),
                                "\(tag): CSV of the merge of \(count) shard(s)", file: file, line: line)
+            }
+            if plots {
+                let names = try FileManager.default.contentsOfDirectory(atPath: path("\(tag)-full-plots")).sorted()
+                XCTAssertFalse(names.isEmpty, file: file, line: line)
+                XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: path("\(tag)-merged\(count)-plots"))
+                    .sorted(), names, file: file, line: line)
+                for name in names {
+                    XCTAssertEqual(try bytes("\(tag)-merged\(count)-plots/\(name)"), try bytes("\(tag)-full-plots/\(name)"),
+                                   "\(tag): plot \(name) of the merge of \(count) shard(s)", file: file, line: line)
+                }
             }
         }
     }
@@ -67,7 +80,7 @@ final class ShardMergeCLITests: XCTestCase {
         // Every policy (stochastic rounding keys by the tensor's place in the stream), the
         // null model (seeded per tensor) and the spectral picture.
         try checkMergesMatch(["replay", stream, "--null", "permute", "--spectral", "--k", "4", "--rank", "4",
-                              "--every", "5", "--quiet"], tag: "replay", csv: true)
+                              "--every", "5", "--quiet"], tag: "replay", csv: true, plots: true)
         // --tensors composes: the shards partition the selected tensors.
         try checkMergesMatch(["replay", stream, "--tensors", "synth\\.(0|1|2|4|5)\\.", "--quiet"], tag: "subset", csv: false)
         let subset = try Fixtures.readJSON(path("subset-full.json"))
@@ -106,7 +119,7 @@ final class ShardMergeCLITests: XCTestCase {
     func testCompareMergesToTheUnshardedJSONAndCSV() throws {
         let files = try writeCheckpoints()
         try checkMergesMatch(["compare", files.base, files.tuned, "--k", "3", "--rank", "3", "--quiet"],
-                             tag: "compare", csv: true)
+                             tag: "compare", csv: true, plots: true)
         let full = try Fixtures.readJSON(path("compare-full.json"))
         XCTAssertEqual(full["skipped"]?.arrayValue?.count, 3, "shape mismatch, missing in BASE, sparsity only")
     }
@@ -114,7 +127,14 @@ final class ShardMergeCLITests: XCTestCase {
     func testConsistencyMergesToTheUnshardedJSON() throws {
         let files = try writeCheckpoints()
         try checkMergesMatch(["consistency", "--base", files.base] + files.runs + ["--quiet"],
-                             tag: "consistency", csv: false)
+                             tag: "consistency", csv: false, plots: true)
+        // The heat map of one tensor, drawn from the merged consensus counts.
+        let tensor = "model.layers.0.mlp.up_proj.weight"
+        _ = try run(["consistency", "--base", files.base] + files.runs
+                    + ["--quiet", "--plots", path("heat-full"), "--heatmap", tensor])
+        _ = try run(["merge", path("heat.json"), path("consistency-1of2.json"), path("consistency-2of2.json"),
+                     "--quiet", "--plots", path("heat-merged"), "--heatmap", tensor])
+        XCTAssertEqual(try bytes("heat-merged/consensus_heatmap.svg"), try bytes("heat-full/consensus_heatmap.svg"))
         let full = try Fixtures.readJSON(path("consistency-full.json"))
         XCTAssertEqual(full["skipped"]?.arrayValue?.count, 1)
     }
