@@ -132,7 +132,9 @@ enum ReplayCommand: Command {
                             + "\(shard.description) of the recorded model has \(plan.indices.count): the recorder and "
                             + "preclab partition differently or the file was cut")
                     }
-                    options.tensorNames = plan.selected
+                    // The whole file is the shard (no --tensors): replay it without copying slices.
+                    let whole = try ReplaySpectral.streamTensors(path: stream, selection: .all).count == held.count
+                    options.tensorNames = whole ? nil : plan.selected
                     shardPlan = plan
                 }
             }
