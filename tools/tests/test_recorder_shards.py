@@ -158,6 +158,11 @@ class RecorderShardTests(unittest.TestCase):
         preclab("merge", "merged.json", "s0.json", "s1.json", "s2.json", "--quiet")
         with open("full.json", "rb") as full, open("merged.json", "rb") as merged:
             self.assertEqual(merged.read(), full.read())
+        # A recorder shard file replayed as another shard is a usage error.
+        wrong = subprocess.run([binary, "replay", paths[1], "--shard", "1/3", "--json", "w.json", "--quiet"],
+                               capture_output=True, text=True, timeout=300)
+        self.assertEqual(wrong.returncode, 2, wrong.stderr)
+        self.assertIn("was recorded as shard 2/3", wrong.stderr)
 
 
 if __name__ == "__main__":
