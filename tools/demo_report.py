@@ -120,21 +120,33 @@ def main(out):
     for name, label in RUNS:
         t = runs[name]["compare"]["total"]
         rows.append([label, pct(t["sparsity"]), num(t["nss"]), num(t["angle_u_max_deg"]), num(t["angle_v_max_deg"]),
-                     num(t["principal_overlap"]), num(t["low_overlap"]), num(t["energy_top_k"])])
+                     num(t["principal_overlap"]), num(t["principal_overlap_magnitude"]),
+                     num(t["low_overlap"]), num(t["low_overlap_magnitude"]), num(t["energy_top_k"])])
     add(table(["run", "unchanged", "NSS", "max angle U (deg)", "max angle V (deg)", "overlap principal mask",
-               "overlap low-magnitude mask", "update energy in top-k"], rows))
+               "its magnitude baseline", "overlap low-magnitude mask", "its magnitude baseline",
+               "update energy in top-k"], rows))
     add("")
-    add("Overlaps are against masks holding half the entries (random baseline 0.5). "
-        "docs/metrics.md defines every column.")
+    add("Overlaps are against masks holding half the entries: a mask unrelated to W0 gives 0.5 (the random "
+        "baseline). The magnitude baseline is what precision alone gives: the overlap expected if a weight's "
+        "chance to change depended only on the binade of its stored bf16 value, with the observed number of "
+        "changes in each binade (docs/metrics.md, \"Reading overlaps\"). Only the distance from the magnitude "
+        "baseline says something about where the update itself went.")
     add("")
     rl_cmp, sft_cmp = runs["rl-seed1"]["compare"]["total"], runs["sft"]["compare"]["total"]
-    add("Of the RL run's visible bf16 changes, a share of %s falls in the low-magnitude half of the base's "
-        "weights (%s than the 0.5 of a random mask) and %s in the principal mask (%s than 0.5); for SFT the two "
-        "overlaps are %s and %s. SFT rotates the top-%d singular subspaces by up to %s degrees against %s for RL, "
+
+    def against(observed, expected):
+        difference = observed - expected
+        return "%s against %s expected from precision alone (%s%s)" % (
+            num(observed), num(expected), "+" if difference >= 0 else "-", num(abs(difference)))
+
+    add("Of the RL run's visible bf16 changes, the share in the low-magnitude half of the base's weights is %s, "
+        "and the share in the principal mask is %s. For SFT: low-magnitude %s; principal %s. "
+        "SFT rotates the top-%d singular subspaces by up to %s degrees against %s for RL, "
         "and moves the spectrum %s times as much (NSS)."
-        % (num(rl_cmp["low_overlap"]), "more" if rl_cmp["low_overlap"] > 0.5 else "less",
-           num(rl_cmp["principal_overlap"]), "more" if rl_cmp["principal_overlap"] > 0.5 else "less",
-           num(sft_cmp["low_overlap"]), num(sft_cmp["principal_overlap"]),
+        % (against(rl_cmp["low_overlap"], rl_cmp["low_overlap_magnitude"]),
+           against(rl_cmp["principal_overlap"], rl_cmp["principal_overlap_magnitude"]),
+           against(sft_cmp["low_overlap"], sft_cmp["low_overlap_magnitude"]),
+           against(sft_cmp["principal_overlap"], sft_cmp["principal_overlap_magnitude"]),
            runs["rl-seed1"]["compare"]["options"].get("k", 0),
            num(max(sft_cmp["angle_u_max_deg"], sft_cmp["angle_v_max_deg"])),
            num(max(rl_cmp["angle_u_max_deg"], rl_cmp["angle_v_max_deg"])),
@@ -145,9 +157,11 @@ def main(out):
     c = consistency["total"]
     add("The two RL runs (seeds 1 and 2: different prompts and samples) changed %s of the bf16 weights each on "
         "average; their update masks have Jaccard %s against %s for independent masks of the same densities "
-        "(ratio %s), and %s of the weights were changed by both."
+        "(ratio %s) and %s for independent masks with the same density in every binade of the stored base "
+        "(the precision-only expectation; ratio %s), and %s of the weights were changed by both. The part of the "
+        "agreement above the magnitude baseline is what the two runs share beyond precision."
         % (pct(c["density"]), num(c["jaccard"]), num(c["baseline"]), num(c["jaccard_over_baseline"]),
-           pct(c["unanimous"])))
+           num(c["jaccard_magnitude"]), num(c["jaccard_over_magnitude"]), pct(c["unanimous"])))
     add("")
     add("## Closed loop against open loop (`preclab train --storage pure --dtype bf16 --compare-replay`)")
     add("")

@@ -9,6 +9,11 @@ public enum ComparisonPlot: String, CaseIterable, Sendable {
     case principalAngles = "principal_angles.svg"
     case nssByLayer = "nss_by_layer.svg"
     case maxAngleByLayer = "max_angle_by_layer.svg"
+    /// Observed overlaps by matrix type beside their magnitude baselines.
+    case overlapsByType = "overlaps_by_type.svg"
+    /// Only when both checkpoints are wider than the comparison format.
+    case precisionHiddenTable = "precision_hidden.csv"
+    case precisionHidden = "precision_hidden.svg"
 
     public var fileName: String { rawValue }
 }
@@ -35,7 +40,10 @@ extension CheckpointComparison {
         root["tuned"] = .string(tunedPath)
         root["options"] = .object(optionsJSON())
         root["tensors"] = .array(tensors.map { .object(rowJSON($0)) })
-        root["total"] = .object(summaryJSON(total))
+        var totalObject = summaryJSON(total)
+        for (key, value) in precisionJSON(precisionTotal, histograms: false).pairs { totalObject[key] = value }
+        root["total"] = .object(totalObject)
+        root["precision_ratio_bins"] = .array(PrecisionHiddenChanges.labels.map { .string($0) })
         var byType = JSONObject()
         for type in types { byType[type.rawValue] = .object(summaryJSON(summary(of: type))) }
         root["by_type"] = .object(byType)
@@ -59,6 +67,7 @@ extension CheckpointComparison {
             ("power_iterations", .int(s.randomized.powerIterations)),
             ("seed", .integer(Int64(bitPattern: s.randomized.seed))),
             ("precision", "float64"),
+            ("signed_zero_changes", .bool(options.signedZeroChanges)),
             ("blas_threads_large_matrix", .int(Int(BLASThreads.largeMatrixThreads))),
         ])
     }
@@ -75,14 +84,25 @@ extension CheckpointComparison {
         if let c = row.comparison {
             for (key, value) in c.jsonFields().pairs { o[key] = value }
         } else {
-            for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
-                        "principal_overlap", "low_overlap", "control_overlap"] { o[key] = .null }
+            for key in ["nss", "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg"]
+                + MatrixComparison.overlapMetrics.map(\.key) { o[key] = .null }
             o["alpha"] = .number(options.spectral.alpha)
             o["k"] = .int(options.spectral.k)
             o["rank"] = .int(options.spectral.rank)
         }
         o["note"] = row.spectralNote.map { .string($0) } ?? .null
+        for (key, value) in precisionJSON(row.precision, histograms: true).pairs { o[key] = value }
         return o
+    }
+
+    /// The precision-hidden keys of a tensor or the total: null when an input is
+    /// already in the comparison format (the total: when no tensor has wide inputs;
+    /// `histograms` also nulls the histogram keys).
+    func precisionJSON(_ precision: PrecisionHiddenChanges?, histograms: Bool) -> JSONObject {
+        if let precision { return precision.json() }
+        let keys = ["fp32_changed", "hidden_by_precision"]
+            + (histograms ? ["precision_ratio_histogram", "precision_ratio_visible"] : [])
+        return JSONObject(keys.map { ($0, JSONValue.null) })
     }
 
     func summaryJSON(_ s: WeightedSummary<ComparisonMetric>) -> JSONObject {
@@ -102,8 +122,10 @@ extension CheckpointComparison {
         var table = CSVTable(header: [
             "name", "layer", "type", "shape", "params", "changed", "sparsity", "nss",
             "angle_u_max_deg", "angle_v_max_deg", "angle_u_mean_deg", "angle_v_mean_deg",
-            "principal_overlap", "low_overlap", "control_overlap", "energy_top_k", "delta_frobenius",
-            "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "alpha", "k", "rank", "note",
+            "principal_overlap", "principal_overlap_magnitude", "low_overlap", "low_overlap_magnitude",
+            "control_overlap", "control_overlap_random", "control_overlap_magnitude", "energy_top_k", "delta_frobenius",
+            "delta_spectral", "stable_rank", "wedin_vacuous", "svd", "angle_error_bound_deg", "alpha", "k", "rank",
+            "fp32_changed", "hidden_by_precision", "note",
         ])
         for row in tensors {
             let c = row.comparison
@@ -112,12 +134,19 @@ extension CheckpointComparison {
                 .text(row.shape.map(String.init).joined(separator: "x")), .integer(row.params), .integer(row.changed),
                 .number(row.sparsity), ReportCells.metric(c?.nss), ReportCells.metric(c?.angleUMaxDegrees), ReportCells.metric(c?.angleVMaxDegrees),
                 ReportCells.metric(c?.angleUMeanDegrees), ReportCells.metric(c?.angleVMeanDegrees), ReportCells.metric(c?.principalOverlap),
-                ReportCells.metric(c?.lowOverlap), ReportCells.metric(c?.controlOverlap), ReportCells.metric(c?.energyTopK), ReportCells.metric(c?.deltaFrobenius),
+                ReportCells.metric(c?.principalOverlapMagnitude), ReportCells.metric(c?.lowOverlap),
+                ReportCells.metric(c?.lowOverlapMagnitude), ReportCells.metric(c?.controlOverlap),
+                ReportCells.metric(c?.controlOverlapRandom), ReportCells.metric(c?.controlOverlapMagnitude),
+                ReportCells.metric(c?.energyTopK), ReportCells.metric(c?.deltaFrobenius),
                 ReportCells.metric(c?.deltaSpectral), ReportCells.metric(c?.stableRank),
                 c.map { .text($0.bounds.wedinU.vacuous ? "true" : "false") } ?? .empty,
                 c.map { .text($0.randomized ? "randomized" : "exact") } ?? .empty,
+                ReportCells.metric(c?.angleErrorBoundDegrees),
                 .number(options.spectral.alpha), .integer(c?.k ?? options.spectral.k),
-                .integer(c?.rank ?? options.spectral.rank), row.spectralNote.map { .text($0) } ?? .empty,
+                .integer(c?.rank ?? options.spectral.rank),
+                row.precision.map { .integer($0.sourceChanged) } ?? .empty,
+                row.precision.map { .integer($0.hiddenByPrecision) } ?? .empty,
+                row.spectralNote.map { .text($0) } ?? .empty,
             ])
         }
         return table
@@ -127,17 +156,19 @@ extension CheckpointComparison {
 
     public func text(width: Int) -> String {
         var perTensor = TextTable(title: "preclab compare: \(basePath) -> \(tunedPath) (\(options.format.name) codes)",
-                                  columns: ReportCells.tensorColumns + [
+                                  columns: ReportCells.tensorColumns(shape: false) + [
             .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
-            .number("maxθU", style: .general(significant: 3)), .number("maxθV", style: .general(significant: 3)),
-            .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+            .number("maxθ", style: .general(significant: 3)),
+            .number("∩princ", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
+            .number("∩low", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
             .number("energy_k", style: .fixed(decimals: 3)),
         ])
         for row in tensors {
             let c = row.comparison
-            perTensor.addRow(ReportCells.tensorCells(row.name, shape: row.shape, params: row.params) + [
-                              .number(row.sparsity), ReportCells.metric(c?.nss), ReportCells.metric(c?.angleUMaxDegrees),
-                              ReportCells.metric(c?.angleVMaxDegrees), ReportCells.metric(c?.principalOverlap), ReportCells.metric(c?.lowOverlap),
+            perTensor.addRow(ReportCells.tensorCells(row.name, shape: nil, params: row.params) + [
+                              .number(row.sparsity), ReportCells.metric(c?.nss), ReportCells.metric(c?.angleMaxDegrees),
+                              ReportCells.metric(c?.principalOverlap), ReportCells.metric(c?.principalOverlapMagnitude),
+                              ReportCells.metric(c?.lowOverlap), ReportCells.metric(c?.lowOverlapMagnitude),
                               ReportCells.metric(c?.energyTopK)])
         }
         var byType = ReportCells.byTypeTable(
@@ -145,14 +176,17 @@ extension CheckpointComparison {
             columns: [
                 .number("unchanged", style: .percent(decimals: 1)), .number("NSS", style: .scientific(digits: 2)),
                 .number("maxθU°", style: .general(significant: 3)), .number("maxθV°", style: .general(significant: 3)),
-                .number("∩princ", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+                .number("∩princ", style: .fixed(decimals: 3)), .number("rand", style: .fixed(decimals: 3)),
+                .number("mag", style: .fixed(decimals: 3)), .number("∩low", style: .fixed(decimals: 3)),
+                .number("rand", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
             ],
             types: types, summary: summary(of:), total: total) { s in
                 [s.sparsity, s.mean(.nss), s.mean(.angleUMax), s.mean(.angleVMax), s.mean(.principalOverlap),
-                 s.mean(.lowOverlap)].map(ReportCells.metric)
+                 s.mean(.principalOverlapRandom), s.mean(.principalOverlapMagnitude), s.mean(.lowOverlap),
+                 s.mean(.lowOverlapRandom), s.mean(.lowOverlapMagnitude)].map(ReportCells.metric)
             }
         let s = options.spectral
-        byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ in degrees")
+        byType.addFootnote("tensor names are shown without a leading 'model.' and a trailing '.weight'; maxθ = max(maxθU, maxθV) in degrees; shapes in the CSV and JSON reports")
         // Randomized-SVD parameters only where a randomized SVD may run.
         let randomizedNote = s.method == .exact ? ""
             : " (oversampling \(s.randomized.oversampling), \(s.randomized.powerIterations) power iterations)"
@@ -166,6 +200,18 @@ extension CheckpointComparison {
         for (reason, names) in groups {
             let shown = names.prefix(4).joined(separator: ", ") + (names.count > 4 ? ", ... (\(names.count - 4) more; see the JSON report)" : "")
             byType.addFootnote("skipped (\(names.count)) \(reason): \(shown)")
+        }
+        byType.addFootnote("overlaps: ∩ = share of changed entries in the mask; rand = random baseline (alpha); "
+            + "mag = magnitude baseline, the overlap expected if changes depended only on the binade of W0 "
+            + "(observed ≈ mag: precision explains it; see docs/metrics.md)")
+        if let precision = precisionTotal {
+            byType.addFootnote("fp32 inputs: \(precision.sourceChanged) values changed, \(precision.storedChanged) visible in "
+                + "\(options.format.name), \(precision.hiddenByPrecision) hidden by precision")
+        }
+        let refused = tensors.filter { $0.comparison?.angleNote != nil }.count
+        if refused > 0 {
+            byType.addFootnote("randomized SVD: angles of \(refused) tensor(s) not reported (error bound not below "
+                + "\(MatrixComparison.angleToleranceDegrees)°; see svd_error in the JSON report)")
         }
         let vacuous = tensors.filter { $0.comparison?.bounds.wedinU.vacuous == true }.count
         if vacuous > 0 { byType.addFootnote("Wedin bound vacuous (gap too small) for \(vacuous) tensor(s)") }
@@ -222,6 +268,43 @@ extension CheckpointComparison {
         maxAngle.notes = [note]
         files.append((ComparisonPlot.nssByLayer.fileName, nss))
         files.append((ComparisonPlot.maxAngleByLayer.fileName, maxAngle))
-        return files
+        files.append((ComparisonPlot.overlapsByType.fileName, overlapsPlot()))
+        return files + precisionFiles()
+    }
+
+    /// Observed overlaps per matrix type beside their magnitude baselines (bars) and
+    /// the random baseline α (line).
+    func overlapsPlot() -> BarPlot {
+        let present = types
+        let summaries = present.map { summary(of: $0) }
+        var plot = BarPlot(title: "Where the changes are: mask overlaps by matrix type", xLabel: "matrix type",
+                           yLabel: "|mask ∩ M| / |M|", categories: present.map(\.rawValue))
+        plot.yRange = 0...1
+        plot.addSeries("principal", values: summaries.map { $0.mean(.principalOverlap) ?? .nan })
+        plot.addSeries("principal, magnitude baseline", values: summaries.map { $0.mean(.principalOverlapMagnitude) ?? .nan })
+        plot.addSeries("low-|W0|", values: summaries.map { $0.mean(.lowOverlap) ?? .nan })
+        plot.addSeries("low-|W0|, magnitude baseline", values: summaries.map { $0.mean(.lowOverlapMagnitude) ?? .nan })
+        plot.referenceLines = [ReferenceLine(y: options.spectral.alpha, label: "random (α)")]
+        plot.notes = ["dtype \(options.format.name); magnitude baseline: expected overlap if changes depended only on the binade of W0"]
+        return plot
+    }
+
+    /// The histogram of |W1 − W0| / half-ULP(stored W0) over tensors with wide inputs,
+    /// as a table and a plot (none when no tensor has wide inputs).
+    func precisionFiles() -> [(name: String, file: any ReportFile)] {
+        guard let total = precisionTotal else { return [] }
+        let labels = PrecisionHiddenChanges.labels
+        var csv = CSVTable(header: ["bin", "weights", "visible", "hidden"])
+        for bin in labels.indices {
+            csv.addRow([.text(labels[bin]), .integer(total.histogram[bin]), .integer(total.visibleByBin[bin]),
+                        .integer(total.histogram[bin] - total.visibleByBin[bin])])
+        }
+        var plot = BarPlot(title: "|W1 − W0| / half-ULP of the stored W0 (\(options.format.name))",
+                           xLabel: "ratio (log2 bins)", yLabel: "weights", categories: labels)
+        plot.addSeries("visible in \(options.format.name)", values: total.visibleByBin.map(Double.init))
+        plot.addSeries("hidden by precision", values: zip(total.histogram, total.visibleByBin).map { Double($0 - $1) })
+        plot.yScale = .log10
+        plot.notes = ["\(total.sourceChanged) values changed in the inputs, \(total.hiddenByPrecision) of them hidden by \(options.format.name)"]
+        return [(ComparisonPlot.precisionHiddenTable.fileName, csv), (ComparisonPlot.precisionHidden.fileName, plot)]
     }
 }

@@ -10,12 +10,16 @@ public struct CheckpointComparisonOptions: Sendable, Codable {
     public var format: FloatFormat
     public var spectral: SpectralOptions
     public var selection: TensorSelection
+    /// Count a change between +0 and -0 as an update (bit inequality); by default it is
+    /// none, as Def. 2.1 of [P] counts "both zero" as unchanged.
+    public var signedZeroChanges: Bool
 
     public init(format: FloatFormat = .bf16, spectral: SpectralOptions = SpectralOptions(),
-                selection: TensorSelection = .all) {
+                selection: TensorSelection = .all, signedZeroChanges: Bool = false) {
         self.format = format
         self.spectral = spectral
         self.selection = selection
+        self.signedZeroChanges = signedZeroChanges
     }
 }
 
@@ -53,6 +57,8 @@ public struct ComparedTensor: Sendable, Codable {
     /// Whether either side was stored in another format and converted.
     public let converted: Bool
     public let comparison: MatrixComparison?
+    /// Changes hidden by the comparison format (nil unless both inputs are wider).
+    public let precision: PrecisionHiddenChanges?
     /// Why the spectral metrics are missing, when they are.
     public let spectralNote: String?
 
@@ -61,7 +67,8 @@ public struct ComparedTensor: Sendable, Codable {
 }
 
 /// The metrics averaged (parameter-weighted) in a comparison's totals and per-type
-/// summaries; the raw value is the JSON key.
+/// summaries; the raw value is the JSON key. Every overlap comes with its random and
+/// its magnitude-stratified baseline.
 public enum ComparisonMetric: String, CaseIterable, Sendable {
     case nss
     case angleUMax = "angle_u_max_deg"
@@ -69,8 +76,14 @@ public enum ComparisonMetric: String, CaseIterable, Sendable {
     case angleUMean = "angle_u_mean_deg"
     case angleVMean = "angle_v_mean_deg"
     case principalOverlap = "principal_overlap"
+    case principalOverlapRandom = "principal_overlap_random"
+    case principalOverlapMagnitude = "principal_overlap_magnitude"
     case lowOverlap = "low_overlap"
+    case lowOverlapRandom = "low_overlap_random"
+    case lowOverlapMagnitude = "low_overlap_magnitude"
     case controlOverlap = "control_overlap"
+    case controlOverlapRandom = "control_overlap_random"
+    case controlOverlapMagnitude = "control_overlap_magnitude"
     case energyTopK = "energy_top_k"
 
     public func value(_ comparison: MatrixComparison) -> Double? {
@@ -81,8 +94,14 @@ public enum ComparisonMetric: String, CaseIterable, Sendable {
         case .angleUMean: return comparison.angleUMeanDegrees
         case .angleVMean: return comparison.angleVMeanDegrees
         case .principalOverlap: return comparison.principalOverlap
+        case .principalOverlapRandom: return comparison.principalOverlapRandom
+        case .principalOverlapMagnitude: return comparison.principalOverlapMagnitude
         case .lowOverlap: return comparison.lowOverlap
+        case .lowOverlapRandom: return comparison.lowOverlapRandom
+        case .lowOverlapMagnitude: return comparison.lowOverlapMagnitude
         case .controlOverlap: return comparison.controlOverlap
+        case .controlOverlapRandom: return comparison.controlOverlapRandom
+        case .controlOverlapMagnitude: return comparison.controlOverlapMagnitude
         case .energyTopK: return comparison.energyTopK
         }
     }
@@ -174,6 +193,19 @@ public struct CheckpointComparison: Sendable {
         summary(tensors.filter { $0.name.type == type })
     }
 
+    /// Precision-hidden changes summed over the `selected` tensors that have them (nil
+    /// when none does: an input is already in the comparison format).
+    public func precisionTotal(_ selected: [ComparedTensor]) -> PrecisionHiddenChanges? {
+        let measured = selected.compactMap(\.precision)
+        guard !measured.isEmpty else { return nil }
+        var total = PrecisionHiddenChanges()
+        for tally in measured { total.add(tally) }
+        return total
+    }
+
+    /// Precision-hidden changes over every compared tensor.
+    public var precisionTotal: PrecisionHiddenChanges? { precisionTotal(tensors) }
+
     /// Measured values above a perturbation bound (a numerical problem when not empty).
     public var boundViolations: [(tensor: String, bound: String)] {
         tensors.flatMap { row in (row.comparison?.boundViolations ?? []).map { (row.name.name, $0) } }
@@ -261,14 +293,29 @@ public struct CheckpointComparison: Sendable {
         var comparison: MatrixComparison? = nil
         var note: String? = nil
         let changed: Int
-        if shape.count == 2 && params > 0 {
-            let mask = codesA.differingMask(codesB, threads: threads)
+        let zeroSign = TensorCodes.zeroSignBit(format: format, signedZeroChanges: options.signedZeroChanges)
+        // Wide inputs (both wider than the format): what the format hides.
+        var precision: PrecisionHiddenChanges? = nil
+        let wide = SourceValues.isWider(a.dtype, than: format) && SourceValues.isWider(b.dtype, than: format)
+        // One update mask per tensor, shared by the precision tally and the spectral metrics.
+        let storedMask = wide || (shape.count == 2 && params > 0)
+            ? codesA.differingMask(codesB, zeroSignBit: zeroSign, threads: threads) : nil
+        if wide, let mask = storedMask {
+            let sourceA = SourceValues(base, a), sourceB = SourceValues(tuned, b)
+            precision = PrecisionHiddenChanges(count: params, base: { sourceA[$0] }, tuned: { sourceB[$0] },
+                                               halfULP: { codesA.halfULP($0, format: format) }, storedMask: mask,
+                                               signedZeroChanges: options.signedZeroChanges)
+        }
+        if shape.count == 2 && params > 0, let mask = storedMask {
             changed = mask.population
             let w0 = codesA.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
             let w1 = codesB.matrix(rows: shape[0], columns: shape[1], format: format, threads: threads)
             if w0.isFinite && w1.isFinite {
                 do {
-                    comparison = try MatrixComparison(base: w0, tuned: w1, updateMask: mask, options: options.spectral)
+                    comparison = try MatrixComparison(
+                        base: w0, tuned: w1, updateMask: mask,
+                        strata: MagnitudeStrata(storedMatrix: w0, minimumNormal: format.minNormal),
+                        options: options.spectral)
                 } catch let error as PrecLabError {
                     throw PrecLabError.badData("tensor '\(a.name)': \(error.description)")
                 }
@@ -276,12 +323,12 @@ public struct CheckpointComparison: Sendable {
                 note = "NaN or Inf values: sparsity only"
             }
         } else {
-            changed = codesA.differingCount(codesB, threads: threads)
+            changed = storedMask?.population ?? codesA.differingCount(codesB, zeroSignBit: zeroSign, threads: threads)
             note = params == 0 ? "empty tensor" : "\(shape.count)-D tensor: sparsity only"
         }
         return ComparedTensor(name: TensorName(a.name), shape: shape, baseDType: a.dtype.name, tunedDType: b.dtype.name,
                               params: params, changed: changed, converted: codesA.converted || codesB.converted,
-                              comparison: comparison, spectralNote: note)
+                              comparison: comparison, precision: precision, spectralNote: note)
     }
 }
 

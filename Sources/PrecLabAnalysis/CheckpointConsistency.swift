@@ -8,10 +8,14 @@ import PrecLabSupport
 public struct ConsistencyOptions: Sendable, Codable {
     public var format: FloatFormat
     public var selection: TensorSelection
+    /// Count a change between +0 and -0 as an update (bit inequality); by default it is
+    /// none, as Def. 2.1 of [P] counts "both zero" as unchanged.
+    public var signedZeroChanges: Bool
 
-    public init(format: FloatFormat = .bf16, selection: TensorSelection = .all) {
+    public init(format: FloatFormat = .bf16, selection: TensorSelection = .all, signedZeroChanges: Bool = false) {
         self.format = format
         self.selection = selection
+        self.signedZeroChanges = signedZeroChanges
     }
 }
 
@@ -29,7 +33,10 @@ public struct ConsistentTensor: Sendable, Codable {
 /// The metrics averaged (parameter-weighted) in the totals and per-type summaries of a
 /// consistency report; the raw value is the JSON key.
 public enum ConsistencyMetric: String, CaseIterable, Sendable {
-    case density, jaccard, baseline, unanimous
+    case density, jaccard, baseline
+    /// The magnitude-stratified baseline of the Jaccard.
+    case jaccardMagnitude = "jaccard_magnitude"
+    case unanimous
     case rowCV = "row_cv"
     case columnCV = "column_cv"
 
@@ -40,6 +47,7 @@ public enum ConsistencyMetric: String, CaseIterable, Sendable {
         case .density: return tensor.meanDensity
         case .jaccard: return r.meanJaccard
         case .baseline: return r.meanBaseline
+        case .jaccardMagnitude: return r.meanJaccardMagnitude
         case .unanimous: return r.consensus.unanimousFraction
         case .rowCV: return is2D ? r.rowRatios.coefficientOfVariation : nil
         case .columnCV: return is2D ? r.columnRatios.coefficientOfVariation : nil
@@ -48,7 +56,8 @@ public enum ConsistencyMetric: String, CaseIterable, Sendable {
 }
 
 /// Do independent runs from one base update the same coordinates? Pairwise Jaccard of
-/// the update masks against the independent Bernoulli baseline, consensus over runs
+/// the update masks against the independent Bernoulli baseline and the magnitude-
+/// stratified baseline (what precision alone makes runs share), consensus over runs
 /// and the row/column structure of updates (`preclab consistency`).
 public struct CheckpointConsistency: Sendable {
     public let basePath: String
@@ -84,6 +93,7 @@ public struct CheckpointConsistency: Sendable {
             throw PrecLabError.badData(message)
         }
         let threads = ParallelChunks.threadCount
+        let zeroSign = TensorCodes.zeroSignBit(format: options.format, signedZeroChanges: options.signedZeroChanges)
         progress?.begin("consistency", work: plan.selected.map { Double($0.0.info.elementCount * runs.count) })
         var rows: [ConsistentTensor] = []
         for (tensor, others) in plan.selected {
@@ -91,12 +101,13 @@ public struct CheckpointConsistency: Sendable {
             var masks: [BitMask] = []
             for (index, other) in others.enumerated() {
                 let codes = try TensorCodes.load(runs[index], other, as: options.format, threads: threads)
-                masks.append(baseCodes.differingMask(codes, threads: threads))
+                masks.append(baseCodes.differingMask(codes, zeroSignBit: zeroSign, threads: threads))
             }
+            let strata = baseCodes.strata(format: options.format, threads: threads)
             let shape = tensor.shape
             let (r, c) = shape.count == 2 ? (shape[0], shape[1]) : (1, tensor.info.elementCount)
             rows.append(ConsistentTensor(name: TensorName(tensor.name), shape: shape, params: tensor.info.elementCount,
-                                         result: TensorConsistency(masks: masks, rows: r, columns: c)))
+                                         result: TensorConsistency(masks: masks, rows: r, columns: c, strata: strata)))
             progress?.finished(tensor.name, work: Double(tensor.info.elementCount * runs.count))
         }
         progress?.end()

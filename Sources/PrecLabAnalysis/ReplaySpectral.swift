@@ -14,6 +14,8 @@ public struct ReplaySpectral: Sendable {
         public let shape: [Int]
         public let policy: ReplayPolicy
         public let comparison: MatrixComparison
+        /// Whether this is the null model's replay rather than the stream's.
+        public var null = false
     }
 
     public let options: SpectralOptions
@@ -40,19 +42,29 @@ public struct ReplaySpectral: Sendable {
         }
         progress?.begin("spectral", work: [])
         var done = 0
+        let format = result.configuration.format
+        let signedZeros = result.configuration.signedZeroChanges
+        let runs: [(engine: ReplayEngine, null: Bool)] = [(engine, false)] + (engine.nullEngine.map { [($0, true)] } ?? [])
         for (index, tensor) in matrices {
-            for policy in policies {
-                let weights = engine.weightsBeforeAndAfter(policy, tensor: index)
-                guard let comparison = try measure(rows: tensor.shape[0], columns: tensor.shape[1],
-                                                   before: weights.before, after: weights.after,
-                                                   changed: BitMask(weights.changed), options: options) else {
-                    spectral.skipped.append((tensor.name, "\(policy.rawValue): non-finite weights"))
-                    continue
+            // Strata: binades of the stored base (the same for every policy, fp32 included).
+            let strata = MagnitudeStrata(storedValues: engine.weightsBeforeAndAfter(.master, tensor: index).before,
+                                         minimumNormal: format.minNormal)
+            for (run, isNull) in runs {
+                for policy in policies {
+                    let weights = run.weightsBeforeAndAfter(policy, tensor: index)
+                    let changed = ReplaySpectral.updateMask(before: weights.before, after: weights.after,
+                                                            changed: weights.changed, signedZeroChanges: signedZeros)
+                    guard let comparison = try measure(rows: tensor.shape[0], columns: tensor.shape[1],
+                                                       before: weights.before, after: weights.after,
+                                                       changed: changed, strata: strata, options: options) else {
+                        spectral.skipped.append((tensor.name, "\(isNull ? "null " : "")\(policy.rawValue): non-finite weights"))
+                        continue
+                    }
+                    spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
+                                                  comparison: comparison, null: isNull))
+                    done += 1
+                    progress?.update(done: done, total: matrices.count * policies.count * runs.count)
                 }
-                spectral.entries.append(Entry(tensor: tensor.name, shape: tensor.shape, policy: policy,
-                                              comparison: comparison))
-                done += 1
-                progress?.update(done: done, total: matrices.count * policies.count)
             }
         }
         progress?.end()
@@ -60,19 +72,35 @@ public struct ReplaySpectral: Sendable {
     }
 
     /// The metrics of one matrix W0 -> W_T (row-major values) with the update mask
-    /// `changed`; nil when a weight is NaN or Inf. The one place a replayed matrix is
-    /// measured: `compute` and the sweep runner both call it.
+    /// `changed` and the binade strata of the stored W0 (for the magnitude baselines;
+    /// nil: W0 stratified as fp32 values);
+    /// nil when a weight is NaN or Inf. The one place a replayed matrix is measured:
+    /// `compute` and the sweep runner both call it.
     public static func measure(rows: Int, columns: Int, before: [Double], after: [Double], changed: BitMask,
-                               options: SpectralOptions) throws -> MatrixComparison? {
+                               strata: MagnitudeStrata? = nil, options: SpectralOptions) throws -> MatrixComparison? {
         guard before.allSatisfy(\.isFinite), after.allSatisfy(\.isFinite) else { return nil }
         return try MatrixComparison(base: Matrix(rows: rows, columns: columns, rowMajor: before),
                                     tuned: Matrix(rows: rows, columns: columns, rowMajor: after),
-                                    updateMask: changed, options: options)
+                                    updateMask: changed, strata: strata, options: options)
+    }
+
+    /// The update mask of stored values: `changed` (stored bits differ) except that a
+    /// change between +0 and -0 is none unless `signedZeroChanges` (Def. 2.1 of [P]).
+    public static func updateMask(before: [Double], after: [Double], changed: [Bool],
+                                  signedZeroChanges: Bool) -> BitMask {
+        BitMask(changed.indices.map { i in
+            changed[i] && (signedZeroChanges || !(before[i] == 0 && after[i] == 0))
+        })
     }
 
     /// The `spectral` object added to a tensor's JSON, keyed by policy.
     public func json(forTensor name: String) -> JSONValue? {
-        let mine = entries.filter { $0.tensor == name }
+        json(forTensor: name, null: false)
+    }
+
+    /// The `spectral` (or, for the null model's replay, `spectral_null`) object of a tensor.
+    public func json(forTensor name: String, null: Bool) -> JSONValue? {
+        let mine = entries.filter { $0.tensor == name && $0.null == null }
         guard !mine.isEmpty else { return nil }
         var object = JSONObject()
         for entry in mine { object[entry.policy.rawValue] = ReplaySpectral.json(entry.comparison) }
@@ -93,6 +121,7 @@ public struct ReplaySpectral: Sendable {
             guard var object = tensor.objectValue, let name = object["name"]?.stringValue,
                   let spectral = json(forTensor: name) else { return tensor }
             object["spectral"] = spectral
+            if let null = json(forTensor: name, null: true) { object["spectral_null"] = null }
             return .object(object)
         })
         root["spectral_options"] = .object(JSONObject([("k", .int(options.k)), ("rank", .int(options.rank)),
@@ -110,18 +139,21 @@ public struct ReplaySpectral: Sendable {
                 + "alpha \(NumberFormat.shortest(options.alpha)))",
             columns: [.text("tensor"), .text("policy"), .number("NSS", style: .general(significant: 3)),
                       .number("max∠U", style: .degrees(decimals: 3)), .number("max∠V", style: .degrees(decimals: 3)),
-                      .number("princ ovl", style: .fixed(decimals: 3)), .number("low ovl", style: .fixed(decimals: 3)),
+                      .number("princ ovl", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
+                      .number("low ovl", style: .fixed(decimals: 3)), .number("mag", style: .fixed(decimals: 3)),
                       .number("E top-k", style: .general(significant: 3))])
         table.columns[1].abbreviates = false
         for entry in entries {
             let comparison = entry.comparison
             func cell(_ value: Double?) -> TableCell { value.map { .number($0) } ?? .empty }
-            table.addRow([.text(entry.tensor), .text(entry.policy.rawValue), cell(comparison.nss),
+            table.addRow([.text(entry.tensor), .text((entry.null ? "null " : "") + entry.policy.rawValue), cell(comparison.nss),
                           cell(comparison.angleUMaxDegrees), cell(comparison.angleVMaxDegrees),
-                          cell(comparison.principalOverlap), cell(comparison.lowOverlap), cell(comparison.energyTopK)])
+                          cell(comparison.principalOverlap), cell(comparison.principalOverlapMagnitude),
+                          cell(comparison.lowOverlap), cell(comparison.lowOverlapMagnitude), cell(comparison.energyTopK)])
         }
         table.addFootnote("overlaps: share of changed entries inside the principal (top-alpha of |rank-r W0|) "
-                          + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha")
+                          + "and low-magnitude (bottom-alpha of |W0|) masks; random: alpha; mag: the overlap expected "
+                          + "if changes depended only on the binade of the stored W0 (the JSON report has control and every baseline)")
         for (tensor, reason) in skipped { table.addFootnote("skipped \(tensor): \(reason)") }
         return table
     }

@@ -10,12 +10,16 @@ enum ReportCells {
     /// A JSON number for a metric that may be undefined (null then).
     static func json(_ value: Double?) -> JSONValue { value.map { .finite($0) } ?? .null }
 
-    /// The leading columns of a per-tensor table.
-    static let tensorColumns: [TextTable.Column] = [.text("tensor"), .text("shape"), .number("params", style: .compactCount)]
+    /// The leading columns of a per-tensor table (without the shape where the table is
+    /// wide already; the CSV and JSON reports have it).
+    static func tensorColumns(shape: Bool = true) -> [TextTable.Column] {
+        [.text("tensor")] + (shape ? [.text("shape")] : []) + [.number("params", style: .compactCount)]
+    }
 
-    /// The cells under `tensorColumns`.
-    static func tensorCells(_ name: TensorName, shape: [Int], params: Int) -> [TableCell] {
-        [.text(displayName(name.name)), .text(shape.map(String.init).joined(separator: "x")), .integer(params)]
+    /// The cells under `tensorColumns` (`shape` nil: no shape column).
+    static func tensorCells(_ name: TensorName, shape: [Int]?, params: Int) -> [TableCell] {
+        [.text(displayName(name.name))] + (shape.map { [.text($0.map(String.init).joined(separator: "x"))] } ?? [])
+            + [.integer(params)]
     }
 
     /// Name, layer, type and shape: the first keys of a tensor's JSON object.

@@ -88,19 +88,22 @@ public struct TensorCodes: @unchecked Sendable {
         }
     }
 
-    /// Positions where the codes of `self` and `other` differ.
-    public func differingMask(_ other: TensorCodes, threads: Int) -> BitMask {
+    /// Positions where the codes of `self` and `other` differ; `zeroSignBit` from
+    /// `zeroSignBit(format:signedZeroChanges:)` (+0 -> -0 is no change by default).
+    public func differingMask(_ other: TensorCodes, zeroSignBit: UInt64, threads: Int) -> BitMask {
         withBytes { a in
             other.withBytes { b in
-                CodeComparison.differingCodesMask(a, b, bytesPerCode: bytesPerCode, threads: threads)
+                CodeComparison.differingCodesMask(a, b, bytesPerCode: bytesPerCode, zeroSignBit: zeroSignBit,
+                                                  threads: threads)
             }
         }
     }
 
-    public func differingCount(_ other: TensorCodes, threads: Int) -> Int {
+    public func differingCount(_ other: TensorCodes, zeroSignBit: UInt64, threads: Int) -> Int {
         withBytes { a in
             other.withBytes { b in
-                CodeComparison.countDifferingCodes(a, b, bytesPerCode: bytesPerCode, threads: threads)
+                CodeComparison.countDifferingCodes(a, b, bytesPerCode: bytesPerCode, zeroSignBit: zeroSignBit,
+                                                   threads: threads)
             }
         }
     }

@@ -201,18 +201,24 @@ struct CapturedWeights: Sendable {
     var final: [[Float]]
 
     /// MatrixComparison of W0 -> W_T in float64, with M = entries whose stored codes
-    /// in `format` (nearest-even) differ: the master policy's visible mask. Measured by
-    /// the same code as `replay --spectral` (`ReplaySpectral.measure`).
+    /// in `format` (nearest-even) differ, ±0 pairs excepted: the master policy's
+    /// visible mask; overlaps are stratified by the binades of the stored W0. Measured
+    /// by the same code as `replay --spectral` (`ReplaySpectral.measure`).
     func spectral(format: FloatFormat, k: Int, settings: Experiment.SpectralSettings) throws -> [TensorSpectralResult] {
         let options = SpectralOptions(k: k, rank: settings.rank, alpha: settings.alpha, method: .exact)
         return try shapes.indices.map { index in
             let (rows, columns) = shapes[index]
             let w0 = base[index], wT = final[index]
             let name = SynthTensorSource.defaultName(index: index)
-            let mask = BitMask(w0.indices.map { format.encode(w0[$0]) != format.encode(wT[$0]) })
-            guard let comparison = try ReplaySpectral.measure(rows: rows, columns: columns, before: w0.map(Double.init),
-                                                              after: wT.map(Double.init), changed: mask,
-                                                              options: options) else {
+            let stored0 = w0.map { format.decode(format.encode($0)) }
+            let mask = BitMask(w0.indices.map { index in
+                let before = format.encode(w0[index]), after = format.encode(wT[index])
+                return before != after && !(format.decode(before) == 0 && format.decode(after) == 0)
+            })
+            guard let comparison = try ReplaySpectral.measure(
+                rows: rows, columns: columns, before: w0.map(Double.init), after: wT.map(Double.init), changed: mask,
+                strata: MagnitudeStrata(storedValues: stored0, minimumNormal: format.minNormal),
+                options: options) else {
                 throw PrecLabError.badData("tensor '\(name)': the synthesised weights are not finite")
             }
             return TensorSpectralResult(name: name, rows: rows, columns: columns, comparison: comparison)

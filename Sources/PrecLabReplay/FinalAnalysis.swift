@@ -2,9 +2,12 @@ import PrecLabFormats
 import PrecLabSupport
 
 /// Turns the final replay state into per-tensor metrics: visible and hidden counts,
-/// relative errors, the visibility histogram, overlaps with the low-magnitude masks of
-/// W0 and the permutation null model. Tensors are analysed in parallel; each tensor's
-/// sums run in index order, so results do not depend on the thread count.
+/// relative errors, the visibility histogram, and overlaps with the low-magnitude masks
+/// of W0 beside their magnitude-stratified expectations. (The null model is a second
+/// replay, see `NullPermutation`.) Tensors are analysed in parallel; each tensor's sums
+/// run in index order, so results do not depend on the thread count.
+///
+/// A change between +0 and -0 is no change unless `signedZeroChanges` (Def. 2.1).
 struct FinalAnalysis<Codec: StorageCodec> {
     let core: TypedReplayCore<Codec>
 
@@ -34,11 +37,19 @@ struct FinalAnalysis<Codec: StorageCodec> {
         var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
         let halfULP = HalfULPTable(format: format, codeBits: Codec.Code.bitWidth)
+        let signedZeros = configuration.signedZeroChanges
+        // Binade stratum of each stored base value, for the magnitude baselines.
+        var stratum = [UInt16](repeating: 0, count: count)
+        var stratumSizes = [Int](repeating: 0, count: MagnitudeStratum.count)
+        let minimumNormal = format.minNormal
         for local in 0..<count {
             let index = start + local
             let w0 = core.base[index]
             let truth = core.truth[index]
-            if truth.bitPattern != w0.bitPattern { trueChanged += 1 }
+            let label = MagnitudeStratum.of(Double(codec.decode(core.storedBase[index])), minimumNormal: minimumNormal)
+            stratum[local] = UInt16(label)
+            stratumSizes[label] += 1
+            if FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros) { trueChanged += 1 }
             let magnitude = MagnitudeBins.bin(of: w0)
             magnitudeBin[local] = UInt8(magnitude)
             magnitudeHistogram[magnitude] += 1
@@ -54,7 +65,9 @@ struct FinalAnalysis<Codec: StorageCodec> {
         // One pass per policy with its counters in locals (policy-major keeps the
         // inner loop free of dictionary traffic).
         var metrics: [ReplayPolicy: PolicyMetrics] = [:]
+        var visibleByStratum: [ReplayPolicy: [Int]] = [:]
         for policy in configuration.policies {
+            var perStratum = [Int](repeating: 0, count: MagnitudeStratum.count)
             var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
             var visibleCount = 0, hidden = 0, nonFinite = 0
             var squaredError = 0.0, squaredTruth = 0.0
@@ -62,7 +75,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
                 let index = start + local
                 let w0 = core.base[index]
                 let truth = core.truth[index]
-                let changed = truth.bitPattern != w0.bitPattern
+                let changed = FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros)
                 let trueDelta = Double(truth) - Double(w0)
                 let visible: Bool
                 let policyDelta: Double
@@ -75,12 +88,14 @@ struct FinalAnalysis<Codec: StorageCodec> {
                     let stored = core.storedBase[index]
                     let code = core.finalCode(policy, index)
                     visible = code != stored
+                        && (signedZeros || !(codec.decode(code) == 0 && codec.decode(stored) == 0))
                     let value = Double(codec.decode(code))
                     policyDelta = value - Double(codec.decode(stored))
                     finalFinite = value.isFinite
                 }
                 if visible {
                     visibleCount += 1
+                    perStratum[Int(stratum[local])] += 1
                     entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
                     let bin = ratioBin[local]
                     if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
@@ -100,6 +115,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
             entry.squaredErrorSum = squaredError
             entry.squaredTruthSum = squaredTruth
             metrics[policy] = entry
+            visibleByStratum[policy] = perStratum
         }
 
         // Overlap with the bottom-α |W0| masks: walk W0's entries from the smallest
@@ -108,14 +124,27 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let cuts = alphas.map { LowMagnitudeMask.size(alpha: $0, count: tensor.count) }
         for policy in configuration.policies {
             let isVisible: (Int) -> Bool = policy == .fp32
-                ? { core.truth[$0].bitPattern != core.base[$0].bitPattern }
-                : { core.finalCode(policy, $0) != core.storedBase[$0] }
+                ? { FinalAnalysis.valuesDiffer(core.base[$0], core.truth[$0], signedZeros: signedZeros) }
+                : { index in
+                    let code = core.finalCode(policy, index), stored = core.storedBase[index]
+                    return code != stored
+                        && (signedZeros || !(codec.decode(code) == 0 && codec.decode(stored) == 0))
+                }
             metrics[policy]!.visibleInLowMagnitude = countsAtCuts(order: order, cuts: cuts, start: start, isVisible)
         }
 
-        var nullModel: NullModelMetrics? = nil
-        if configuration.nullPermute {
-            nullModel = permutedNull(tensorIndex: tensorIndex, range: range, order: order, cuts: cuts)
+        // Magnitude baselines of those overlaps: the mask's share of each binade,
+        // weighted by the policy's visible rate in that binade.
+        let maskByStratum = stratumCountsAtCuts(order: order, cuts: cuts, stratum: stratum)
+        for policy in configuration.policies {
+            let visible = visibleByStratum[policy]!
+            metrics[policy]!.expectedInLowMagnitude = maskByStratum.map { inMask in
+                var expected = 0.0
+                for s in 0..<MagnitudeStratum.count where visible[s] > 0 {
+                    expected += Double(visible[s]) / Double(stratumSizes[s]) * Double(inMask[s])
+                }
+                return expected
+            }
         }
 
         var nanUpdates = 0, infiniteUpdates = 0
@@ -126,7 +155,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         return TensorReplayResult(tensor: tensor, trueChanged: trueChanged, nanUpdates: nanUpdates,
                                   infiniteUpdates: infiniteUpdates, histogram: histogram,
                                   magnitudeHistogram: magnitudeHistogram,
-                                  policies: metrics, nullModel: nullModel)
+                                  policies: metrics, nullModel: nil)
     }
 
     /// Local indices of the tensor ordered by |W0| ascending, ties by lower index
@@ -150,35 +179,25 @@ struct FinalAnalysis<Codec: StorageCodec> {
         return results
     }
 
-    /// The master policy's visibility when the cumulative fp32 update ΔW = W_T - W0
-    /// is permuted among the tensor's entries (seeded Fisher-Yates): same magnitudes,
-    /// no alignment with the weights.
-    private func permutedNull(tensorIndex: Int, range: Range<Int>, order: [Int], cuts: [Int]) -> NullModelMetrics {
-        let count = range.count
-        let start = range.lowerBound
-        var delta = [Float](repeating: 0, count: count)
-        for local in 0..<count { delta[local] = core.truth[start + local] - core.base[start + local] }
-        var generator = SplitMix64(seed: core.configuration.seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64((core.tensors[tensorIndex].streamIndex ?? tensorIndex) + 1)))
-        if count > 1 {
-            for position in stride(from: count - 1, to: 0, by: -1) {
-                let other = Int(generator.next(below: UInt64(position + 1)))
-                delta.swapAt(position, other)
+    /// Per cut: elements of the bottom-cut mask in each stratum.
+    private func stratumCountsAtCuts(order: [Int], cuts: [Int], stratum: [UInt16]) -> [[Int]] {
+        var results = [[Int]](repeating: [], count: cuts.count)
+        var counts = [Int](repeating: 0, count: MagnitudeStratum.count)
+        var position = 0
+        for (slot, cut) in cuts.enumerated().sorted(by: { $0.element < $1.element }) {
+            while position < cut {
+                counts[Int(stratum[order[position]])] += 1
+                position += 1
             }
+            results[slot] = counts
         }
-        var visible = [Bool](repeating: false, count: count)
-        var visibleCount = 0
-        var byMagnitude = Array(repeating: 0, count: MagnitudeBins.binCount)
-        for local in 0..<count {
-            let w0 = core.base[start + local]
-            if core.codec.nearest(w0 + delta[local]) != core.storedBase[start + local] {
-                visible[local] = true
-                visibleCount += 1
-                byMagnitude[MagnitudeBins.bin(of: w0)] += 1
-            }
-        }
-        let inLow = countsAtCuts(order: order, cuts: cuts, start: 0) { visible[$0] }
-        return NullModelMetrics(visibleChanged: visibleCount, visibleInLowMagnitude: inLow,
-                                visibleByMagnitude: byMagnitude)
+        return results
+    }
+
+    /// Whether two fp32 values differ as updates count it: bitwise, except that +0 and
+    /// -0 are the same value unless `signedZeros`.
+    @inline(__always) static func valuesDiffer(_ a: Float, _ b: Float, signedZeros: Bool) -> Bool {
+        a.bitPattern != b.bitPattern && (signedZeros || !(a == 0 && b == 0))
     }
 }
 
@@ -243,7 +262,7 @@ public enum LowMagnitudeMask {
     }
 }
 
-/// A small seeded generator (SplitMix64) for the null model's permutation.
+/// A small seeded generator (SplitMix64) for the null model's permutations.
 struct SplitMix64 {
     private var state: UInt64
     init(seed: UInt64) { state = seed }

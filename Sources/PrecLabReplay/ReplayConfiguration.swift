@@ -13,8 +13,16 @@ public struct ReplayConfiguration: Sendable, Codable {
     public var seed: UInt64
     /// The policies to run, in report order.
     public var policies: [ReplayPolicy]
-    /// Run the permutation null model on the master policy.
-    public var nullPermute: Bool
+    /// The null model replayed beside the stream under every policy (`--null`), or nil.
+    public var nullModel: NullModelKind?
+    /// Whether a null model runs (`nullModel != nil`; setting true selects `.permute`).
+    public var nullPermute: Bool {
+        get { nullModel != nil }
+        set { nullModel = newValue ? (nullModel ?? .permute) : nil }
+    }
+    /// Count a change between +0 and -0 as an update (`--signed-zero-changes`); by
+    /// default it is none, as the paper's Def. 2.1 counts "both zero" as unchanged.
+    public var signedZeroChanges: Bool
     /// Bottom-α fractions of |W0| at which the overlap with the visible mask is reported.
     public var lowMagnitudeAlphas: [Double]
     /// Worker threads (results never depend on it).
@@ -23,6 +31,7 @@ public struct ReplayConfiguration: Sendable, Codable {
     public init(
         format: FloatFormat, rounding: RoundingOptions = RoundingOptions(), seed: UInt64 = 0,
         policies: [ReplayPolicy] = ReplayPolicy.allCases, nullPermute: Bool = false,
+        nullModel: NullModelKind? = nil, signedZeroChanges: Bool = false,
         lowMagnitudeAlphas: [Double] = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9],
         threads: Int = ParallelChunks.threadCount
     ) {
@@ -30,7 +39,8 @@ public struct ReplayConfiguration: Sendable, Codable {
         self.rounding = rounding
         self.seed = seed
         self.policies = policies.sorted()
-        self.nullPermute = nullPermute
+        self.nullModel = nullModel ?? (nullPermute ? .permute : nil)
+        self.signedZeroChanges = signedZeroChanges
         self.lowMagnitudeAlphas = lowMagnitudeAlphas
         self.threads = threads
     }

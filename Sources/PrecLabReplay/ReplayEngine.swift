@@ -16,6 +16,11 @@ public final class ReplayEngine: @unchecked Sendable {
     private var firstStep: UInt64?
     private var lastStep: UInt64?
     private var finalVerified = false
+    /// The null model's replay (the same stream with permuted update positions), run
+    /// step by step beside this one; nil without `configuration.nullModel`.
+    public let nullEngine: ReplayEngine?
+    private let nullPermutation: NullPermutation?
+    private var nullScratch: [Float] = []
 
     /// - Parameters:
     ///   - tensors: names and shapes, in the order of the flat buffers.
@@ -41,6 +46,16 @@ public final class ReplayEngine: @unchecked Sendable {
             core = .wide(TypedReplayCore(codec: GenericCodec<UInt32>(configuration: configuration),
                                          tensors: tensors, base: base, configuration: configuration))
         }
+        if let kind = configuration.nullModel {
+            var inner = configuration
+            inner.nullModel = nil
+            nullEngine = try ReplayEngine(tensors: tensors, base: base, configuration: inner)
+            nullPermutation = NullPermutation(kind: kind, tensors: tensors, seed: configuration.seed)
+            nullScratch = [Float](repeating: 0, count: total)
+        } else {
+            nullEngine = nil
+            nullPermutation = nil
+        }
     }
 
     /// The typed state, for white-box tests.
@@ -57,6 +72,10 @@ public final class ReplayEngine: @unchecked Sendable {
             throw PrecLabError.badData("step \(step): update holds \(delta.count) values, expected \(elementCount)")
         }
         let counts = core.apply(step: step, delta: delta, count: recordCurvePoint)
+        if let nullEngine, let nullPermutation {
+            nullPermutation.permuted(delta, into: &nullScratch, threads: configuration.threads)
+            try nullScratch.withUnsafeBufferPointer { try nullEngine.apply(step: step, delta: $0, recordCurvePoint: false) }
+        }
         if let counts { curve.append(CurvePoint(step: step, trueChanged: counts.trueChanged,
                                                 visibleChanged: counts.visible)) }
         stepsApplied += 1
@@ -84,7 +103,18 @@ public final class ReplayEngine: @unchecked Sendable {
     /// The measured metrics of every tensor and policy.
     public func finish(warnings: [String] = []) -> ReplayResult {
         var allWarnings = warnings
-        let results = core.finish()
+        var results = core.finish()
+        if let nullEngine {
+            let nullResults = nullEngine.finish().tensors
+            for index in results.indices {
+                let policies = nullResults[index].policies
+                results[index].nullPolicies = policies
+                results[index].nullModel = policies[.master].map {
+                    NullModelMetrics(visibleChanged: $0.visibleChanged, visibleInLowMagnitude: $0.visibleInLowMagnitude,
+                                     visibleByMagnitude: $0.visibleByMagnitude)
+                }
+            }
+        }
         if let warning = ReplayEngine.nonFiniteWarning(results) { allWarnings.append(warning) }
         return ReplayResult(configuration: configuration, steps: stepsApplied, firstStep: firstStep,
                             lastStep: lastStep, tensors: results, curve: curve,

@@ -16,6 +16,8 @@ extension ReplayResult {
         root["first_step"] = firstStep.map { .integer(Int64(bitPattern: $0)) } ?? .null
         root["last_step"] = lastStep.map { .integer(Int64(bitPattern: $0)) } ?? .null
         root["policies"] = .array(configuration.policies.map { .string($0.rawValue) })
+        root["null_model"] = configuration.nullModel.map { .string($0.rawValue) } ?? .null
+        root["signed_zero_changes"] = .bool(configuration.signedZeroChanges)
         root["low_magnitude_alphas"] = .array(configuration.lowMagnitudeAlphas.map { .finite($0) })
         root["histogram_bins"] = .array(VisibilityHistogram.labels.map { .string($0) })
         root["magnitude_bins"] = .array(MagnitudeBins.labels.map { .string($0) })
@@ -37,6 +39,11 @@ extension ReplayResult {
         }
         total["policies"] = .object(totalPolicies)
         if let null = totalNullModel { total["null_permute"] = nullJSON(null, params: params) }
+        if configuration.nullModel != nil {
+            total["null"] = nullPoliciesJSON(configuration.policies.compactMap { policy in
+                totalNull(policy).map { (policy, $0) }
+            }, params: params)
+        }
         root["total"] = .object(total)
 
         root["curve"] = .array(curve.map { point in
@@ -70,6 +77,11 @@ extension ReplayResult {
         }
         entry["policies"] = .object(policies)
         if let null = tensor.nullModel { entry["null_permute"] = nullJSON(null, params: tensor.params) }
+        if let nullPolicies = tensor.nullPolicies {
+            entry["null"] = nullPoliciesJSON(configuration.policies.compactMap { policy in
+                nullPolicies[policy].map { (policy, $0) }
+            }, params: tensor.params)
+        }
         return .object(entry)
     }
 
@@ -83,7 +95,17 @@ extension ReplayResult {
         entry["visible_by_bin"] = .array(metrics.visibleByBin.map { .int($0) })
         entry["visible_by_magnitude"] = .array(metrics.visibleByMagnitude.map { .int($0) })
         entry["low_magnitude_overlap"] = .array(metrics.lowMagnitudeOverlap.map { .finite($0) })
+        entry["low_magnitude_overlap_random"] = .array(configuration.lowMagnitudeAlphas.map { .finite($0) })
+        entry["low_magnitude_overlap_magnitude"] = .array(metrics.lowMagnitudeOverlapMagnitude.map { .finite($0) })
         return .object(entry)
+    }
+
+    /// The `null` object: the null model's kind and every policy's metrics on it.
+    private func nullPoliciesJSON(_ metrics: [(ReplayPolicy, PolicyMetrics)], params: Int) -> JSONValue {
+        var policies = JSONObject()
+        for (policy, entry) in metrics { policies[policy.rawValue] = policyJSON(entry, params: params) }
+        return .object(JSONObject([("kind", configuration.nullModel.map { .string($0.rawValue) } ?? .null),
+                                   ("policies", .object(policies))]))
     }
 
     private func nullJSON(_ null: NullModelMetrics, params: Int) -> JSONValue {
@@ -108,6 +130,7 @@ extension ReplayResult {
                       "sparsity", "true_sparsity", "hidden", "relative_error", "non_finite_weights",
                       "nan_updates", "inf_updates"]
         header += configuration.lowMagnitudeAlphas.map { "low_overlap_\(compactDecimal($0))" }
+        header += configuration.lowMagnitudeAlphas.map { "low_overlap_magnitude_\(compactDecimal($0))" }
         header += ["null_visible_changed", "dtype", "rounding", "steps", "warnings"]
         let warningText = warnings.joined(separator: "; ")
         var rows: [[String]] = []
@@ -119,6 +142,7 @@ extension ReplayResult {
                           String(metrics.hidden), compactDecimal(metrics.relativeError),
                           String(metrics.nonFiniteWeights), String(nan), String(inf)]
             fields += metrics.lowMagnitudeOverlap.map(compactDecimal)
+            fields += metrics.lowMagnitudeOverlapMagnitude.map(compactDecimal)
             fields.append(policy == .master ? null.map { String($0.visibleChanged) } ?? "" : "")
             fields += [configuration.format.name, configuration.rounding.mode.rawValue, String(steps), warningText]
             return fields

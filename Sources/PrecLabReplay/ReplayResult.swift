@@ -35,6 +35,17 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
     public var visibleInLowMagnitude: [Int]
     /// Visible entries per |W0| magnitude bin (see `MagnitudeBins`).
     public var visibleByMagnitude: [Int]
+    /// Per configured α: the expected number of visible entries inside the bottom-α
+    /// |W0| mask if visibility depended only on the binade of the stored base,
+    /// Σ_s (c_s / n_s) x_s (c_s visible, n_s elements, x_s in the mask, in binade s).
+    public var expectedInLowMagnitude: [Double]
+
+    /// The magnitude-stratified baseline of `lowMagnitudeOverlap`, per α: expected /
+    /// visible (NaN when nothing is visible). Totals pool the expected counts, as
+    /// the observed overlap pools the visible ones.
+    public var lowMagnitudeOverlapMagnitude: [Double] {
+        expectedInLowMagnitude.map { visibleChanged == 0 ? .nan : $0 / Double(visibleChanged) }
+    }
 
     /// ||ΔW_policy - ΔW_true||_F / ||ΔW_true||_F; 0 when nothing truly changed and the
     /// policy changed nothing either, +inf when only the policy moved.
@@ -49,7 +60,8 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
         PolicyMetrics(visibleChanged: 0, hidden: 0, squaredErrorSum: 0, squaredTruthSum: 0,
                       nonFiniteWeights: 0, visibleByBin: Array(repeating: 0, count: bins),
                       visibleInLowMagnitude: Array(repeating: 0, count: alphas),
-                      visibleByMagnitude: Array(repeating: 0, count: MagnitudeBins.binCount))
+                      visibleByMagnitude: Array(repeating: 0, count: MagnitudeBins.binCount),
+                      expectedInLowMagnitude: Array(repeating: 0, count: alphas))
     }
 
     mutating func add(_ other: PolicyMetrics) {
@@ -63,11 +75,12 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
             visibleInLowMagnitude[index] += other.visibleInLowMagnitude[index]
         }
         for index in visibleByMagnitude.indices { visibleByMagnitude[index] += other.visibleByMagnitude[index] }
+        for index in expectedInLowMagnitude.indices { expectedInLowMagnitude[index] += other.expectedInLowMagnitude[index] }
     }
 }
 
-/// The permutation null model: the master policy's counts when the cumulative update
-/// of each matrix is shuffled among its entries. Same update magnitudes, no geometry.
+/// The null model's master-policy counts (kept for the `null_permute` keys; every
+/// policy's null metrics are in `TensorReplayResult.nullPolicies`).
 public struct NullModelMetrics: VisibleCounts, Sendable, Equatable, Codable {
     public var visibleChanged: Int
     public var visibleInLowMagnitude: [Int]
@@ -151,6 +164,8 @@ public struct TensorReplayResult: Sendable, Codable {
     public var magnitudeHistogram: [Int]
     public var policies: [ReplayPolicy: PolicyMetrics]
     public var nullModel: NullModelMetrics?
+    /// Every policy's metrics on the null model's replay (`--null`), nil without one.
+    public var nullPolicies: [ReplayPolicy: PolicyMetrics]? = nil
 
     public var trueSparsity: Double {
         params == 0 ? 1 : 1 - Double(trueChanged) / Double(params)
@@ -209,6 +224,15 @@ public struct ReplayResult: Sendable, Codable {
     public var totalHistogram: [Int] {
         var sum = Array(repeating: 0, count: VisibilityHistogram.binCount)
         for tensor in tensors { for index in sum.indices { sum[index] += tensor.histogram[index] } }
+        return sum
+    }
+
+    /// A policy's metrics on the null model's replay, summed over tensors.
+    public func totalNull(_ policy: ReplayPolicy) -> PolicyMetrics? {
+        guard configuration.nullModel != nil else { return nil }
+        var sum = PolicyMetrics.zero(bins: VisibilityHistogram.binCount,
+                                     alphas: configuration.lowMagnitudeAlphas.count)
+        for tensor in tensors { if let metrics = tensor.nullPolicies?[policy] { sum.add(metrics) } }
         return sum
     }
 

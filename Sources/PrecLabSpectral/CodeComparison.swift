@@ -13,7 +13,7 @@ public enum CodeComparison {
     /// The number of positions where the codes of `a` and `b` differ. Both buffers hold
     /// the same number of codes of `bytesPerCode` bytes (1, 2, 4 or 8).
     public static func countDifferingCodes(
-        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, bytesPerCode: Int,
+        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, bytesPerCode: Int, zeroSignBit: UInt64 = 0,
         threads: Int = ParallelChunks.threadCount
     ) -> Int {
         precondition([1, 2, 4, 8].contains(bytesPerCode), "codes must be 1, 2, 4 or 8 bytes")
@@ -23,14 +23,21 @@ public enum CodeComparison {
         let pa = UnsafeSendable(a.baseAddress!), pb = UnsafeSendable(b.baseAddress!)
         let counts = ParallelChunks.map(count: codes, chunkSize: chunkCodes, threads: threads) { range in
             let offset = range.lowerBound * bytesPerCode
-            return countDiffering(pa.value + offset, pb.value + offset, codes: range.count, bytesPerCode: bytesPerCode)
+            return countDiffering(pa.value + offset, pb.value + offset, codes: range.count, bytesPerCode: bytesPerCode,
+                                  zeroSignBit: zeroSignBit)
         }
         return counts.reduce(0, +)
     }
 
     /// The update mask: bit p set where code p of `a` differs from code p of `b`.
+    ///
+    /// `zeroSignBit` (here and in `countDifferingCodes`) is the sign bit of a code in
+    /// formats with a negative zero: when nonzero, codes that are both zeros (+0 and -0,
+    /// every bit but that one clear) count as equal, as the paper's Def. 2.1 counts
+    /// "both zero" as unchanged. 0 compares bits only. Never pass the sign of a format
+    /// whose sign-only code is not -0 (fnuz formats: it is NaN).
     public static func differingCodesMask(
-        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, bytesPerCode: Int,
+        _ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer, bytesPerCode: Int, zeroSignBit: UInt64 = 0,
         threads: Int = ParallelChunks.threadCount
     ) -> BitMask {
         precondition([1, 2, 4, 8].contains(bytesPerCode), "codes must be 1, 2, 4 or 8 bytes")
@@ -42,7 +49,8 @@ public enum CodeComparison {
         words.withUnsafeMutableBufferPointer { target in
             let out = UnsafeSendable(target.baseAddress!)
             ParallelChunks.forEach(count: codes, chunkSize: chunkCodes, threads: threads) { range in
-                fillMaskWords(pa.value, pb.value, codes: range, bytesPerCode: bytesPerCode, into: out.value)
+                fillMaskWords(pa.value, pb.value, codes: range, bytesPerCode: bytesPerCode, zeroSignBit: zeroSignBit,
+                              into: out.value)
             }
         }
         return BitMask(count: codes, words: words)
@@ -52,12 +60,13 @@ public enum CodeComparison {
     /// 64-bit input word yields one flag per code by the SWAR test of
     /// `countDiffering`, and the flags are packed in code order.
     static func fillMaskWords(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, codes range: Range<Int>,
-                              bytesPerCode: Int, into out: UnsafeMutablePointer<UInt64>) {
+                              bytesPerCode: Int, zeroSignBit: UInt64 = 0, into out: UnsafeMutablePointer<UInt64>) {
         let fieldBits = 8 * bytesPerCode
         let fields = 64 / fieldBits
         var top: UInt64 = 0
         for field in 0..<fields { top |= 1 << UInt64(field * fieldBits + fieldBits - 1) }
         let low = ~top
+        let zeros = ZeroSignMask(zeroSignBit: zeroSignBit, fieldBits: fieldBits)
         var position = range.lowerBound
         if bytesPerCode == 2 {
             // bf16/fp16: the four flags of an input word sit at bits 15, 31, 47, 63;
@@ -68,9 +77,12 @@ public enum CodeComparison {
                 let base = position &* 2
                 for inputWord in 0..<16 {
                     let o = base &+ inputWord &* 8
-                    let d = a.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-                        ^ b.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-                    let flags = ((((d & low) &+ low) | d) & top) &>> 15
+                    let x = a.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                    let y = b.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                    let d = x ^ y
+                    var top15 = (((d & low) &+ low) | d) & top
+                    if zeros.active { top15 &= zeros.notBothZero(x, y, low: low, top: top) }
+                    let flags = top15 &>> 15
                     let nibble = ((flags &* 0x0000_2000_4000_8001) &>> 45) & 0xF
                     maskWord |= nibble &<< UInt64(4 * inputWord)
                 }
@@ -85,9 +97,11 @@ public enum CodeComparison {
             var bit: UInt64 = 0
             for inputWord in 0..<(8 * bytesPerCode) {
                 let o = base &+ inputWord &* 8
-                let d = a.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-                    ^ b.loadUnaligned(fromByteOffset: o, as: UInt64.self)
-                let flags = (((d & low) &+ low) | d) & top
+                let x = a.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                let y = b.loadUnaligned(fromByteOffset: o, as: UInt64.self)
+                let d = x ^ y
+                var flags = (((d & low) &+ low) | d) & top
+                if zeros.active { flags &= zeros.notBothZero(x, y, low: low, top: top) }
                 for field in 0..<fields {
                     maskWord |= ((flags &>> UInt64(field * fieldBits + fieldBits - 1)) & 1) &<< bit
                     bit &+= 1
@@ -101,20 +115,23 @@ public enum CodeComparison {
             var maskWord: UInt64 = 0
             for lane in 0..<(range.upperBound - position) {
                 let o = (position + lane) * bytesPerCode
-                if !codesEqual(a + o, b + o, bytesPerCode) { maskWord |= 1 << UInt64(lane) }
+                if !codesEqual(a + o, b + o, bytesPerCode, zeroSignBit: zeroSignBit) { maskWord |= 1 << UInt64(lane) }
             }
             out[position >> 6] = maskWord
         }
     }
 
     @inline(__always)
-    static func codesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ bytes: Int) -> Bool {
+    static func codesEqual(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, _ bytes: Int, zeroSignBit: UInt64 = 0) -> Bool {
+        let x: UInt64, y: UInt64
         switch bytes {
-        case 1: return a.load(as: UInt8.self) == b.load(as: UInt8.self)
-        case 2: return a.loadUnaligned(as: UInt16.self) == b.loadUnaligned(as: UInt16.self)
-        case 4: return a.loadUnaligned(as: UInt32.self) == b.loadUnaligned(as: UInt32.self)
-        default: return a.loadUnaligned(as: UInt64.self) == b.loadUnaligned(as: UInt64.self)
+        case 1: x = UInt64(a.load(as: UInt8.self)); y = UInt64(b.load(as: UInt8.self))
+        case 2: x = UInt64(a.loadUnaligned(as: UInt16.self)); y = UInt64(b.loadUnaligned(as: UInt16.self))
+        case 4: x = UInt64(a.loadUnaligned(as: UInt32.self)); y = UInt64(b.loadUnaligned(as: UInt32.self))
+        default: x = a.loadUnaligned(as: UInt64.self); y = b.loadUnaligned(as: UInt64.self)
         }
+        if x == y { return true }
+        return zeroSignBit != 0 && (x | y) & ~zeroSignBit == 0
     }
 
     /// Counts differing codes eight bytes at a time, for any alignment (SWAR: SIMD
@@ -127,7 +144,8 @@ public enum CodeComparison {
     ///
     /// Measured: `loadUnaligned` of a SIMD vector type compiles to element-wise code
     /// here (0.1 GB/s), while unaligned UInt64 loads run at memory speed.
-    static func countDiffering(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, codes: Int, bytesPerCode: Int) -> Int {
+    static func countDiffering(_ a: UnsafeRawPointer, _ b: UnsafeRawPointer, codes: Int, bytesPerCode: Int,
+                               zeroSignBit: UInt64 = 0) -> Int {
         let fieldBits = 8 * bytesPerCode
         let fields = 64 / fieldBits
         var top: UInt64 = 0
@@ -140,10 +158,14 @@ public enum CodeComparison {
         let words = codes * bytesPerCode / 8
         var total = 0
         var word = 0
+        let zeros = ZeroSignMask(zeroSignBit: zeroSignBit, fieldBits: fieldBits)
         @inline(__always) func flag(_ offset: Int) -> UInt64 {
-            let d = a.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-                ^ b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            return ((((d & low) &+ low) | d) & top) &>> shift
+            let x = a.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            let y = b.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            let d = x ^ y
+            var flags = (((d & low) &+ low) | d) & top
+            if zeros.active { flags &= zeros.notBothZero(x, y, low: low, top: top) }
+            return flags &>> shift
         }
         while word + 4 <= words {
             let steps = min(block, (words - word) / 4)
@@ -170,9 +192,34 @@ public enum CodeComparison {
         var code = words * 8 / bytesPerCode
         while code < codes {
             let o = code * bytesPerCode
-            if !codesEqual(a + o, b + o, bytesPerCode) { total += 1 }
+            if !codesEqual(a + o, b + o, bytesPerCode, zeroSignBit: zeroSignBit) { total += 1 }
             code += 1
         }
         return total
+    }
+}
+
+/// The "both codes are zeros" test of the signed-zero rule, for every code field of a
+/// 64-bit word at once: the magnitude bits (all but the sign) of x | y are zero exactly
+/// when both codes are ±0.
+struct ZeroSignMask {
+    /// Whether ±0 pairs count as equal (a nonzero sign bit was given).
+    let active: Bool
+    /// The magnitude bits of every field.
+    let magnitude: UInt64
+
+    init(zeroSignBit: UInt64, fieldBits: Int) {
+        active = zeroSignBit != 0
+        let fieldMask: UInt64 = fieldBits == 64 ? ~0 : (1 << UInt64(fieldBits)) - 1
+        precondition(zeroSignBit & ~fieldMask == 0, "the sign bit lies outside the code")
+        var magnitude: UInt64 = 0
+        for field in 0..<(64 / fieldBits) { magnitude |= (fieldMask & ~zeroSignBit) << UInt64(field * fieldBits) }
+        self.magnitude = magnitude
+    }
+
+    /// The top bit of each field set where the two codes are not both zeros.
+    @inline(__always) func notBothZero(_ x: UInt64, _ y: UInt64, low: UInt64, top: UInt64) -> UInt64 {
+        let t = (x | y) & magnitude
+        return (((t & low) &+ low) | t) & top
     }
 }

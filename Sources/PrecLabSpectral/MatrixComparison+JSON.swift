@@ -16,6 +16,20 @@ extension MatrixComparison {
     /// Names of the bounds the measurements exceed (empty unless something is wrong).
     public var boundViolations: [String] { boundChecks.filter { !$0.holds }.map(\.name) }
 
+    /// The overlap keys of `jsonFields()`: each observed overlap, its random and its
+    /// magnitude-stratified baseline, with the value each takes from a comparison.
+    public static let overlapMetrics: [(key: String, value: @Sendable (MatrixComparison) -> Double?)] = [
+        ("principal_overlap", { $0.principalOverlap }),
+        ("principal_overlap_random", { $0.principalOverlapRandom }),
+        ("principal_overlap_magnitude", { $0.principalOverlapMagnitude }),
+        ("low_overlap", { $0.lowOverlap }),
+        ("low_overlap_random", { $0.lowOverlapRandom }),
+        ("low_overlap_magnitude", { $0.lowOverlapMagnitude }),
+        ("control_overlap", { $0.controlOverlap }),
+        ("control_overlap_random", { $0.controlOverlapRandom }),
+        ("control_overlap_magnitude", { $0.controlOverlapMagnitude }),
+    ]
+
     /// The spectral metrics as JSON fields (the names `preclab compare --json` uses for
     /// each tensor), so that every command reporting them spells them the same way.
     public func jsonFields() -> JSONObject {
@@ -30,14 +44,24 @@ extension MatrixComparison {
         o["angle_v_max_deg"] = optional(angleVMaxDegrees)
         o["angle_u_mean_deg"] = optional(angleUMeanDegrees)
         o["angle_v_mean_deg"] = optional(angleVMeanDegrees)
-        o["principal_overlap"] = optional(principalOverlap)
-        o["low_overlap"] = optional(lowOverlap)
-        o["control_overlap"] = optional(controlOverlap)
+        for (key, value) in MatrixComparison.overlapMetrics { o[key] = optional(value(self)) }
         o["control_density"] = .finite(controlDensity)
         o["alpha"] = .number(alpha)
         o["k"] = .int(k)
         o["rank"] = .int(rank)
         o["svd"] = .string(randomized ? "randomized" : "exact")
+        if randomized {
+            func estimate(_ e: SubspaceErrorEstimate?) -> JSONValue {
+                guard let e else { return .null }
+                return .object(JSONObject([("residual", .finite(e.residual)), ("gap", .finite(e.gap)),
+                                           ("sin_bound", optional(e.sineBound))]))
+            }
+            o["svd_error"] = .object(JSONObject([
+                ("base", estimate(subspaceErrorBase)), ("tuned", estimate(subspaceErrorTuned)),
+                ("angle_error_bound_deg", optional(angleErrorBoundDegrees)),
+            ]))
+        }
+        o["angle_note"] = angleNote.map { .string($0) } ?? .null
         o["energy_top_k"] = optional(energyTopK)
         o["delta_frobenius"] = .finite(deltaFrobenius)
         o["delta_spectral"] = .finite(deltaSpectral)
@@ -52,7 +76,8 @@ extension MatrixComparison {
         o["column_ratio"] = ratios(columnRatios)
         var all = JSONObject()
         for (name, check, holds) in boundChecks {
-            var b = JSONObject([("measured", .finite(check.measured)), ("bound", optional(check.bound))])
+            let unmeasured = name.hasPrefix("wedin") && angleNote != nil
+            var b = JSONObject([("measured", unmeasured ? .null : .finite(check.measured)), ("bound", optional(check.bound))])
             if name.hasPrefix("wedin") {
                 b["vacuous"] = .bool(check.vacuous)
                 b["gap"] = optional(bounds.wedinGap)

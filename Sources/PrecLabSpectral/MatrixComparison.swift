@@ -11,12 +11,14 @@ public struct SpectralOptions: Sendable, Equatable, Codable {
     public var rank: Int
     /// Fraction of entries in the principal and low-magnitude masks.
     public var alpha: Double
-    /// Exact or randomized top-k SVD (`.automatic`: randomized when
-    /// 4·(max(k, rank) + oversampling) <= min(m, n)).
+    /// Exact (the default) or randomized top-k SVD (`.automatic`: randomized when
+    /// 4·(max(k, rank) + oversampling) <= min(m, n)). Randomized triplets come with an
+    /// a-posteriori error estimate, and angles are refused when it cannot bound their
+    /// error below `MatrixComparison.angleToleranceDegrees`.
     public var method: TopSVDMethod
     public var randomized: RandomizedSVDOptions
 
-    public init(k: Int = 64, rank: Int = 64, alpha: Double = 0.5, method: TopSVDMethod = .automatic,
+    public init(k: Int = 64, rank: Int = 64, alpha: Double = 0.5, method: TopSVDMethod = .exact,
                 randomized: RandomizedSVDOptions = RandomizedSVDOptions()) {
         self.k = k
         self.rank = rank
@@ -36,6 +38,13 @@ public struct MatrixComparison: Sendable, Codable {
     public let alpha: Double
     /// Whether the top triplets came from the randomized SVD.
     public let randomized: Bool
+    /// For randomized triplets: the a-posteriori error estimates of W0's and W1's top-k
+    /// subspaces (nil for the exact SVD, or when no angle is defined).
+    public let subspaceErrorBase: SubspaceErrorEstimate?
+    public let subspaceErrorTuned: SubspaceErrorEstimate?
+    /// Why the principal angles are not reported although they are defined (randomized
+    /// SVD whose error bound is not below `angleToleranceDegrees`); nil otherwise.
+    public let angleNote: String?
 
     /// Full spectra, descending.
     public let singularValuesBase: [Double]
@@ -57,6 +66,13 @@ public struct MatrixComparison: Sendable, Codable {
     public let principalOverlap: Double?
     public let lowOverlap: Double?
     public let controlOverlap: Double?
+    /// The magnitude-stratified expectations of the three overlaps: the overlap an
+    /// update mask with the same change count per binade of the stored W0, but
+    /// otherwise unrelated to the mask, would have (`MaskStatistics.stratifiedOverlap`).
+    /// Nil where the observed overlap is nil.
+    public let principalOverlapMagnitude: Double?
+    public let lowOverlapMagnitude: Double?
+    public let controlOverlapMagnitude: Double?
 
     /// ||U_k U_kᵀ ΔW V_k V_kᵀ||_F² / ||ΔW||_F² with U_k, V_k of W0; nil when ΔW = 0.
     public let energyTopK: Double?
@@ -86,6 +102,24 @@ public struct MatrixComparison: Sendable, Codable {
     public var controlDensity: Double {
         rows * columns == 0 ? 0 : Double(controlMaskSize) / Double(rows * columns)
     }
+    /// The random (independent-mask) baselines of the overlaps: α for the principal
+    /// and low-magnitude masks, the control mask's density for the control; nil where
+    /// the observed overlap is nil.
+    public var principalOverlapRandom: Double? { principalOverlap == nil ? nil : alpha }
+    public var lowOverlapRandom: Double? { lowOverlap == nil ? nil : alpha }
+    public var controlOverlapRandom: Double? { controlOverlap == nil ? nil : controlDensity }
+
+    /// Largest error bound (degrees) under which randomized angles are still reported.
+    public static let angleToleranceDegrees = 0.01
+
+    /// Bound (degrees) on the error of every reported principal angle from the
+    /// randomized triplets: θ_err(W0) + θ_err(W1) (see `SubspaceErrorEstimate`); nil for
+    /// the exact SVD and +inf when a gap is not positive.
+    public var angleErrorBoundDegrees: Double? {
+        guard let base = subspaceErrorBase, let tuned = subspaceErrorTuned else { return nil }
+        guard let a = base.angleBound, let b = tuned.angleBound else { return .infinity }
+        return degrees(a + b)
+    }
 
     /// Compares W0 (`base`) with W1 (`tuned`).
     ///
@@ -97,7 +131,10 @@ public struct MatrixComparison: Sendable, Codable {
     /// (when it is not already that), so a direct caller gets the same bits on any
     /// machine. Several comparisons at once must go through `SpectralScheduler`, which
     /// sets the same counts and runs large matrices one at a time.
-    public init(base: Matrix, tuned: Matrix, updateMask: BitMask? = nil,
+    ///
+    /// `strata` are the binade strata of the stored W0 in the storage format (for the
+    /// magnitude baselines); when nil, W0's values are stratified as fp32 values.
+    public init(base: Matrix, tuned: Matrix, updateMask: BitMask? = nil, strata: MagnitudeStrata? = nil,
                 options: SpectralOptions = SpectralOptions()) throws {
         precondition(base.rows == tuned.rows && base.columns == tuned.columns, "shape mismatch")
         precondition(options.alpha >= 0 && options.alpha <= 1, "alpha outside [0, 1]")
@@ -153,8 +190,30 @@ public struct MatrixComparison: Sendable, Codable {
         let subspacesDefined = k > 0 && (singularValuesBase.first ?? 0) > 0 && (singularValuesTuned.first ?? 0) > 0
         let subspaceBase = topBase.truncated(to: k)
         let subspaceTuned = topTuned.truncated(to: k)
-        anglesU = subspacesDefined ? try PrincipalAngles.between(subspaceBase.u, subspaceTuned.u) : []
-        anglesV = subspacesDefined ? try PrincipalAngles.between(subspaceBase.v, subspaceTuned.v) : []
+        if useRandomized && subspacesDefined {
+            let errorBase = try LinearAlgebra.subspaceErrorEstimate(
+                of: base, top: subspaceBase, nextSingularValue: singularValuesBase.count > k ? singularValuesBase[k] : 0)
+            let errorTuned = try LinearAlgebra.subspaceErrorEstimate(
+                of: tuned, top: subspaceTuned, nextSingularValue: singularValuesTuned.count > k ? singularValuesTuned[k] : 0)
+            subspaceErrorBase = errorBase
+            subspaceErrorTuned = errorTuned
+        } else {
+            subspaceErrorBase = nil
+            subspaceErrorTuned = nil
+        }
+        var refusal: String? = nil
+        if let base = subspaceErrorBase, let tuned = subspaceErrorTuned {
+            let bound = (base.angleBound.flatMap { a in tuned.angleBound.map { degrees(a + $0) } }) ?? .infinity
+            if !(bound < MatrixComparison.angleToleranceDegrees) {
+                refusal = "randomized SVD: the a-posteriori bound on the angle error ("
+                    + (bound.isFinite ? "\(bound)°" : "none: a gap sigma_k - sigma_k+1 is not positive")
+                    + ") is not below \(MatrixComparison.angleToleranceDegrees)°, so angles are not reported; the exact SVD gives them"
+            }
+        }
+        angleNote = refusal
+        let anglesShown = subspacesDefined && refusal == nil
+        anglesU = anglesShown ? try PrincipalAngles.between(subspaceBase.u, subspaceTuned.u) : []
+        anglesV = anglesShown ? try PrincipalAngles.between(subspaceBase.v, subspaceTuned.v) : []
 
         // Masks.
         changed = mask.population
@@ -169,6 +228,16 @@ public struct MatrixComparison: Sendable, Codable {
         principalOverlap = principalDefined ? MaskStatistics.overlap(principal, with: mask) : nil
         lowOverlap = MaskStatistics.overlap(low, with: mask)
         controlOverlap = principalDefined ? MaskStatistics.overlap(control, with: mask) : nil
+        let strata = strata ?? MagnitudeStrata(storedMatrix: base, minimumNormal: Double(Float.leastNormalMagnitude))
+        precondition(strata.count == m * n, "strata do not match the shape")
+        let sizes = strata.sizes
+        let changedPerStratum = strata.counts(in: mask)
+        func expected(_ selection: BitMask) -> Double? {
+            StratifiedBaseline.overlap(sizes: sizes, changed: changedPerStratum, selected: strata.counts(in: selection))
+        }
+        principalOverlapMagnitude = principalDefined ? expected(principal) : nil
+        lowOverlapMagnitude = expected(low)
+        controlOverlapMagnitude = principalDefined ? expected(control) : nil
         rowRatios = RatioSummary(MaskStatistics.rowRatios(mask, rows: m, columns: n))
         columnRatios = RatioSummary(MaskStatistics.columnRatios(mask, rows: m, columns: n))
 
@@ -189,16 +258,18 @@ public struct MatrixComparison: Sendable, Codable {
 
         bounds = SpectralBounds(
             sigmaBase: singularValuesBase, sigmaTuned: singularValuesTuned, k: k,
-            maxAngleU: anglesU.last ?? 0, maxAngleV: anglesV.last ?? 0,
+            maxAngleU: refusal == nil ? anglesU.last ?? 0 : nil, maxAngleV: refusal == nil ? anglesV.last ?? 0 : nil,
             deltaSpectral: deltaSpectral, deltaFrobenius: deltaFrobenius,
             baseFrobenius: baseFrobenius, nss: nss)
     }
 
-    /// M where the float64 values differ bit for bit (row-major positions).
+    /// M where the float64 values differ bit for bit (row-major positions), except that
+    /// +0 and -0 are the same value (Def. 2.1 of [P]).
     public static func valueMask(_ base: Matrix, _ tuned: Matrix) -> BitMask {
         var mask = BitMask(count: base.elementCount)
         for i in 0..<base.rows {
-            for j in 0..<base.columns where base[i, j].bitPattern != tuned[i, j].bitPattern {
+            for j in 0..<base.columns where base[i, j].bitPattern != tuned[i, j].bitPattern
+                && !(base[i, j] == 0 && tuned[i, j] == 0) {
                 mask.insert(i * base.columns + j)
             }
         }

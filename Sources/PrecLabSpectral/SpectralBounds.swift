@@ -42,10 +42,11 @@ public struct SpectralBounds: Sendable, Equatable, Codable {
 
     /// Evaluates every bound. `sigmaBase`/`sigmaTuned` are full spectra (descending),
     /// `maxAngleU`/`maxAngleV` the largest principal angles (radians) of the top-k
-    /// subspaces, `deltaSpectral`/`deltaFrobenius` the norms of E, `baseFrobenius`
+    /// subspaces (nil when they were not measured: Wedin is then reported without a
+    /// bound), `deltaSpectral`/`deltaFrobenius` the norms of E, `baseFrobenius`
     /// ||W0||_F and `nss` the measured NSS.
     public init(
-        sigmaBase: [Double], sigmaTuned: [Double], k: Int, maxAngleU: Double, maxAngleV: Double,
+        sigmaBase: [Double], sigmaTuned: [Double], k: Int, maxAngleU: Double?, maxAngleV: Double?,
         deltaSpectral: Double, deltaFrobenius: Double, baseFrobenius: Double, nss: Double?
     ) {
         precondition(sigmaBase.count == sigmaTuned.count, "spectra of different lengths")
@@ -75,13 +76,18 @@ public struct SpectralBounds: Sendable, Equatable, Codable {
             wedinGap = gap
             let bound: Double = gap > 0 ? deltaSpectral / gap : .infinity
             let vacuous = !(gap > 0) || bound >= 1
-            wedinU = BoundCheck(measured: sin(maxAngleU), bound: bound, vacuous: vacuous)
-            wedinV = BoundCheck(measured: sin(maxAngleV), bound: bound, vacuous: vacuous)
+            if let maxAngleU, let maxAngleV {
+                wedinU = BoundCheck(measured: sin(maxAngleU), bound: bound, vacuous: vacuous)
+                wedinV = BoundCheck(measured: sin(maxAngleV), bound: bound, vacuous: vacuous)
+            } else {
+                wedinU = BoundCheck(measured: 0, bound: nil, vacuous: true)
+                wedinV = BoundCheck(measured: 0, bound: nil, vacuous: true)
+            }
         } else {
             baseGap = nil
             wedinGap = nil
-            wedinU = BoundCheck(measured: sin(maxAngleU), bound: nil, vacuous: true)
-            wedinV = BoundCheck(measured: sin(maxAngleV), bound: nil, vacuous: true)
+            wedinU = BoundCheck(measured: sin(maxAngleU ?? 0), bound: nil, vacuous: true)
+            wedinV = BoundCheck(measured: sin(maxAngleV ?? 0), bound: nil, vacuous: true)
         }
     }
 }

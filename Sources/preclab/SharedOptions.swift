@@ -14,11 +14,12 @@ enum SpectralOptionGroup {
         let rank = try arguments.number("--rank", .positive, default: 64)
         let alpha = try arguments.number("--alpha", .unitInterval, default: 0.5)
         let method: TopSVDMethod
-        switch arguments.value("--svd") ?? "auto" {
+        // Exact by default: randomized angles carry an error bound and are refused above it.
+        switch arguments.value("--svd") ?? "exact" {
         case "auto": method = .automatic
         case "exact": method = .exact
         case "randomized": method = .randomized
-        case let other: throw UsageError("invalid value '\(other)' for --svd (expected auto, exact or randomized)")
+        case let other: throw UsageError("invalid value '\(other)' for --svd (expected exact, randomized or auto)")
         }
         return SpectralOptions(k: k, rank: rank, alpha: alpha, method: method)
     }

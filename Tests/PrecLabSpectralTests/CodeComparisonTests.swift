@@ -68,4 +68,60 @@ final class CodeComparisonTests: XCTestCase {
             }
         }
     }
+
+    /// Def. 2.1: +0 -> -0 is not an update. With the sign bit given, codes that are
+    /// both zeros compare equal; everything else still compares by bits. Checked
+    /// against numeric equality of the decoded values (x == y is true for ±0 and false
+    /// for NaN, so NaN codes are left out of the random draws' oracle) for every code
+    /// width, aligned and not, across SWAR words and tails.
+    func testSignedZerosAreNotChangesWithTheSignBit() {
+        let cases: [(bytes: Int, sign: UInt64, decode: (UInt64) -> Double)] = [
+            (1, 0x80, { Double(Float(bitPattern: UInt32($0) << 24)) }),        // e4m3-like top bit; compared as fp32 top byte
+            (2, 0x8000, { Double(Float(bitPattern: UInt32($0) << 16)) }),      // bf16
+            (4, 0x8000_0000, { Double(Float(bitPattern: UInt32($0))) }),       // fp32
+            (8, 0x8000_0000_0000_0000, { Double(bitPattern: $0) }),            // fp64
+        ]
+        for (bytes, sign, decode) in cases {
+            for count in [1, 7, 64, 65, 200, 1031] {
+                var random = TestRandom(seed: UInt64(bytes * 1000 + count))
+                // Codes drawn mostly from {+0, -0, tiny values}, so every pairing occurs.
+                func code() -> UInt64 {
+                    switch random.next() % 5 {
+                    case 0: return 0
+                    case 1: return sign
+                    case 2: return 1
+                    case 3: return sign | 1
+                    default: return random.next() & (sign | (sign - 1)) & ~(sign >> 1)   // finite: top exponent bit clear
+                    }
+                }
+                let a = (0..<count).map { _ in code() }, b = (0..<count).map { _ in code() }
+                var expectedBits = 0, expectedValues = 0
+                for (x, y) in zip(a, b) where x != y {
+                    expectedBits += 1
+                    if decode(x) != decode(y) { expectedValues += 1 }
+                }
+                for offset in [0, 3] {
+                    var bufferA = [UInt8](repeating: 0, count: offset), bufferB = bufferA
+                    for (x, y) in zip(a, b) {
+                        for byte in 0..<bytes {
+                            bufferA.append(UInt8(truncatingIfNeeded: x >> UInt64(8 * byte)))
+                            bufferB.append(UInt8(truncatingIfNeeded: y >> UInt64(8 * byte)))
+                        }
+                    }
+                    bufferA.withUnsafeBytes { ra in
+                        bufferB.withUnsafeBytes { rb in
+                            let sa = UnsafeRawBufferPointer(rebasing: ra[offset...])
+                            let sb = UnsafeRawBufferPointer(rebasing: rb[offset...])
+                            let label = "bytes \(bytes) count \(count) offset \(offset)"
+                            XCTAssertEqual(CodeComparison.countDifferingCodes(sa, sb, bytesPerCode: bytes), expectedBits, label)
+                            XCTAssertEqual(CodeComparison.countDifferingCodes(sa, sb, bytesPerCode: bytes, zeroSignBit: sign),
+                                           expectedValues, label)
+                            let mask = CodeComparison.differingCodesMask(sa, sb, bytesPerCode: bytes, zeroSignBit: sign)
+                            XCTAssertEqual(mask.positions, (0..<count).filter { decode(a[$0]) != decode(b[$0]) }, label)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -15,7 +15,7 @@ final class RandomizedSVDTests: XCTestCase {
         let spectrum = gappedSpectrum(120)
         let built = TestMatrices.withSpectrum(rows: 160, columns: 120, singularValues: spectrum, seed: 21)
         XCTAssertTrue(LinearAlgebra.useRandomized(rows: 160, columns: 120, k: 8, options: RandomizedSVDOptions()))
-        let fast = try LinearAlgebra.topSVD(of: built.matrix, k: 8)
+        let fast = try LinearAlgebra.topSVD(of: built.matrix, k: 8, method: .automatic)
         XCTAssertTrue(fast.randomized)
         let exact = try LinearAlgebra.topSVD(of: built.matrix, k: 8, method: .exact)
         XCTAssertFalse(exact.randomized)
@@ -71,5 +71,68 @@ final class RandomizedSVDTests: XCTestCase {
         XCTAssertLessThan(abs(mean), 5 / sqrt(2000))
         XCTAssertLessThan(abs(variance - 1), 5 * sqrt(2.0 / 2000))
         XCTAssertNotEqual(GaussianSampler(seed: 8).normal(at: 0), sampler.normal(at: 0))
+    }
+
+    /// `--svd exact` is the default: even where the old automatic rule would sketch.
+    func testExactIsTheDefault() throws {
+        XCTAssertEqual(SpectralOptions().method, .exact)
+        let built = TestMatrices.withSpectrum(rows: 160, columns: 120, singularValues: gappedSpectrum(120), seed: 3)
+        XCTAssertTrue(LinearAlgebra.useRandomized(rows: 160, columns: 120, k: 8, options: RandomizedSVDOptions()))
+        let c = try MatrixComparison(base: built.matrix, tuned: built.matrix, options: SpectralOptions(k: 8, rank: 8))
+        XCTAssertFalse(c.randomized)
+        XCTAssertNil(c.subspaceErrorBase)
+        XCTAssertNil(c.angleNote)
+        XCTAssertFalse(try LinearAlgebra.topSVD(of: built.matrix, k: 8).randomized)
+    }
+
+    /// σ_k and σ_{k+1} 1e-9 apart and a tail that decays too slowly for the sketch to
+    /// separate: no residual can bound the angle error, so randomized angles are
+    /// refused (nil, with a note) while the exact path reports them. (With a fast-
+    /// decaying tail the sketch resolves even a tiny gap and the bound certifies it;
+    /// the refusal is about what the estimate can prove, not about the gap alone.)
+    func testRandomizedRefusesAnglesWithTinyGap() throws {
+        var spectrum = (0..<100).map { 7 - 1e-9 - 2e-3 * Double($0) }   // σ_5... = 7 − 1e-9, slowly down
+        for i in 0..<4 { spectrum[i] = 10 - Double(i) }                  // 10, 9, 8, 7: gap σ_4 − σ_5 = 1e-9
+        let base = TestMatrices.withSpectrum(rows: 120, columns: 100, singularValues: spectrum, seed: 5).matrix
+        let tuned = base + TestMatrices.random(rows: 120, columns: 100, seed: 6, scale: 1e-4)
+        let options = SpectralOptions(k: 4, rank: 4, alpha: 0.5, method: .randomized)
+        let c = try MatrixComparison(base: base, tuned: tuned, options: options)
+        XCTAssertTrue(c.randomized)
+        XCTAssertNil(c.angleUMaxDegrees)
+        XCTAssertNil(c.angleVMaxDegrees)
+        XCTAssertNotNil(c.angleNote)
+        let estimate = try XCTUnwrap(c.subspaceErrorBase)
+        XCTAssertLessThan(estimate.gap, 1e-6)
+        XCTAssertFalse(c.angleErrorBoundDegrees! < MatrixComparison.angleToleranceDegrees)
+        let json = c.jsonFields()
+        XCTAssertEqual(json["angle_u_max_deg"], .null)
+        XCTAssertNotNil(json["angle_note"]?.stringValue)
+        XCTAssertNotNil(json["svd_error"]?.objectValue)
+        let exact = try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 4, rank: 4, alpha: 0.5))
+        XCTAssertNotNil(exact.angleUMaxDegrees)
+    }
+
+    /// A well-separated spectrum: randomized angles are reported, their error bound is
+    /// below 0.01°, and they agree with the exact angles within that bound.
+    func testRandomizedAnglesWithinTheirBound() throws {
+        let spectrum = gappedSpectrum(120)
+        let base = TestMatrices.withSpectrum(rows: 160, columns: 120, singularValues: spectrum, seed: 7).matrix
+        let tuned = base + TestMatrices.random(rows: 160, columns: 120, seed: 8, scale: 1e-3)
+        let randomized = try MatrixComparison(base: base, tuned: tuned,
+                                              options: SpectralOptions(k: 8, rank: 8, alpha: 0.5, method: .randomized))
+        let exact = try MatrixComparison(base: base, tuned: tuned, options: SpectralOptions(k: 8, rank: 8, alpha: 0.5))
+        XCTAssertTrue(randomized.randomized)
+        XCTAssertNil(randomized.angleNote)
+        let bound = try XCTUnwrap(randomized.angleErrorBoundDegrees)
+        XCTAssertLessThan(bound, MatrixComparison.angleToleranceDegrees)
+        XCTAssertEqual(randomized.angleUMaxDegrees!, exact.angleUMaxDegrees!, accuracy: bound)
+        XCTAssertEqual(randomized.angleVMaxDegrees!, exact.angleVMaxDegrees!, accuracy: bound)
+        // The residual is an honest estimate: the computed subspace is within
+        // arcsin(residual / gap) of the exact top-8 subspace of W0.
+        let reference = try LinearAlgebra.thinSVD(of: base).truncated(to: 8)
+        let top = try LinearAlgebra.randomizedSVD(of: base, k: 8)
+        let estimate = try LinearAlgebra.subspaceErrorEstimate(of: base, top: top, nextSingularValue: spectrum[8])
+        XCTAssertLessThanOrEqual(try PrincipalAngles.between(top.u, reference.u).max()!, estimate.angleBound! + 1e-15)
+        XCTAssertLessThanOrEqual(try PrincipalAngles.between(top.v, reference.v).max()!, estimate.angleBound! + 1e-15)
     }
 }

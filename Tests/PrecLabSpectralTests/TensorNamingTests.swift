@@ -78,7 +78,9 @@ final class SummaryAndConsistencyTests: XCTestCase {
             BitMask(count: 8, positions: [0, 1, 4, 5]),      // p = 1/2
             BitMask(count: 8, positions: []),                // p = 0
         ]
-        let result = TensorConsistency(masks: runs, rows: 2, columns: 4)
+        // One stratum for every element: the stratified baseline is the Bernoulli one.
+        let result = TensorConsistency(masks: runs, rows: 2, columns: 4,
+                                       strata: MagnitudeStrata(labels: [UInt16](repeating: 40, count: 8)))
         XCTAssertEqual(result.densities, [0.5, 0.5, 0])
         XCTAssertEqual(result.jaccard[0][1], 2.0 / 6)
         XCTAssertEqual(result.jaccard[0][2], 0)
@@ -88,6 +90,8 @@ final class SummaryAndConsistencyTests: XCTestCase {
         // Off-diagonal Jaccard: (1/3, 0, 0) each twice -> 1/9.
         XCTAssertEqual(result.meanJaccard!, 1.0 / 9, accuracy: 1e-16)
         XCTAssertEqual(result.meanBaseline!, 1.0 / 9, accuracy: 1e-16)
+        XCTAssertEqual(result.jaccardMagnitude[0][1]!, 1.0 / 3, accuracy: 1e-16)
+        XCTAssertEqual(result.meanJaccardMagnitude!, 1.0 / 9, accuracy: 1e-16)
         XCTAssertEqual(result.consensus.counts, [2, 2, 1, 1, 1, 1, 0, 0])
         XCTAssertEqual(result.rowRatios.maximum, 6.0 / 12)
         XCTAssertEqual(result.rowRatios.minimum, 2.0 / 12)
@@ -105,7 +109,7 @@ final class SchedulerTests: XCTestCase {
             let tuned = base + TestMatrices.random(rows: shape.rows, columns: shape.columns, seed: UInt64(index + 50), scale: 1e-3)
             return (base, tuned)
         }
-        let options = SpectralOptions(k: 8, rank: 8)
+        let options = SpectralOptions(k: 8, rank: 8, method: .automatic)   // the large one sketches
         func runAll(threads: Int) -> [MatrixComparison?] {
             let slots = Slots(count: shapes.count)
             SpectralScheduler.run(shapes: shapes, threads: threads) { index in

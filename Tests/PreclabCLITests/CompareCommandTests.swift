@@ -41,14 +41,19 @@ final class CompareCommandTests: XCTestCase {
         let csvText = try String(contentsOfFile: csv, encoding: .utf8)
         XCTAssertTrue(csvText.hasPrefix("name,layer,type,shape,params,changed,sparsity,nss"), csvText)
         XCTAssertEqual(csvText.split(separator: "\n").count, 3)
-        for file in ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg"] {
+        for file in ["singular_values.svg", "principal_angles.svg", "nss_by_layer.svg", "max_angle_by_layer.svg",
+                     "overlaps_by_type.svg"] {
             let text = try String(contentsOfFile: plots + "/" + file, encoding: .utf8)
             XCTAssertTrue(text.contains("<svg"), file)
         }
         // Under auto the randomized parameters are shown.
         let auto = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "1",
-                                      "--rank", "1", "--quiet"])
+                                      "--rank", "1", "--svd", "auto", "--quiet"])
         XCTAssertTrue(auto.stdout.contains("svd auto (oversampling"), auto.stdout)
+        // Without --svd the SVD is exact.
+        let plain = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "1",
+                                       "--rank", "1", "--quiet"])
+        XCTAssertTrue(plain.stdout.contains("svd exact, float64"), plain.stdout)
     }
 
     func testNothingComparableIsBadData() throws {
@@ -120,7 +125,8 @@ final class CompareCommandTests: XCTestCase {
                             ["PRECLAB_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"]] {
             let json = path("out-\(outputs.count).json")
             let result = try CLIRunner.run(["compare", path("base.safetensors"), path("tuned.safetensors"), "--k", "8",
-                                            "--rank", "8", "--json", json, "--quiet"], environment: environment)
+                                            "--rank", "8", "--svd", "auto", "--json", json, "--quiet"],
+                                           environment: environment)
             XCTAssertEqual(result.status, 0, result.stderr)
             outputs.append(try Data(contentsOf: URL(fileURLWithPath: json)))
         }

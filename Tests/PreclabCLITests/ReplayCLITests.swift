@@ -82,7 +82,8 @@ final class ReplayCLITests: XCTestCase {
         let lines = csv.split(separator: "\n")
         XCTAssertEqual(lines.count, 1 + 2 * 5 + 5)  // header, tensor x policy, totals
         XCTAssertTrue(lines[0].hasPrefix("tensor,shape,params,policy,"))
-        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg"] {
+        XCTAssertNotNil(total["null"]?.objectValue?["policies"]?.objectValue?["pure"], "the null runs for every policy")
+        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg", "low_overlap_by_policy.svg"] {
             let svg = try String(contentsOfFile: path("plots/" + name), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"), name)
         }
@@ -193,6 +194,30 @@ final class ReplayCLITests: XCTestCase {
         XCTAssertEqual(mismatch.status, 1)
         XCTAssertTrue(mismatch.stderr.contains("shape"), mismatch.stderr)
         XCTAssertTrue(mismatch.stderr.contains("model.layers.0.norm.weight' is missing"), mismatch.stderr)
+    }
+
+    /// `--null KIND` and `--signed-zero-changes` reach the replay (the numbers:
+    /// AttributionReplayTests); the null runs under every policy, spectral included.
+    func testNullKindsAndSignedZeroFlag() throws {
+        let (stream, _) = try writeStream("n.bin")
+        for kind in ["permute-rows", "permute-cols"] {
+            let json = path("n-\(kind).json")
+            let result = try CLIRunner.run(["replay", stream, "--null", kind, "--signed-zero-changes", "--spectral",
+                                            "--k", "2", "--rank", "2", "--json", json, "--quiet"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let root = try XCTUnwrap(JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: json)))).objectValue)
+            XCTAssertEqual(root["null_model"], .string(kind))
+            XCTAssertEqual(root["signed_zero_changes"], true)
+            let first = try XCTUnwrap(root["tensors"]?.arrayValue?.first?.objectValue)
+            XCTAssertEqual(first["null"]?.objectValue?["kind"], .string(kind))
+            XCTAssertNotNil(first["null"]?.objectValue?["policies"]?.objectValue?["kahan"])
+            XCTAssertNotNil(first["spectral_null"]?.objectValue?["stochastic"])
+        }
+        let plain = path("n-plain.json")
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--json", plain, "--quiet"]).status, 0)
+        let root = try XCTUnwrap(JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: plain)))).objectValue)
+        XCTAssertEqual(root["null_model"], .null)
+        XCTAssertEqual(root["signed_zero_changes"], false)
     }
 
     func testUsageErrors() throws {

@@ -161,7 +161,8 @@ final class SweepCLITests: XCTestCase {
         // the largest matrix's angle in the _max columns, each overlap beside α.
         func value(_ row: [String], _ name: String) -> Double { Double(row[spectral.header.firstIndex(of: name)!])! }
         for (first, second, total) in [(spectral.rows[0], spectral.rows[1], total0), (spectral.rows[3], spectral.rows[4], total1)] {
-            for name in ["nss", "angle_u_max_deg", "angle_v_max_deg", "principal_overlap", "low_overlap", "energy_top_k"] {
+            for name in ["nss", "angle_u_max_deg", "angle_v_max_deg", "principal_overlap", "low_overlap", "energy_top_k",
+                         "principal_overlap_magnitude", "low_overlap_magnitude"] {
                 let mean = (1024 * value(first, name) + 1536 * value(second, name)) / 2560
                 XCTAssertEqual(value(total, name), mean, accuracy: 1e-12 * max(1, abs(mean)), name)
             }

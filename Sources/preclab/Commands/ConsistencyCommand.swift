@@ -16,13 +16,18 @@ enum ConsistencyCommand: Command {
     usage: preclab consistency --base BASE RUN RUN... [--dtype bf16] [--tensors REGEX] [--quiet]
                                [--json FILE] [--plots DIR [--heatmap TENSOR]] [--force]
                                [--shard I/N]
+                               [--signed-zero-changes]
 
     BASE and every RUN are safetensors files, sharded checkpoints or directories. For
     each run r the update mask M_r marks the elements whose --dtype codes differ from
-    BASE (as in 'preclab compare'). Per tensor:
+    BASE (as in 'preclab compare'; +0 <-> -0 is no change unless
+    --signed-zero-changes). Per tensor:
       Jaccard      |M_r & M_s| / |M_r | M_s| for every pair of runs, against the
                    baseline p q / (p + q - p q) of independent masks with the same
-                   densities p, q; the mean over pairs of both
+                   densities p, q, and the magnitude baseline
+                   sum_s n_s p_s q_s / sum_s n_s (p_s + q_s - p_s q_s) with the runs'
+                   densities in each binade s of the stored base (what precision
+                   alone makes two runs share); the mean over pairs of each
       consensus    C_ij = mean over runs of M_r,ij; the share of elements every run
                    updated, and the histogram of how many runs updated each element
       row/column   row means rho_i and column means kappa_j of C (2-D tensors): their
@@ -36,9 +41,10 @@ enum ConsistencyCommand: Command {
       --dtype FORMAT     storage format compared (default bf16)
       --tensors REGEX    only tensors whose names match
       --json FILE        write every number as JSON
-      --plots DIR        write SVG plots: mean Jaccard vs baseline by matrix type, and
+      --plots DIR        write SVG plots: mean Jaccard vs both baselines by type, and
                          with --heatmap a heat map of the consensus of one tensor
       --heatmap TENSOR   the 2-D tensor whose consensus is drawn (needs --plots)
+      --signed-zero-changes  count +0 <-> -0 as a change (bit inequality)
       --force            replace existing output files
       --progress MODE    auto, plain (a line per stage) or none (see 'preclab help compare')
       --quiet            no progress on stderr
@@ -48,7 +54,7 @@ enum ConsistencyCommand: Command {
     """
     static let options: [OptionSpec] = [
         .value("--base"), .value("--dtype"), TensorSelectionOption.spec, .value("--heatmap"), .flag("--quiet"),
-        ProgressReporter.spec, ShardOption.spec,
+        ProgressReporter.spec, .flag("--signed-zero-changes"), ShardOption.spec,
     ] + OutputOptions.specs(csv: false)
 
     /// Everything the command line asks for, validated before any work.
@@ -74,7 +80,8 @@ enum ConsistencyCommand: Command {
                 throw UsageError("needs at least two runs to compare, got \(runPaths.count)")
             }
             options = ConsistencyOptions(format: try FloatFormat.named(arguments.value("--dtype") ?? "bf16"),
-                                         selection: try TensorSelectionOption.parse(arguments))
+                                         selection: try TensorSelectionOption.parse(arguments),
+                                         signedZeroChanges: arguments.flag("--signed-zero-changes"))
             progress = try ProgressReporter(command: name, arguments: arguments)
             outputs = OutputOptions(arguments)
             heatmap = arguments.value("--heatmap")

@@ -37,14 +37,19 @@ enum ReplayCommand: Command {
       --base CHECKPOINT     base weights from a safetensors file or directory
                             (required when the stream has no BASE record)
       --every N             per-step curve point every N steps (default: ~50 points)
-      --null permute        add the permutation null model (master policy)
+      --null KIND           also replay the null model under every policy: the same
+                            stream with each step's update permuted (one permutation)
+                            over each tensor (permute), within each row (permute-rows)
+                            or within each column (permute-cols)
+      --signed-zero-changes count +0 <-> -0 as a change (default: no change, Def. 2.1)
       --spectral            spectral metrics of W0 -> W_T per 2-D tensor and policy
                             (NSS, principal angles, mask overlaps; see docs/metrics.md)
       --k N, --rank N       top-k subspace size and mask reconstruction rank (default 64)
       --alpha A             principal / low-magnitude mask fraction, 0..1 (default 0.5)
       --json FILE           write the full results as JSON
       --csv FILE            write a row per tensor and policy as CSV
-      --plots DIR           write SVG plots (visible fraction per step, visibility histogram)
+      --plots DIR           write SVG plots (visible fraction per step, visibility histogram,
+                            low-|W0| overlap per policy beside its magnitude baseline)
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
@@ -63,7 +68,8 @@ enum ReplayCommand: Command {
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
-        .value("--null"), .flag("--spectral"), .flag("--allow-truncated"), .flag("--no-verify"),
+        .value("--null"), .flag("--signed-zero-changes"), .flag("--spectral"), .flag("--allow-truncated"),
+        .flag("--no-verify"),
         .value("--threads"), .flag("--quiet"), ProgressReporter.spec, TensorSelectionOption.spec, ShardOption.spec,
     ] + SpectralOptionGroup.specs(svd: false) + OutputOptions.specs()
 
@@ -97,19 +103,22 @@ enum ReplayCommand: Command {
             let policies = try ReplayPolicy.parseList(arguments.value("--policy") ?? "all")
             let every = try arguments.number("--every", .positive)
             let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
-            var nullPermute = false
+            var nullModel: NullModelKind? = nil
             if let null = arguments.value("--null") {
-                guard null == "permute" else {
-                    throw UsageError("invalid value '\(null)' for --null (expected permute)")
+                guard let kind = NullModelKind(rawValue: null) else {
+                    throw UsageError("invalid value '\(null)' for --null (expected "
+                                     + NullModelKind.names.joined(separator: ", ") + ")")
                 }
-                nullPermute = true
+                nullModel = kind
             }
             let spectralOptions = try SpectralOptionGroup.parse(arguments)
             spectral = arguments.flag("--spectral") ? spectralOptions : nil
             quiet = arguments.flag("--quiet")
             progress = try ProgressReporter(command: name, arguments: arguments)
             configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed, policies: policies,
-                                                nullPermute: nullPermute, threads: threads)
+                                                nullModel: nullModel,
+                                                signedZeroChanges: arguments.flag("--signed-zero-changes"),
+                                                threads: threads)
             let base = arguments.value("--base")
             options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
@@ -244,29 +253,40 @@ enum ReplayTables {
             .number("hidden", style: .count), .number("rel. error", style: .general(significant: 3)),
             .number("non-finite", style: .count),
         ]
-        if alphaIndex != nil { columns.append(.number("low-|W0| overlap", style: .fixed(decimals: 3))) }
+        if alphaIndex != nil {
+            columns.append(.number("low-|W0| overlap", style: .fixed(decimals: 3)))
+            columns.append(.number("magnitude", style: .fixed(decimals: 3)))
+        }
         var table = TextTable(title: "totals over \(NumberFormat.count(result.params)) weights "
                                   + "(\(result.trueChanged) truly changed)", columns: columns)
-        for policy in result.configuration.policies {
-            let metrics = result.total(policy)
-            var cells: [TableCell] = [.text(policy.rawValue), .integer(metrics.visibleChanged),
+        /// One row: a policy's (or its null's) totals, with the headline overlap and its baseline.
+        func row(_ label: String, _ metrics: PolicyMetrics) -> [TableCell] {
+            var cells: [TableCell] = [.text(label), .integer(metrics.visibleChanged),
                                       .number(metrics.sparsity(params: result.params)), .integer(metrics.hidden),
                                       .number(metrics.relativeError), .integer(metrics.nonFiniteWeights)]
-            if let alphaIndex { cells.append(.number(metrics.lowMagnitudeOverlap[alphaIndex])) }
-            table.addRow(cells)
+            if let alphaIndex {
+                cells.append(.number(metrics.lowMagnitudeOverlap[alphaIndex]))
+                cells.append(.number(metrics.lowMagnitudeOverlapMagnitude[alphaIndex]))
+            }
+            return cells
         }
-        if let null = result.totalNullModel {
-            var cells: [TableCell] = [.text("null (master, permuted)"), .integer(null.visibleChanged),
-                                      .number(null.sparsity(params: result.params)), .empty, .empty, .empty]
-            if let alphaIndex { cells.append(.number(null.lowMagnitudeOverlap[alphaIndex])) }
-            table.addRow(cells)
+        for policy in result.configuration.policies { table.addRow(row(policy.rawValue, result.total(policy))) }
+        for policy in result.configuration.policies {
+            if let null = result.totalNull(policy) { table.addRow(row("null: \(policy.rawValue)", null)) }
         }
         let configuration = result.configuration
         table.addFootnote("dtype \(configuration.format.name), rounding \(configuration.rounding.mode.rawValue) (pure), "
                           + "seed \(configuration.seed), steps \(result.steps)"
                           + (result.finalVerified ? ", fp32 replay matches FINL bit for bit" : ""))
         if alphaIndex != nil {
-            table.addFootnote("low-|W0| overlap: share of visible changes among the 50% smallest |W0| (random: 0.5)")
+            table.addFootnote("low-|W0| overlap: share of visible changes among the 50% smallest |W0| (random: 0.5); "
+                              + "magnitude: the overlap expected if visibility depended only on the binade of the stored "
+                              + "base (overlap ≈ magnitude: precision explains it)")
+        }
+        if let kind = configuration.nullModel {
+            table.addFootnote("null: --null \(kind.rawValue), the same stream with every step's update permuted "
+                              + (kind == .permute ? "over each tensor" : kind == .permuteRows ? "within each row" : "within each column")
+                              + " (one permutation, seed \(configuration.seed)), replayed under every policy")
         }
         for warning in result.warnings { table.addFootnote("warning: \(warning)") }
         return table
@@ -278,6 +298,7 @@ enum ReplayPlot: String, CaseIterable {
     case visiblePerStep = "visible_per_step.svg"
     case visibilityHistogram = "visibility_histogram.svg"
     case visibleByRatio = "visible_by_ratio.svg"
+    case lowOverlapByPolicy = "low_overlap_by_policy.svg"
 
     var fileName: String { rawValue }
 }
@@ -317,6 +338,28 @@ enum ReplayPlots {
         byRatio.referenceLines = [ReferenceLine(y: 0.5, label: "half visible")]
         byRatio.notes = result.warnings
         return [(ReplayPlot.visiblePerStep.fileName, perStep), (ReplayPlot.visibilityHistogram.fileName, histogram),
-                (ReplayPlot.visibleByRatio.fileName, byRatio)]
+                (ReplayPlot.visibleByRatio.fileName, byRatio),
+                (ReplayPlot.lowOverlapByPolicy.fileName, lowOverlapPlot(result))]
+    }
+
+    /// The headline low-|W0| overlap of every policy (and the null's) as bars beside its
+    /// magnitude baseline, with the random baseline α as a line.
+    static func lowOverlapPlot(_ result: ReplayResult) -> BarPlot {
+        let configuration = result.configuration
+        let index = result.headlineAlphaIndex ?? configuration.lowMagnitudeAlphas.count / 2
+        let alpha = configuration.lowMagnitudeAlphas.isEmpty ? 0.5 : configuration.lowMagnitudeAlphas[index]
+        var rows: [(String, PolicyMetrics)] = configuration.policies.map { ($0.rawValue, result.total($0)) }
+        for policy in configuration.policies {
+            if let null = result.totalNull(policy) { rows.append(("null: " + policy.rawValue, null)) }
+        }
+        var plot = BarPlot(title: "Visible changes among the \(compactDecimal(alpha)) smallest |W0| (\(configuration.format.name))",
+                           xLabel: "policy", yLabel: "|visible ∩ bottom-α| / |visible|", categories: rows.map(\.0))
+        plot.yRange = 0...1
+        guard !configuration.lowMagnitudeAlphas.isEmpty else { return plot }
+        plot.addSeries("observed", values: rows.map { $0.1.lowMagnitudeOverlap[index] })
+        plot.addSeries("magnitude baseline", values: rows.map { $0.1.lowMagnitudeOverlapMagnitude[index] })
+        plot.referenceLines = [ReferenceLine(y: alpha, label: "random (α)")]
+        plot.notes = ["magnitude baseline: expected if visibility depended only on the binade of the stored base"]
+        return plot
     }
 }
