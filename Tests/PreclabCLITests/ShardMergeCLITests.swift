@@ -172,7 +172,7 @@ final class ShardMergeCLITests: XCTestCase {
         _ = try run(["replay", stream, "--policy", "fp32,master", "--quiet", "--json", path("plain.json")])
         try refused([a1, path("plain.json")], "has no 'shard' block")
         let edited = try String(contentsOfFile: a2, encoding: .utf8)
-            .replacingOccurrences(of: "\"nullPermute\": false", with: "\"nullPermute\": true")
+            .replacingOccurrences(of: "/s.bin\"", with: "/S.bin\"")
         XCTAssertNotEqual(edited, try String(contentsOfFile: a2, encoding: .utf8))
         try edited.write(toFile: path("edited.json"), atomically: true, encoding: .utf8)
         try refused([a1, path("edited.json")], "does not match its 'run'")
