@@ -9,7 +9,7 @@ PRECLAB    := $(RELEASE)/preclab
 APT_PKGS   := libopenblas-dev liblapacke-dev
 FUZZ_SECONDS ?= 60
 
-.PHONY: all build test test-swift test-python test-exhaustive demo demo-synth sweep bench fuzz clean deps pyenv pyenv-torch example
+.PHONY: all build test test-swift test-python test-exhaustive demo demo-synth sweep bench fuzz clean deps pyenv pyenv-torch example test-slurm
 
 # The private Python environment for cross-checks, the recorder's tests and the bench's
 # numpy references: pinned versions from PyPI in .build/pyenv, never the machine's Python.
@@ -143,6 +143,14 @@ sweep-%: build
 bench: deps pyenv pyenv-torch
 	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench
 	$(RELEASE)/preclab-bench
+
+# A real single-node Slurm (Debian's slurm-wlm and munge, installed with apt as root when
+# missing; private config, keys and state in a temporary directory): the job array of
+# tools/slurm/submit.sh and its afterok merge job must reproduce the unsharded replay
+# JSON byte for byte. Not part of `make test` (docs/scale.md).
+test-slurm: deps
+	$(SWIFT) build --product preclab
+	timeout -k 10 900 tools/slurm/test-slurm.sh $$($(SWIFT) build --show-bin-path)/preclab 3
 
 # Fuzzes the stream, safetensors, npy/npz and JSON parsers with libFuzzer for
 # FUZZ_SECONDS; new inputs go to fuzz-out/corpus, crashes to fuzz-out/crash-*.

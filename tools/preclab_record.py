@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = [
     "MAGIC", "VERSION", "StreamFormatError", "UpdateStreamWriter", "UpdateStreamReader",
-    "Record", "TorchUpdateRecorder",
+    "Record", "TorchUpdateRecorder", "shard_assignment", "shard_path",
 ]
 
 MAGIC = b"\x89PCLB\r\n\x1a"
@@ -472,6 +472,103 @@ class UpdateStreamReader:
         }
 
 
+# --------------------------------------------------------------------------- shards
+
+def shard_assignment(names, element_counts, shards):
+    """The shard (0-based) of each tensor: the partition ``preclab --shard I/N`` uses.
+
+    Tensors are taken largest first (equal element counts by name, compared by Unicode
+    code points, i.e. the bytes of UTF-8), and each goes to the shard with the fewest
+    elements so far (equal loads: the lowest shard index). Sources/PrecLabAnalysis/
+    TensorSharding.swift implements the same rule; both are tested on the same cases.
+    """
+    shards = int(shards)
+    if shards < 1:
+        raise ValueError("shards must be at least 1")
+    if len(names) != len(element_counts):
+        raise ValueError("one element count per name")
+    order = sorted(range(len(names)),
+                   key=lambda i: (-int(element_counts[i]), names[i].encode("utf-8"), i))
+    loads = [0] * shards
+    assignment = [0] * len(names)
+    for tensor in order:
+        lightest = min(range(shards), key=lambda k: (loads[k], k))
+        assignment[tensor] = lightest
+        loads[lightest] += int(element_counts[tensor])
+    return assignment
+
+
+def shard_path(path, index, count):
+    """The file of shard ``index`` (1-based) of ``count``: "updates.bin" becomes
+    "updates.shard2of4.bin"."""
+    root, extension = os.path.splitext(path)
+    return "%s.shard%dof%d%s" % (root, index, count, extension)
+
+
+class _ShardedWriter:
+    """N stream files, one per shard, behind the single-writer interface the recorder
+    uses. Every file is a complete v1 stream of its tensors (BASE, STEPs, FINL); its
+    metadata names the shard ("preclab_shard": "I/N"), the recording as one stream
+    would be named ("preclab_source") and every recorded tensor with its element count
+    ("preclab_model_tensors", JSON), which ``preclab replay --shard I/N`` reads."""
+
+    def __init__(self, path, tensors, metadata, shards, overwrite):
+        names = [t[0] for t in tensors]
+        counts = [int(np.prod(t[1])) for t in tensors]
+        if shards > len(tensors):
+            raise ValueError("shards=%d but only %d tensors are recorded" % (shards, len(tensors)))
+        assignment = shard_assignment(names, counts, shards)
+        self.groups = [[i for i in range(len(tensors)) if assignment[i] == k] for k in range(shards)]
+        model = json.dumps([[n, c] for n, c in zip(names, counts)], separators=(",", ":"))
+        self.writers = []
+        try:
+            for k, group in enumerate(self.groups):
+                meta = dict(metadata)
+                meta.update({"preclab_shard": "%d/%d" % (k + 1, shards), "preclab_source": path,
+                             "preclab_model_tensors": model})
+                self.writers.append(UpdateStreamWriter(shard_path(path, k + 1, shards),
+                                                       [tensors[i] for i in group], meta, overwrite=overwrite))
+        except BaseException:
+            self.abort()
+            raise
+        self.paths = [w.path for w in self.writers]
+
+    def _split(self, values):
+        return [[values[i] for i in group] for group in self.groups]
+
+    def write_base(self, values, step=0):
+        for writer, part in zip(self.writers, self._split(values)):
+            writer.write_base(part, step=step)
+
+    def write_step(self, step, learning_rate, deltas):
+        for writer, part in zip(self.writers, self._split(deltas)):
+            writer.write_step(step, learning_rate, part)
+
+    def write_final(self, values):
+        for writer, part in zip(self.writers, self._split(values)):
+            writer.write_final(part)
+
+    def close(self):
+        for writer in self.writers:
+            writer.close()
+
+    def abort(self):
+        for writer in self.writers:
+            writer.abort()
+
+    @property
+    def _previous_step(self):
+        return self.writers[0]._previous_step
+
+    @property
+    def _last_step(self):
+        return self.writers[0]._last_step
+
+    @property
+    def _base_step(self):
+        return self.writers[0]._base_step
+
+
 # --------------------------------------------------------------------------- torch
 
 class TorchUpdateRecorder:
@@ -493,6 +590,14 @@ class TorchUpdateRecorder:
     accumulate. With ``every=k`` only every k-th step is written, and its delta covers
     all steps since the previous record.
 
+    ``tensors=REGEX`` records only the parameters whose names contain a match
+    (``re.search``). ``shards=N`` writes N files instead of one ("updates.bin" becomes
+    "updates.shard1ofN.bin" ... "updates.shardNofN.bin", see ``shard_path``), the
+    tensors split by ``shard_assignment`` exactly as ``preclab --shard I/N`` splits
+    them; ``preclab replay updates.shardIofN.bin --shard I/N --json I.json`` replays
+    each, and ``preclab merge`` joins them into the replay of the whole recording
+    (docs/scale.md). ``self.paths`` lists the files written.
+
     Usage::
 
         recorder = TorchUpdateRecorder(optimizer, "updates.bin",
@@ -506,12 +611,16 @@ class TorchUpdateRecorder:
     """
 
     def __init__(self, optimizer, path, parameters, masters=None, every=1, metadata=None,
-                 record_base=True, first_step=1, overwrite=False):
+                 record_base=True, first_step=1, overwrite=False, shards=1, tensors=None):
         import torch  # noqa: F401  (lazy: the stream code above works without torch)
         self.optimizer = optimizer
         self.parameters = dict(parameters)
+        if tensors is not None:
+            import re
+            pattern = re.compile(tensors)
+            self.parameters = {n: p for n, p in self.parameters.items() if pattern.search(n)}
         if not self.parameters:
-            raise ValueError("no parameters to record")
+            raise ValueError("no parameters to record" + (" match %r" % tensors if tensors is not None else ""))
         self.masters = dict(masters) if masters is not None else {}
         self.every = int(every)
         if self.every < 1:
@@ -523,7 +632,12 @@ class TorchUpdateRecorder:
                    for name, p in self.parameters.items()]
         meta = {"optimizer": type(optimizer).__name__, "recorder": "preclab_record.py"}
         meta.update(metadata or {})
-        self.writer = UpdateStreamWriter(path, tensors, meta, overwrite=overwrite)
+        if int(shards) > 1:
+            self.writer = _ShardedWriter(path, tensors, meta, int(shards), overwrite)
+            self.paths = self.writer.paths
+        else:
+            self.writer = UpdateStreamWriter(path, tensors, meta, overwrite=overwrite)
+            self.paths = [self.writer.path]
         self._snapshot = self._read_masters()
         # fp32 subtraction is exact only when the two values are within a factor of two
         # (Sterbenz); where a weight crosses zero or changes scale, ``after - before``

@@ -5,7 +5,7 @@ import PrecLabSupport
 
 /// What `compareCheckpoints` measures: the storage format the weights are compared in,
 /// the spectral settings of [P] and the tensors looked at.
-public struct CheckpointComparisonOptions: Sendable {
+public struct CheckpointComparisonOptions: Sendable, Codable {
     /// Both checkpoints are brought to this format (nearest-even) before comparing.
     public var format: FloatFormat
     public var spectral: SpectralOptions
@@ -24,9 +24,9 @@ public struct CheckpointComparisonOptions: Sendable {
 }
 
 /// A tensor left out of a comparison, with the reason (never a silent omission).
-public struct SkippedTensor: Sendable, Equatable {
+public struct SkippedTensor: Sendable, Equatable, Codable {
     /// How much of the tensor is missing from the result.
-    public enum Scope: String, Sendable {
+    public enum Scope: String, Sendable, Codable {
         /// Not compared at all (missing on one side, shape mismatch, not floating point).
         case tensor
         /// Sparsity only: no spectral metrics (not 2-D, empty, NaN or Inf).
@@ -46,7 +46,7 @@ public struct SkippedTensor: Sendable, Equatable {
 
 /// One compared tensor: update sparsity in the comparison format and, for finite 2-D
 /// tensors, the spectral metrics of W0 -> W1.
-public struct ComparedTensor: Sendable {
+public struct ComparedTensor: Sendable, Codable {
     public let name: TensorName
     public let shape: [Int]
     public let baseDType: String
@@ -129,7 +129,8 @@ public struct CheckpointComparison: Sendable {
         self.options = options
         let plan = CheckpointComparison.pair(base: base, tuned: tuned, selection: options.selection)
         var skipped = plan.skipped
-        if plan.pairs.isEmpty {
+        // A shard may hold only tensors that cannot be compared; `preclab merge` checks the whole.
+        if plan.pairs.isEmpty && options.selection.shardNames == nil {
             var message = "nothing to compare between \(basePath) and \(tunedPath)"
             if let pattern = options.selection.pattern {
                 message += " (the tensor pattern '\(pattern)' matched \(skipped.count) tensor(s) that cannot be compared)"
@@ -142,10 +143,23 @@ public struct CheckpointComparison: Sendable {
         }
         let rows = try CheckpointComparison.compare(plan.pairs, base: base, tuned: tuned, options: options,
                                                     progress: progress)
-        for row in rows {
-            if let note = row.spectralNote { skipped.append(SkippedTensor(name: row.name.name, scope: .spectral, reason: note)) }
-        }
+        skipped += CheckpointComparison.spectralSkips(rows)
         tensors = rows
+        self.skipped = skipped
+    }
+
+    /// The sparsity-only tensors, in row order (listed after the tensors not compared).
+    static func spectralSkips(_ rows: [ComparedTensor]) -> [SkippedTensor] {
+        rows.compactMap { row in row.spectralNote.map { SkippedTensor(name: row.name.name, scope: .spectral, reason: $0) } }
+    }
+
+    /// A comparison put together from its parts (`preclab merge`).
+    init(basePath: String, tunedPath: String, options: CheckpointComparisonOptions, tensors: [ComparedTensor],
+         skipped: [SkippedTensor]) {
+        self.basePath = basePath
+        self.tunedPath = tunedPath
+        self.options = options
+        self.tensors = tensors
         self.skipped = skipped
     }
 

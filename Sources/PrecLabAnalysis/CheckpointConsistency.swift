@@ -5,7 +5,7 @@ import PrecLabSupport
 
 /// What `CheckpointConsistency` measures: the storage format the masks are taken in
 /// and the tensors looked at.
-public struct ConsistencyOptions: Sendable {
+public struct ConsistencyOptions: Sendable, Codable {
     public var format: FloatFormat
     public var selection: TensorSelection
     /// Count a change between +0 and -0 as an update (bit inequality); by default it is
@@ -20,7 +20,7 @@ public struct ConsistencyOptions: Sendable {
 }
 
 /// One tensor's cross-run statistics.
-public struct ConsistentTensor: Sendable {
+public struct ConsistentTensor: Sendable, Codable {
     public let name: TensorName
     public let shape: [Int]
     public let params: Int
@@ -83,7 +83,7 @@ public struct CheckpointConsistency: Sendable {
         self.options = options
         let plan = CheckpointConsistency.plan(base: base, runs: runs, runLabels: runPaths, selection: options.selection)
         skipped = plan.skipped
-        if plan.selected.isEmpty {
+        if plan.selected.isEmpty && options.selection.shardNames == nil {
             var message = "nothing to compare: no tensor of \(basePath)"
             message += options.selection.pattern.map { " matching '\($0)'" } ?? ""
             message += " is present in every run"
@@ -112,6 +112,16 @@ public struct CheckpointConsistency: Sendable {
         }
         progress?.end()
         tensors = rows.sorted { $0.name < $1.name }
+    }
+
+    /// A result put together from its parts (`preclab merge`).
+    init(basePath: String, runPaths: [String], options: ConsistencyOptions, tensors: [ConsistentTensor],
+         skipped: [(name: String, reason: String)]) {
+        self.basePath = basePath
+        self.runPaths = runPaths
+        self.options = options
+        self.tensors = tensors
+        self.skipped = skipped
     }
 
     /// Opens the base and the runs (files, sharded index files or directories) and measures them.

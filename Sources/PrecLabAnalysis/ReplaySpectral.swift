@@ -9,7 +9,7 @@ import PrecLabSupport
 /// for `fp32`, decoded codes for the stored policies; the update mask is "stored bits
 /// changed".
 public struct ReplaySpectral: Sendable {
-    public struct Entry: Sendable {
+    public struct Entry: Sendable, Codable {
         public let tensor: String
         public let shape: [Int]
         public let policy: ReplayPolicy
@@ -22,6 +22,13 @@ public struct ReplaySpectral: Sendable {
     public private(set) var entries: [Entry] = []
     /// Tensors left out, with the reason (never a silent empty result).
     public private(set) var skipped: [(tensor: String, reason: String)] = []
+
+    /// A result put together from its parts (`preclab merge`).
+    init(options: SpectralOptions, entries: [Entry] = [], skipped: [(tensor: String, reason: String)] = []) {
+        self.options = options
+        self.entries = entries
+        self.skipped = skipped
+    }
 
     /// The metrics of every 2-D tensor of `engine` (after the replay that produced
     /// `result`) under each of the replay's policies.

@@ -1,7 +1,7 @@
 import PrecLabSupport
 
 /// How a value between two representable neighbours is rounded.
-public enum RoundingMode: String, CaseIterable, Sendable {
+public enum RoundingMode: String, CaseIterable, Sendable, Codable {
     /// To nearest, ties to the even code (IEEE default, PyTorch, ml_dtypes).
     case nearestEven = "nearest-even"
     /// To nearest, ties away from zero.
@@ -42,7 +42,7 @@ public enum RoundingMode: String, CaseIterable, Sendable {
 }
 
 /// Rounding mode plus the two policies that are independent of the format.
-public struct RoundingOptions: Hashable, Sendable {
+public struct RoundingOptions: Hashable, Sendable, Codable {
     public var mode: RoundingMode
     /// Results that would be subnormal in the target become zero of the same sign
     /// (decided on the rounded result).

@@ -4,7 +4,7 @@ import PrecLabSupport
 /// shuffled positions, so that whatever the real run's visible mask owes to *where* the
 /// updates landed disappears, while everything owed to their sizes and to the storage
 /// precision stays.
-public enum NullModelKind: String, Sendable, CaseIterable {
+public enum NullModelKind: String, Sendable, CaseIterable, Codable {
     /// One permutation of all positions of each tensor.
     case permute
     /// Each row's entries permuted among themselves (keeps every row's update set).
@@ -41,7 +41,7 @@ struct NullPermutation: Sendable {
             let rows = tensor.shape.count >= 2 ? tensor.shape[0] : 1
             let columns = rows == 0 ? 0 : count / rows
             var local = Array(start..<(start + count))
-            var generator = SplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64(tensorIndex + 1)))
+            var generator = SplitMix64(seed: seed ^ (0x9E37_79B9_7F4A_7C15 &* UInt64((tensor.streamIndex ?? tensorIndex) + 1)))
             switch kind {
             case .permute:
                 NullPermutation.shuffle(&local, count: count, &generator) { $0 }

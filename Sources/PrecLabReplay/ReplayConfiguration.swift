@@ -2,7 +2,7 @@ import PrecLabFormats
 import PrecLabSupport
 
 /// What a replay simulates and measures.
-public struct ReplayConfiguration: Sendable {
+public struct ReplayConfiguration: Sendable, Codable {
     /// The storage format (`--dtype`).
     public var format: FloatFormat
     /// Rounding for the `pure` policy (`--rounding`), plus the overflow and subnormal
@@ -62,13 +62,18 @@ public struct ReplayConfiguration: Sendable {
 }
 
 /// A tensor the replay tracks: its name and row-major shape.
-public struct ReplayTensor: Sendable, Equatable {
+public struct ReplayTensor: Sendable, Equatable, Codable {
     public var name: String
     public var shape: [Int]
+    /// The tensor's position in the stream when only some tensors are replayed (a
+    /// shard): stochastic-rounding keys and the null model's seed use it, so a tensor
+    /// replays to the same bits alone as beside the others. Nil: its position here.
+    public var streamIndex: Int?
     public var count: Int { shape.reduce(1, *) }
 
-    public init(name: String, shape: [Int]) {
+    public init(name: String, shape: [Int], streamIndex: Int? = nil) {
         self.name = name
         self.shape = shape
+        self.streamIndex = streamIndex
     }
 }

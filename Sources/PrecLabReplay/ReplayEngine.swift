@@ -115,14 +115,19 @@ public final class ReplayEngine: @unchecked Sendable {
                 }
             }
         }
-        let nonFinite = results.filter { $0.nanUpdates + $0.infiniteUpdates > 0 }
-        if !nonFinite.isEmpty {
-            let list = nonFinite.map { "\($0.tensor.name) (\($0.nanUpdates) NaN, \($0.infiniteUpdates) Inf)" }
-            allWarnings.append("non-finite values in updates: " + list.joined(separator: ", "))
-        }
+        if let warning = ReplayEngine.nonFiniteWarning(results) { allWarnings.append(warning) }
         return ReplayResult(configuration: configuration, steps: stepsApplied, firstStep: firstStep,
                             lastStep: lastStep, tensors: results, curve: curve,
                             warnings: allWarnings, finalVerified: finalVerified)
+    }
+
+    /// The warning naming the tensors whose updates held NaN or Inf (nil when none did);
+    /// the last warning of a result, rebuilt by `preclab merge` over all shards.
+    public static func nonFiniteWarning(_ results: [TensorReplayResult]) -> String? {
+        let nonFinite = results.filter { $0.nanUpdates + $0.infiniteUpdates > 0 }
+        guard !nonFinite.isEmpty else { return nil }
+        let list = nonFinite.map { "\($0.tensor.name) (\($0.nanUpdates) NaN, \($0.infiniteUpdates) Inf)" }
+        return "non-finite values in updates: " + list.joined(separator: ", ")
     }
 
     /// W0 and W_T of a tensor under a policy (after the last `apply`), for spectral

@@ -2,7 +2,7 @@ import PrecLabSupport
 
 /// How a replay stores the weights between steps. Each policy is one storage regime of
 /// "Gate III" (README.md, docs/replay.md): what a trainer keeps, and so which updates can vanish.
-public enum ReplayPolicy: String, CaseIterable, Sendable, Comparable {
+public enum ReplayPolicy: String, CaseIterable, Sendable, Comparable, Codable {
     /// fp32 weights: the truth every other policy is measured against.
     case fp32
     /// fp32 master weights updated every step; the checkpoint is exported to the

@@ -18,7 +18,7 @@ extension VisibleCounts {
 }
 
 /// What one policy did to one tensor (or to all of them, in the total).
-public struct PolicyMetrics: VisibleCounts, Sendable, Equatable {
+public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
     /// Entries whose stored bits differ from the stored base.
     public var visibleChanged: Int
     /// Entries truly changed (fp32 truth differs from the base) but not visible.
@@ -81,7 +81,7 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable {
 
 /// The null model's master-policy counts (kept for the `null_permute` keys; every
 /// policy's null metrics are in `TensorReplayResult.nullPolicies`).
-public struct NullModelMetrics: VisibleCounts, Sendable, Equatable {
+public struct NullModelMetrics: VisibleCounts, Sendable, Equatable, Codable {
     public var visibleChanged: Int
     public var visibleInLowMagnitude: [Int]
     /// Visible entries per |W0| magnitude bin (`MagnitudeBins`).
@@ -150,7 +150,7 @@ public enum MagnitudeBins {
 }
 
 /// Results for one tensor.
-public struct TensorReplayResult: Sendable {
+public struct TensorReplayResult: Sendable, Codable {
     public var tensor: ReplayTensor
     public var params: Int { tensor.count }
     /// Entries whose fp32 truth differs (bitwise) from the base.
@@ -173,7 +173,7 @@ public struct TensorReplayResult: Sendable {
 }
 
 /// Counts at one step of the per-step curve.
-public struct CurvePoint: Sendable {
+public struct CurvePoint: Sendable, Codable {
     public var step: UInt64
     /// Per tensor, entries whose fp32 truth differs from the base.
     public var trueChanged: [Int]
@@ -187,7 +187,7 @@ public struct CurvePoint: Sendable {
 }
 
 /// Everything a replay measured.
-public struct ReplayResult: Sendable {
+public struct ReplayResult: Sendable, Codable {
     public var configuration: ReplayConfiguration
     public var steps: Int
     public var firstStep: UInt64?

@@ -3,7 +3,7 @@ import PrecLabFormats
 import PrecLabSupport
 
 /// How to read the stream being replayed.
-public struct StreamReplayOptions: Sendable {
+public struct StreamReplayOptions: Sendable, Codable {
     /// Verify every record's CRC-32 (default on).
     public var verifyCRC = true
     /// Keep the complete records before an incomplete last one.
@@ -13,13 +13,20 @@ public struct StreamReplayOptions: Sendable {
     public var curveEvery: Int? = nil
     /// A checkpoint holding the base weights (needed when the stream has no BASE).
     public var baseCheckpoint: String? = nil
+    /// Replay only these tensors (one shard of a sharded run); nil: every tensor.
+    public var tensorNames: Set<String>? = nil
+    /// Positions of tensors in the whole model when this stream holds only some of them
+    /// (a recorder's shard file): rounding keys use them, so a tensor replays to the same
+    /// bits as from a stream of every tensor. Nil: positions in this stream.
+    public var modelPositions: [String: Int]? = nil
 
     public init(verifyCRC: Bool = true, allowTruncated: Bool = false, curveEvery: Int? = nil,
-                baseCheckpoint: String? = nil) {
+                baseCheckpoint: String? = nil, tensorNames: Set<String>? = nil) {
         self.verifyCRC = verifyCRC
         self.allowTruncated = allowTruncated
         self.curveEvery = curveEvery
         self.baseCheckpoint = baseCheckpoint
+        self.tensorNames = tensorNames
     }
 }
 
@@ -55,7 +62,11 @@ public enum StreamReplay {
         let reader = try UpdateStreamReader(
             path: path, options: .init(verifyCRC: options.verifyCRC, allowTruncated: options.allowTruncated))
         reader.file.adviseSequential()
-        let tensors = reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) }
+        let subset = TensorSubset(all: reader.header.tensors.enumerated().map {
+            ReplayTensor(name: $1.name, shape: $1.shape, streamIndex: options.modelPositions?[$1.name] ?? $0)
+        }, names: options.tensorNames, keepPositions: options.modelPositions != nil)
+        defer { subset.release() }
+        let tensors = subset.tensors
         var warnings: [String] = []
 
         var engine: ReplayEngine? = nil
@@ -77,7 +88,8 @@ public enum StreamReplay {
             switch record.kind {
             case .base:
                 if engine == nil {
-                    engine = try ReplayEngine(tensors: tensors, base: record.values, configuration: configuration)
+                    engine = try ReplayEngine(tensors: tensors, base: try subset.gather(record.values),
+                                              configuration: configuration)
                 }
             case .step:
                 guard let engine else {
@@ -85,12 +97,13 @@ public enum StreamReplay {
                 }
                 stepsDone += 1
                 let recordPoint = stepsDone % every == 0 || stepsDone == totalSteps
-                try engine.apply(step: record.step, delta: record.values, recordCurvePoint: recordPoint)
+                try engine.apply(step: record.step, delta: try subset.gather(record.values),
+                                 recordCurvePoint: recordPoint)
                 progress?(stepsDone, totalSteps)
             case .final:
                 guard let engine else { return }
                 do {
-                    try engine.verifyFinal(record.values)
+                    try engine.verifyFinal(try subset.gather(record.values))
                 } catch let error as PrecLabError {
                     throw PrecLabError.badData(file: path, offset: record.offset, error.description)
                 }
@@ -118,6 +131,58 @@ public enum StreamReplay {
         }
         return (engine.finish(warnings: warnings), engine)
     }
+}
+
+/// The tensors a replay tracks: every tensor of the stream, or a subset whose values
+/// are copied out of each record (in stream order) into one reused buffer.
+final class TensorSubset {
+    let tensors: [ReplayTensor]
+    /// Flat ranges of the kept tensors in a record, nil when every tensor is kept.
+    private let ranges: [Range<Int>]?
+    private let totalCount: Int
+    private var buffer: UnsafeMutableBufferPointer<Float>
+
+    /// - Parameter keepPositions: keep the tensors' `streamIndex` even when every tensor
+    ///   is kept (the stream is a part of a larger model).
+    init(all: [ReplayTensor], names: Set<String>?, keepPositions: Bool = false) {
+        totalCount = all.reduce(0) { $0 + $1.count }
+        guard let names else {
+            tensors = keepPositions ? all : all.map { ReplayTensor(name: $0.name, shape: $0.shape) }
+            ranges = nil
+            buffer = UnsafeMutableBufferPointer(start: nil, count: 0)
+            return
+        }
+        var kept: [ReplayTensor] = []
+        var ranges: [Range<Int>] = []
+        var start = 0
+        for (index, tensor) in all.enumerated() {
+            if names.contains(tensor.name) {
+                kept.append(ReplayTensor(name: tensor.name, shape: tensor.shape, streamIndex: tensor.streamIndex ?? index))
+                ranges.append(start..<(start + tensor.count))
+            }
+            start += tensor.count
+        }
+        tensors = kept
+        self.ranges = ranges
+        buffer = .allocate(capacity: ranges.reduce(0) { $0 + $1.count })
+    }
+
+    /// The kept tensors' values of a record holding every tensor.
+    func gather(_ values: UnsafeBufferPointer<Float>) throws -> UnsafeBufferPointer<Float> {
+        guard let ranges else { return values }
+        guard values.count == totalCount else {
+            throw PrecLabError.badData("a record holds \(values.count) values, the stream's tensors need \(totalCount)")
+        }
+        var position = 0
+        for range in ranges {
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[position..<(position + range.count)])
+                .initialize(from: UnsafeBufferPointer(rebasing: values[range]))
+            position += range.count
+        }
+        return UnsafeBufferPointer(buffer)
+    }
+
+    func release() { if ranges != nil { buffer.deallocate() } }
 }
 
 /// Base weights from a checkpoint whose tensors match the stream's names and shapes.

@@ -130,7 +130,8 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
             }
         }
 
-        let key = StochasticKey(seed: configuration.seed, stream: UInt64(unit.tensor), step: step)
+        let key = StochasticKey(seed: configuration.seed, stream: UInt64(tensors[unit.tensor].streamIndex ?? unit.tensor),
+                                step: step)
         let firstIndex = lower - unit.tensorStart
         if let pure = self.pure?.pointer.advanced(by: lower) {
             if codec.pureIsStochastic {

@@ -3,7 +3,7 @@ import PrecLabSupport
 /// The binade stratum (`MagnitudeStratum`) of every element of a tensor's stored base,
 /// in row-major order, with the stratum sizes n_s: the input of the magnitude-stratified
 /// baselines of overlaps and Jaccard.
-public struct MagnitudeStrata: Sendable, Equatable {
+public struct MagnitudeStrata: Sendable, Equatable, Codable {
     /// Stratum of each element, row-major.
     public let labels: [UInt16]
     /// n_s: elements per stratum, `MagnitudeStratum.count` entries.

@@ -68,7 +68,7 @@ public enum MaskStatistics {
 /// Min, max, mean, population standard deviation and coefficient of variation of a
 /// list of ratios; the CV of row ratios high against that of column ratios is the
 /// stripe pattern [MK] describes.
-public struct RatioSummary: Sendable, Equatable {
+public struct RatioSummary: Sendable, Equatable, Codable {
     public let count: Int
     public let minimum: Double
     public let maximum: Double
@@ -96,7 +96,7 @@ public struct RatioSummary: Sendable, Equatable {
 }
 
 /// Consensus of R runs' masks over one tensor: C_ij = mean_r M_ij.
-public struct Consensus: Sendable {
+public struct Consensus: Sendable, Codable {
     public let rows: Int
     public let columns: Int
     public let runs: Int

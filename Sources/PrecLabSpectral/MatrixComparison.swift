@@ -3,7 +3,7 @@ import PrecLabSupport
 
 /// Options of the per-matrix spectral comparison. Defaults follow the follow-up study
 /// the science notes cite for masks (rank 64, α = 0.5); k = 64 keeps angles cheap.
-public struct SpectralOptions: Sendable, Equatable {
+public struct SpectralOptions: Sendable, Equatable, Codable {
     /// Dimension of the top singular subspaces compared by principal angles, and of
     /// the subspace the update energy is measured in.
     public var k: Int
@@ -29,7 +29,7 @@ public struct SpectralOptions: Sendable, Equatable {
 }
 
 /// Every spectral metric of one weight matrix W0 -> W1 (see docs/metrics.md).
-public struct MatrixComparison: Sendable {
+public struct MatrixComparison: Sendable, Codable {
     public let rows: Int
     public let columns: Int
     /// The subspace dimension and reconstruction rank actually used (clamped to min(m, n)).

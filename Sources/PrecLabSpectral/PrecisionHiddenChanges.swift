@@ -4,7 +4,7 @@ import PrecLabSupport
 /// hides: how many source values differ, how many of those the format's codes show,
 /// and the histogram of |W1 − W0| / half-ULP(stored W0) in octaves — the ratio behind
 /// "an update smaller than half an ULP vanishes" (docs/metrics.md).
-public struct PrecisionHiddenChanges: Sendable, Equatable {
+public struct PrecisionHiddenChanges: Sendable, Equatable, Codable {
     /// Octave bins of the ratio: bin 0 holds 0, bin 1 ratios below 2^lowestExponent,
     /// one bin per octave [2^e, 2^(e+1)) up to highestExponent, then the rest (the
     /// same bins as the replay's visibility histogram).

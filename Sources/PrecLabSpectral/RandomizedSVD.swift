@@ -2,7 +2,7 @@ import Foundation
 import PrecLabSupport
 
 /// How the top-k singular triplets are found.
-public enum TopSVDMethod: String, Sendable {
+public enum TopSVDMethod: String, Sendable, Codable {
     /// Randomized when `useRandomized` says so, exact otherwise.
     case automatic
     /// The full thin SVD, truncated (the default wherever angles or masks are reported:
@@ -15,7 +15,7 @@ public enum TopSVDMethod: String, Sendable {
 
 /// Settings of the randomized top-k SVD (Halko, Martinsson, Tropp, SIAM Review 2011,
 /// algorithms 4.4 and 5.1).
-public struct RandomizedSVDOptions: Sendable, Equatable {
+public struct RandomizedSVDOptions: Sendable, Equatable, Codable {
     /// Extra columns of the Gaussian test matrix beyond k.
     public var oversampling: Int
     /// Power iterations (A Aᵀ)^q A Ω, each followed by a QR re-orthonormalisation.
@@ -92,7 +92,7 @@ extension LinearAlgebra {
 /// singular value of A),
 ///     max(sin θ_max(U_k, Û), sin θ_max(V_k, V̂)) <= max(‖R‖₂, ‖S‖₂) / δ.
 /// When δ <= 0 (or the ratio reaches 1) the bound says nothing.
-public struct SubspaceErrorEstimate: Sendable, Equatable {
+public struct SubspaceErrorEstimate: Sendable, Equatable, Codable {
     /// max(‖A V̂ − Û Σ̂‖₂, ‖Aᵀ Û − V̂ Σ̂‖₂).
     public let residual: Double
     /// σ̂_k − σ_{k+1}(A).

@@ -2,7 +2,7 @@ import Foundation
 
 /// One perturbation inequality evaluated on a matrix pair: the measured left side
 /// beside the theoretical right side.
-public struct BoundCheck: Sendable, Equatable {
+public struct BoundCheck: Sendable, Equatable, Codable {
     public let measured: Double
     /// The right-hand side; nil when the bound does not apply (e.g. Wedin with k equal
     /// to the full rank, so there is no (k+1)-th singular value).
@@ -27,7 +27,7 @@ public struct BoundCheck: Sendable, Equatable {
 ///   fail for large perturbations, so the rigorous gap is used for the check and the
 ///   W0 gap is reported beside it. Vacuous when δ <= 0 or the bound is >= 1.
 /// - Ky Fan: |Σ_{i<=k} σ_i(W1) - Σ_{i<=k} σ_i(W0)| <= k·||E||₂
-public struct SpectralBounds: Sendable, Equatable {
+public struct SpectralBounds: Sendable, Equatable, Codable {
     public let weyl: BoundCheck
     public let mirsky: BoundCheck
     public let nssMirsky: BoundCheck

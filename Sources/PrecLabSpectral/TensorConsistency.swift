@@ -4,7 +4,7 @@ import PrecLabSupport
 /// pairwise Jaccard against the independent-Bernoulli baseline and against the
 /// magnitude-stratified baseline (same per-binade densities, otherwise independent),
 /// consensus and the row/column structure of the updates.
-public struct TensorConsistency: Sendable {
+public struct TensorConsistency: Sendable, Codable {
     public let rows: Int
     public let columns: Int
     /// Density of each run's mask.

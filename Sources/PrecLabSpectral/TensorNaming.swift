@@ -1,5 +1,5 @@
 /// The role of a weight matrix in a transformer block, parsed from its name.
-public enum MatrixType: String, Sendable, CaseIterable, Comparable {
+public enum MatrixType: String, Sendable, CaseIterable, Comparable, Codable {
     case q, k, v, o, gate, up, down, others
 
     public static func < (lhs: MatrixType, rhs: MatrixType) -> Bool {
@@ -9,7 +9,7 @@ public enum MatrixType: String, Sendable, CaseIterable, Comparable {
 
 /// Layer index and matrix type of a checkpoint tensor name such as
 /// `model.layers.3.self_attn.q_proj.weight`, and the order of rows in reports.
-public struct TensorName: Sendable, Equatable, Comparable {
+public struct TensorName: Sendable, Equatable, Comparable, Codable {
     public let name: String
     /// The block index: the number after `layers`, `layer`, `h`, `blocks` or `block`
     /// (else the first all-digit component); nil for embeddings, norms, heads.

@@ -14,6 +14,7 @@ enum CommandLineTool {
         ConsistencyCommand.self,
         SweepCommand.self,
         TrainCommand.self,
+        MergeCommand.self,
     ]
 
     static func run(_ arguments: [String]) -> Int32 {

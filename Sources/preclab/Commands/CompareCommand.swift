@@ -17,7 +17,7 @@ enum CompareCommand: Command {
                            [--tensors REGEX] [--svd exact|randomized|auto]
                            [--signed-zero-changes]
                            [--json FILE] [--csv FILE] [--plots DIR] [--force] [--quiet]
-                           [--progress auto|plain|none]
+                           [--progress auto|plain|none] [--shard I/N]
 
     BASE and TUNED are safetensors files, sharded checkpoints (index JSON) or
     directories. Both are brought to --dtype (tensors stored in another float format are
@@ -63,12 +63,13 @@ enum CompareCommand: Command {
       --progress MODE  auto (a line redrawn on a terminal, nothing otherwise), plain
                        (a line per stage) or none
       --quiet          no progress on stderr
-
+    \(ShardOption.helpLine)
     Exit status: 0 success, 1 bad data (unreadable checkpoint, nothing comparable),
     2 bad usage.
     """
     static let options: [OptionSpec] = [.value("--dtype"), TensorSelectionOption.spec, .flag("--quiet"),
-                                        ProgressReporter.spec, .flag("--signed-zero-changes")]
+                                        ProgressReporter.spec, .flag("--signed-zero-changes"),
+                                        ShardOption.spec]
         + SpectralOptionGroup.specs(svd: true) + OutputOptions.specs()
 
     /// Everything the command line asks for, validated before any work.
@@ -80,9 +81,12 @@ enum CompareCommand: Command {
         var options: CheckpointComparisonOptions
         var outputs: OutputOptions
         var progress: ProgressReporter
+        /// With --shard: the partition and this shard's part of it.
+        var shardPlan: ShardPlan?
 
         init(_ arguments: ParsedArguments) throws {
             let paths = try arguments.requirePositionals(2, names: "BASE and TUNED checkpoints")
+            let shard = try ShardOption.parse(arguments)
             options = CheckpointComparisonOptions(format: try FloatFormat.named(arguments.value("--dtype") ?? "bf16"),
                                                   spectral: try SpectralOptionGroup.parse(arguments),
                                                   selection: try TensorSelectionOption.parse(arguments),
@@ -91,6 +95,13 @@ enum CompareCommand: Command {
             labels = (paths[0], paths[1])
             base = try Checkpoint.open(paths[0])
             tuned = try Checkpoint.open(paths[1])
+            if let shard {
+                let plan = CheckpointComparison.shardPlan(base: base, tuned: tuned, selection: options.selection,
+                                                          shard: shard)
+                try ShardOption.check(plan)
+                options.selection = options.selection.restricted(to: plan.selected)
+                shardPlan = plan
+            }
             outputs = OutputOptions(arguments)
             outputs.inputPaths = base.filePaths + tuned.filePaths
             // Refuse outputs before the long computation, not after it.
@@ -102,13 +113,22 @@ enum CompareCommand: Command {
         let request = try Request(arguments)
         let comparison = try CheckpointComparison(base: request.base, tuned: request.tuned, options: request.options,
                                                   progress: request.progress, labels: request.labels)
-        let outputs = request.outputs
+        try emit(comparison, outputs: request.outputs,
+                 shard: try request.shardPlan.map { try comparison.shardStamp(plan: $0) })
+    }
+
+    /// Writes the output files and prints the tables of a comparison (also of a merged
+    /// one: `preclab merge` calls this). `shard`: the block a shard's JSON carries.
+    static func emit(_ comparison: CheckpointComparison, outputs: OutputOptions, quiet: Bool = false,
+                     shard: ShardStamp? = nil) throws {
         let plots = outputs.plots == nil ? [] : comparison.plots()
         if let plotsPath = outputs.plots, plots.isEmpty {
             Console.error("preclab \(name): no 2-D tensor was compared, so no plot was written to \(plotsPath)")
         }
-        try outputs.write(json: outputs.json == nil ? nil : comparison.json(),
+        var document: JSONValue? = outputs.json == nil ? nil : comparison.json()
+        if let shard, let json = document { document = shard.annotate(json) }
+        try outputs.write(json: document,
                           csv: outputs.csv == nil ? nil : comparison.csv(), plots: plots)
-        Console.out(comparison.text(width: TextTable.terminalColumns()))
+        if !quiet { Console.out(comparison.text(width: TextTable.terminalColumns())) }
     }
 }

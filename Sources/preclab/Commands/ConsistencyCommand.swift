@@ -15,6 +15,7 @@ enum ConsistencyCommand: Command {
     static let help = """
     usage: preclab consistency --base BASE RUN RUN... [--dtype bf16] [--tensors REGEX] [--quiet]
                                [--json FILE] [--plots DIR [--heatmap TENSOR]] [--force]
+                               [--shard I/N]
                                [--signed-zero-changes]
 
     BASE and every RUN are safetensors files, sharded checkpoints or directories. For
@@ -47,13 +48,13 @@ enum ConsistencyCommand: Command {
       --force            replace existing output files
       --progress MODE    auto, plain (a line per stage) or none (see 'preclab help compare')
       --quiet            no progress on stderr
-
+    \(ShardOption.helpLine)
     Exit status: 0 success, 1 bad data (unreadable checkpoint, nothing comparable),
     2 bad usage (fewer than two runs, --heatmap without --plots or naming no 2-D tensor).
     """
     static let options: [OptionSpec] = [
         .value("--base"), .value("--dtype"), TensorSelectionOption.spec, .value("--heatmap"), .flag("--quiet"),
-        ProgressReporter.spec, .flag("--signed-zero-changes"),
+        ProgressReporter.spec, .flag("--signed-zero-changes"), ShardOption.spec,
     ] + OutputOptions.specs(csv: false)
 
     /// Everything the command line asks for, validated before any work.
@@ -66,8 +67,11 @@ enum ConsistencyCommand: Command {
         var heatmap: String?
         var outputs: OutputOptions
         var progress: ProgressReporter
+        /// With --shard: the partition and this shard's part of it.
+        var shardPlan: ShardPlan?
 
         init(_ arguments: ParsedArguments) throws {
+            let shard = try ShardOption.parse(arguments)
             guard let basePath = arguments.value("--base") else {
                 throw UsageError("--base BASE is required (see 'preclab help \(name)')")
             }
@@ -87,6 +91,12 @@ enum ConsistencyCommand: Command {
             labels = (basePath, runPaths)
             base = try Checkpoint.open(basePath)
             runs = try runPaths.map { try Checkpoint.open($0) }
+            if let shard {
+                let plan = CheckpointConsistency.shardPlan(base: base, selection: options.selection, shard: shard)
+                try ShardOption.check(plan)
+                options.selection = options.selection.restricted(to: plan.selected)
+                shardPlan = plan
+            }
             outputs.inputPaths = base.filePaths + runs.flatMap(\.filePaths)
             try outputs.preflight(plotNames: ConsistencyPlot.written(heatmap: heatmap != nil).map(\.fileName))
             if let heatmap {
@@ -103,9 +113,19 @@ enum ConsistencyCommand: Command {
         let request = try Request(arguments)
         let consistency = try CheckpointConsistency(base: request.base, runs: request.runs, options: request.options,
                                                     progress: request.progress, labels: request.labels)
-        let outputs = request.outputs
-        try outputs.write(json: outputs.json == nil ? nil : consistency.json(),
-                          plots: outputs.plots == nil ? [] : consistency.plots(heatmap: request.heatmap))
-        Console.out(consistency.text(width: TextTable.terminalColumns()))
+        try emit(consistency, outputs: request.outputs, heatmap: request.heatmap,
+                 shard: try request.shardPlan.map { try consistency.shardStamp(plan: $0) })
+    }
+
+    /// Writes the output files and prints the tables of a result (also of a merged one:
+    /// `preclab merge` calls this). `shard`: the block a shard's JSON carries.
+    static func emit(_ consistency: CheckpointConsistency, outputs: OutputOptions, heatmap: String?,
+                     quiet: Bool = false,
+                     shard: ShardStamp? = nil) throws {
+        var document: JSONValue? = outputs.json == nil ? nil : consistency.json()
+        if let shard, let json = document { document = shard.annotate(json) }
+        try outputs.write(json: document,
+                          plots: outputs.plots == nil ? [] : consistency.plots(heatmap: heatmap))
+        if !quiet { Console.out(consistency.text(width: TextTable.terminalColumns())) }
     }
 }

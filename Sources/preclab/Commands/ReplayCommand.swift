@@ -53,6 +53,10 @@ enum ReplayCommand: Command {
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
+      --tensors REGEX       only tensors whose names match (the others are not replayed)
+      --shard I/N           only shard I of N (1 <= I <= N) of the selected tensors,
+                            balanced by element count; needs --json; join the N JSON
+                            files with 'preclab merge' (see docs/scale.md)
       --progress MODE       auto, plain (a line per stage) or none
       --quiet               no progress line and no table
       --force               replace existing output files
@@ -66,21 +70,30 @@ enum ReplayCommand: Command {
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
         .value("--null"), .flag("--signed-zero-changes"), .flag("--spectral"), .flag("--allow-truncated"),
         .flag("--no-verify"),
-        .value("--threads"), .flag("--quiet"), ProgressReporter.spec,
+        .value("--threads"), .flag("--quiet"), ProgressReporter.spec, TensorSelectionOption.spec, ShardOption.spec,
     ] + SpectralOptionGroup.specs(svd: false) + OutputOptions.specs()
 
     /// Everything the command line asks for, validated before any work.
     struct Request {
         var stream: String
+        /// How the JSON names the stream: its path, or for a recorder's shard file the
+        /// name of the whole recording.
+        var source: String
         var configuration: ReplayConfiguration
         var options: StreamReplayOptions
         var spectral: SpectralOptions?
         var quiet: Bool
         var outputs: OutputOptions
         var progress: ProgressReporter
+        /// `--tensors`, as given.
+        var selection: TensorSelection
+        /// With --shard: the partition and this shard's part of it.
+        var shardPlan: ShardPlan?
 
         init(_ arguments: ParsedArguments) throws {
             stream = try arguments.requirePositionals(1, names: "one update stream file")[0]
+            let shard = try ShardOption.parse(arguments)
+            selection = try TensorSelectionOption.parse(arguments)
             let format = try FloatFormat.named(arguments.value("--dtype") ?? "bf16")
             var rounding = RoundingOptions()
             if let mode = arguments.value("--rounding") { rounding.mode = try RoundingMode.named(mode) }
@@ -110,6 +123,43 @@ enum ReplayCommand: Command {
             options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
                                           curveEvery: every, baseCheckpoint: base)
+            source = stream
+            if let recorded = try RecordedShard.read(path: stream) {
+                // A recorder's shard file: partition the model's tensors, not the file's.
+                options.modelPositions = recorded.modelPositions
+                if let shard {
+                    source = recorded.source
+                    guard shard == recorded.shard else {
+                        throw UsageError("\(stream) was recorded as shard \(recorded.shard.description), "
+                                         + "not \(shard.description)")
+                    }
+                    let plan = recorded.plan(selection: selection)
+                    try ShardOption.check(plan)
+                    let held = try ReplaySpectral.streamTensors(path: stream, selection: selection).map(\.name)
+                    guard Set(held) == plan.selected else {
+                        throw PrecLabError.badData(file: stream, "holds \(held.count) selected tensor(s) but shard "
+                            + "\(shard.description) of the recorded model has \(plan.indices.count): the recorder and "
+                            + "preclab partition differently or the file was cut")
+                    }
+                    // The whole file is the shard (no --tensors): replay it without copying slices.
+                    let whole = try ReplaySpectral.streamTensors(path: stream, selection: .all).count == held.count
+                    options.tensorNames = whole ? nil : plan.selected
+                    shardPlan = plan
+                }
+            }
+            if shardPlan == nil && (shard != nil || selection.pattern != nil) {
+                let tensors = try ReplaySpectral.streamTensors(path: stream, selection: selection)
+                guard !tensors.isEmpty else {
+                    throw UsageError("--tensors '\(selection.pattern ?? "")' matches no tensor of \(stream)")
+                }
+                options.tensorNames = Set(tensors.map(\.name))
+                if let shard {
+                    let plan = ReplaySpectral.shardPlan(tensors: tensors, shard: shard)
+                    try ShardOption.check(plan)
+                    options.tensorNames = plan.selected
+                    shardPlan = plan
+                }
+            }
             outputs = OutputOptions(arguments)
             outputs.inputPaths = [stream] + (try base.map { try Checkpoint.open($0).filePaths } ?? [])
             // Refuse bad destinations before spending time on the replay.
@@ -128,7 +178,20 @@ enum ReplayCommand: Command {
             fault.expected += "; pass it with --base CHECKPOINT"
             throw PrecLabError.malformed(fault)
         }
-        if !request.quiet {
+        let shard = try request.shardPlan.map {
+            try ReplaySpectral.shardStamp(plan: $0, source: request.source, result: result, spectral: spectral,
+                                          spectralOptions: request.spectral, options: request.options,
+                                          pattern: request.selection.pattern)
+        }
+        try emit(result, spectral: spectral, source: request.source, outputs: request.outputs, quiet: request.quiet,
+                 shard: shard)
+    }
+
+    /// Prints the tables and writes the output files of a replay (also of a merged one:
+    /// `preclab merge` calls this). `shard`: the block a shard's JSON carries.
+    static func emit(_ result: ReplayResult, spectral: ReplaySpectral?, source: String, outputs: OutputOptions,
+                     quiet: Bool, shard: ShardStamp? = nil) throws {
+        if !quiet {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
             Console.out(ReplayTables.totals(result).render())
@@ -138,11 +201,11 @@ enum ReplayCommand: Command {
             }
         }
         for warning in result.warnings { Console.error("preclab replay: warning: \(warning)") }
-        let outputs = request.outputs
         var document: JSONValue? = nil
         if outputs.json != nil {
-            document = result.json(source: request.stream)
+            document = result.json(source: source)
             if let spectral { document = spectral.merge(into: document!) }
+            if let shard { document = shard.annotate(document!) }
         }
         var table: CSVTable? = nil
         if outputs.csv != nil {
