@@ -57,6 +57,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         for policy in configuration.policies {
             var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
             var visibleCount = 0, hidden = 0, nonFinite = 0
+            var split = HiddenSplit()
             var squaredError = 0.0, squaredTruth = 0.0
             for local in 0..<count {
                 let index = start + local
@@ -84,8 +85,10 @@ struct FinalAnalysis<Codec: StorageCodec> {
                     entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
                     let bin = ratioBin[local]
                     if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
+                    if (policyDelta > 0 && trueDelta < 0) || (policyDelta < 0 && trueDelta > 0) { split.spurious += 1 }
                 } else if changed {
                     hidden += 1
+                    split.addHidden(core: core, index: index, tensor: tensorIndex)
                 }
                 if !finalFinite { nonFinite += 1 }
                 if trueDelta.isFinite, policyDelta.isFinite {
@@ -96,6 +99,10 @@ struct FinalAnalysis<Codec: StorageCodec> {
             }
             entry.visibleChanged = visibleCount
             entry.hidden = hidden
+            entry.hiddenNeverLeft = split.neverLeft
+            entry.hiddenReturned = split.returned
+            entry.hiddenSwamped = split.swamped
+            entry.spurious = split.spurious
             entry.nonFiniteWeights = nonFinite
             entry.squaredErrorSum = squaredError
             entry.squaredTruthSum = squaredTruth
@@ -179,6 +186,24 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let inLow = countsAtCuts(order: order, cuts: cuts, start: 0) { visible[$0] }
         return NullModelMetrics(visibleChanged: visibleCount, visibleInLowMagnitude: inLow,
                                 visibleByMagnitude: byMagnitude)
+    }
+}
+
+/// What hid a hidden entry, judged on the fp32 truth against I, the rounding interval
+/// of the stored base: the truth is inside I exactly when its nearest-even code is the
+/// stored base (the master export's test), and the engine kept one bit per element
+/// recording whether that failed after any step.
+struct HiddenSplit {
+    var neverLeft = 0, returned = 0, swamped = 0, spurious = 0
+
+    mutating func addHidden<Codec: StorageCodec>(core: TypedReplayCore<Codec>, index: Int, tensor: Int) {
+        if core.codec.nearest(core.truth[index]) != core.storedBase[index] {
+            swamped += 1
+        } else if core.leftIntervalBit(index, tensor: tensor) {
+            returned += 1
+        } else {
+            neverLeft += 1
+        }
     }
 }
 

@@ -35,6 +35,65 @@ enum StepKernels {
         return Int(changed)
     }
 
+    /// scaled = update · factor in fp32 (`--scale`; a plain product, never fused).
+    @inline(__always)
+    static func scale(_ update: UnsafePointer<Float>, by factor: Float, into scaled: UnsafeMutablePointer<Float>,
+                      _ length: Int) {
+        for index in 0..<length { scaled[index] = update[index] * factor }
+    }
+
+    /// codes = round_ne(truth) in storage: the master policy's export.
+    @inline(__always)
+    static func export<Codec: StorageCodec>(
+        _ codec: Codec, _ truth: UnsafePointer<Float>, into codes: UnsafeMutablePointer<Codec.Code>, _ length: Int
+    ) {
+        if let format = codec.arrayFormat {
+            format.encode(UnsafeBufferPointer(start: truth, count: length),
+                          into: SliceBuffers.raw(codes, length), codec.nearestOptions, threads: 1)
+            return
+        }
+        for index in 0..<length { codes[index] = codec.nearest(truth[index]) }
+    }
+
+    /// Sets bit i of `words` (bit i % 64 of word i / 64) where the codes differ; bits
+    /// already set stay set.
+    @inline(__always)
+    static func markDiffering<Code: FixedWidthInteger>(
+        _ codes: UnsafePointer<Code>, _ storedBase: UnsafePointer<Code>, _ length: Int,
+        into words: UnsafeMutablePointer<UInt64>
+    ) {
+        var word = 0, start = 0
+        while start < length {
+            let end = min(length, start + 64)
+            var bits: UInt64 = 0
+            for index in start..<end {
+                let differs = UInt64(isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ storedBase[index])))
+                bits |= differs << UInt64(index - start)
+            }
+            words[word] |= bits
+            word += 1
+            start = end
+        }
+    }
+
+    /// Adds each element's ratio bin to `bins`, and to `changed` when its code changed
+    /// in the step. Bin `bins.count - 1` collects elements without a half-ULP.
+    @inline(__always)
+    static func tally<Code: FixedWidthInteger>(
+        _ binOf: UnsafePointer<UInt8>, _ codes: UnsafePointer<Code>, _ previous: UnsafePointer<Code>, _ length: Int,
+        into bins: inout [Int], changed: inout [Int]
+    ) {
+        bins.withUnsafeMutableBufferPointer { bins in
+            changed.withUnsafeMutableBufferPointer { changed in
+                for index in 0..<length {
+                    let bin = Int(binOf[index])
+                    bins[bin] &+= 1
+                    changed[bin] &+= Int(isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ previous[index])))
+                }
+            }
+        }
+    }
+
     /// Entries whose nearest-even export differs from the stored base (master policy).
     @inline(__always)
     static func countVisibleExport<Codec: StorageCodec>(

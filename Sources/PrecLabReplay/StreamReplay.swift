@@ -13,13 +13,17 @@ public struct StreamReplayOptions: Sendable {
     public var curveEvery: Int? = nil
     /// A checkpoint holding the base weights (needed when the stream has no BASE).
     public var baseCheckpoint: String? = nil
+    /// Treat any difference between FINL and the fp32 replay as bad data (`--strict`);
+    /// otherwise the differences are reported as `finl_mismatches` and a warning.
+    public var strictFinal = false
 
     public init(verifyCRC: Bool = true, allowTruncated: Bool = false, curveEvery: Int? = nil,
-                baseCheckpoint: String? = nil) {
+                baseCheckpoint: String? = nil, strictFinal: Bool = false) {
         self.verifyCRC = verifyCRC
         self.allowTruncated = allowTruncated
         self.curveEvery = curveEvery
         self.baseCheckpoint = baseCheckpoint
+        self.strictFinal = strictFinal
     }
 }
 
@@ -29,18 +33,22 @@ public enum StreamReplay {
     /// Number of curve points when `--every` is not given.
     public static let defaultCurvePoints = 50
 
-    /// - Parameter progress: called after each step with (steps done, steps in total).
+    /// - Parameter progress: called as the replay advances with (work done, work in total).
     public static func run(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
-        progress: ((Int, Int) -> Void)? = nil
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> ReplayResult {
         try runKeepingState(path: path, configuration: configuration, options: options, progress: progress).result
     }
 
     /// As `run`, also returning the engine so callers can read the final weights.
+    ///
+    /// The records are walked once (checking framing and CRCs, keeping views of the
+    /// mapped updates), then the engine applies every step tile-major, then FINL is
+    /// compared. The stream stays mapped throughout; its pages are the kernel's to evict.
     public static func runKeepingState(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
-        progress: ((Int, Int) -> Void)? = nil
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> (result: ReplayResult, engine: ReplayEngine) {
         // A framing-only walk (no CRC) counts the steps so the curve can be spaced.
         let framing = try UpdateStreamReader(path: path, options: .init(verifyCRC: false, allowTruncated: true))
@@ -69,7 +77,8 @@ public enum StreamReplay {
         }
 
         let every = max(1, options.curveEvery ?? max(1, (totalSteps + defaultCurvePoints - 1) / defaultCurvePoints))
-        var stepsDone = 0
+        var steps: [RecordedStep] = []
+        var final: (values: UnsafeBufferPointer<Float>, offset: Int)? = nil
         let summary = try reader.forEachRecord { record in
             switch record.kind {
             case .base:
@@ -77,24 +86,38 @@ public enum StreamReplay {
                     engine = try ReplayEngine(tensors: tensors, base: record.values, configuration: configuration)
                 }
             case .step:
-                guard let engine else {
+                guard engine != nil else {
                     throw PrecLabError.badData(file: path, offset: record.offset, "STEP before any base weights")
                 }
-                stepsDone += 1
-                let recordPoint = stepsDone % every == 0 || stepsDone == totalSteps
-                try engine.apply(step: record.step, delta: record.values, recordCurvePoint: recordPoint)
-                progress?(stepsDone, totalSteps)
+                let number = steps.count + 1
+                steps.append(RecordedStep(step: record.step, delta: record.values,
+                                          curvePoint: number % every == 0 || number == totalSteps))
             case .final:
-                guard let engine else { return }
-                do {
-                    try engine.verifyFinal(record.values)
-                } catch let error as PrecLabError {
-                    throw PrecLabError.badData(file: path, offset: record.offset, error.description)
-                }
+                final = (record.values, record.offset)
             }
         }
         guard let engine else {
             throw PrecLabError.badData("\(path): the stream holds no records")
+        }
+        // The views stay valid: the reader keeps the file mapped (released pages are
+        // read again from the page cache).
+        try withExtendedLifetime(reader) {
+            try engine.applyAll(steps, progress: progress)
+            if let final, configuration.scale == 1 {
+                do {
+                    if options.strictFinal {
+                        try engine.verifyFinal(final.values)
+                    } else {
+                        try engine.checkFinal(final.values)
+                    }
+                } catch let error as PrecLabError {
+                    throw PrecLabError.badData(file: path, offset: final.offset, error.description)
+                }
+            }
+        }
+        if configuration.scale != 1 {
+            warnings.append("updates scaled by \(configuration.scale) (--scale): a first-order, open-loop "
+                            + "counterfactual; FINL is not compared")
         }
         if summary.gapCount > 0 {
             warnings.append(
@@ -107,7 +130,7 @@ public enum StreamReplay {
                 "the stream is truncated at byte offset \(offset) (\(summary.truncatedBytes) bytes of an "
                     + "incomplete record dropped); kept \(summary.stepCount) complete step(s)")
         }
-        if !summary.hasFinal {
+        if !summary.hasFinal && configuration.scale == 1 {
             warnings.append("the stream has no FINL record: the fp32 replay could not be verified")
         }
         if !options.verifyCRC {
