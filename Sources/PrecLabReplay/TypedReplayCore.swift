@@ -144,8 +144,9 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         nonFiniteUpdates = OwnedBuffer(repeating: SIMD2(), count: units.count)
         ratioBinner = configuration.stepViews && configuration.runs(.pure)
             ? RatioBinner(format: configuration.format, codeBits: Code.bitWidth) : nil
-        ratioBins = Array(repeating: 0, count: VisibilityHistogram.binCount)
-        ratioBinsChanged = Array(repeating: 0, count: VisibilityHistogram.binCount)
+        // One more bin than the histogram: `RatioBinner.skippedBin`.
+        ratioBins = Array(repeating: 0, count: VisibilityHistogram.binCount + 1)
+        ratioBinsChanged = Array(repeating: 0, count: VisibilityHistogram.binCount + 1)
     }
 
     deinit {

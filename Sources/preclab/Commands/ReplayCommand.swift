@@ -43,6 +43,14 @@ enum ReplayCommand: Command {
       --json FILE           write the full results as JSON
       --csv FILE            write a row per tensor and policy as CSV
       --plots DIR           write SVG plots (visible fraction per step, visibility histogram)
+                            and the step-level views (CSV + SVG: values changed per
+                            step, |u_t| / half-ULP of the pure policy's stored weight)
+      --scale C             multiply every recorded update by C (in fp32) before applying
+                            it: a first-order, open-loop learning-rate counterfactual
+                            (the recorded updates stay those of the recorded run;
+                            FINL is not compared)
+      --strict              exit 1 when FINL differs from the fp32 replay (default:
+                            report the differences as finl_mismatches and a warning)
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
@@ -51,14 +59,15 @@ enum ReplayCommand: Command {
 
     The stored base is W0 rounded to nearest-even; the master export and the Kahan
     buffers also round to nearest-even; --rounding applies to the pure policy.
-    Exit status: 0 success, 1 bad data (corrupt stream, FINL mismatch), 2 bad usage.
+    Exit status: 0 success, 1 bad data (corrupt stream; FINL mismatch with --strict),
+    2 bad usage.
     """
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
         .value("--null"), .flag("--spectral"), .value("--k"), .value("--rank"), .value("--alpha"), .value("--json"), .value("--csv"), .value("--plots"),
         .flag("--allow-truncated"), .flag("--no-verify"), .value("--threads"), .flag("--quiet"),
-        .flag("--force"),
+        .flag("--force"), .value("--scale"), .flag("--strict"),
     ]
 
     static func run(_ arguments: ParsedArguments) throws {
@@ -88,6 +97,10 @@ enum ReplayCommand: Command {
             guard let value = Double(text), value >= 0, value <= 1 else { return nil }  // as compare
             return value
         }
+        let scale: Float = try arguments.value("--scale", default: 1) { text -> Float? in
+            guard let value = Float(text), value.isFinite else { return nil }
+            return value
+        }
         let spectralOptions = SpectralOptions(k: k, rank: rank, alpha: alpha)
         let wantsSpectral = arguments.flag("--spectral")
         let quiet = arguments.flag("--quiet")
@@ -102,17 +115,19 @@ enum ReplayCommand: Command {
         }
         let plotsDirectory = arguments.value("--plots")
         if let plotsDirectory {
-            for name in ReplayPlots.fileNames {
+            for name in ReplayPlots.fileNames + ReplayStepReports.fileNames {
                 try AtomicFileWriter.checkDestination(plotsDirectory + "/" + name, force: force, inputs: inputs)
             }
         }
 
         let configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed,
                                                 policies: policies, nullPermute: nullPermute,
-                                                threads: threads)
+                                                threads: threads, scale: scale,
+                                                stepViews: jsonPath != nil || plotsDirectory != nil)
         let options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
-                                          curveEvery: every, baseCheckpoint: arguments.value("--base"))
+                                          curveEvery: every, baseCheckpoint: arguments.value("--base"),
+                                          strictFinal: arguments.flag("--strict"))
         let meter = ProgressMeter(label: "replay", enabled: !quiet)
         let (result, engine) = try StreamReplay.runKeepingState(
             path: stream, configuration: configuration, options: options
@@ -132,6 +147,8 @@ enum ReplayCommand: Command {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
             Console.out(ReplayTables.totals(result).render())
+            Console.out("")
+            Console.out(ReplayStepReports.hiddenSplit(result).render())
             if let spectral {
                 Console.out("")
                 Console.out(spectral.table().render())
@@ -151,7 +168,7 @@ enum ReplayCommand: Command {
         }
         if let plotsDirectory {
             let directory = try ReportDirectory(path: plotsDirectory, force: force, inputs: inputs)
-            try directory.write(ReplayPlots.files(result))
+            try directory.write(ReplayPlots.files(result) + ReplayStepReports.files(result))
         }
     }
 }
