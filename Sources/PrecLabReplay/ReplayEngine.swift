@@ -63,15 +63,19 @@ public final class ReplayEngine: @unchecked Sendable {
     /// all the steps before the next tile starts, so the policies' state stays in cache
     /// and only the updates stream from memory. The results are bit-identical to
     /// applying the steps one at a time.
-    /// - Parameter progress: called as tiles finish with (tiles done, tiles in total).
-    public func applyAll(_ steps: [RecordedStep], progress: (@Sendable (Int, Int) -> Void)? = nil) throws {
+    /// - Parameters:
+    ///   - progress: called as tiles finish with (tiles done, tiles in total).
+    ///   - release: called with flat element ranges (increasing, disjoint) that every
+    ///     step is done with, so a caller replaying a mapped stream can drop those pages.
+    public func applyAll(_ steps: [RecordedStep], progress: (@Sendable (Int, Int) -> Void)? = nil,
+                         release: (@Sendable (Range<Int>) -> Void)? = nil) throws {
         for recorded in steps where recorded.delta.count != elementCount {
             throw PrecLabError.badData(
                 "step \(recorded.step): update holds \(recorded.delta.count) values, expected \(elementCount)")
         }
         guard !steps.isEmpty else { return }
         let inputs = steps.map { StepInput(step: $0.step, delta: $0.delta.baseAddress!, curvePoint: $0.curvePoint) }
-        let points = core.run(steps: inputs, progress: progress)
+        let points = core.run(steps: inputs, progress: progress, release: release)
         for (recorded, counts) in zip(steps.filter(\.curvePoint), points) {
             curve.append(CurvePoint(step: recorded.step, trueChanged: counts.trueChanged,
                                     visibleChanged: counts.visible))
@@ -238,12 +242,13 @@ enum ReplayCoreBox {
         }
     }
 
-    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)?) -> [CurveCounts] {
+    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)?,
+             release: (@Sendable (Range<Int>) -> Void)?) -> [CurveCounts] {
         switch self {
-        case .bfloat16(let core): return core.run(steps: steps, progress: progress)
-        case .byte(let core): return core.run(steps: steps, progress: progress)
-        case .narrow(let core): return core.run(steps: steps, progress: progress)
-        case .wide(let core): return core.run(steps: steps, progress: progress)
+        case .bfloat16(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .byte(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .narrow(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .wide(let core): return core.run(steps: steps, progress: progress, release: release)
         }
     }
 

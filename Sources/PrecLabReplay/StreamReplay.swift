@@ -102,7 +102,15 @@ public enum StreamReplay {
         // The views stay valid: the reader keeps the file mapped (released pages are
         // read again from the page cache).
         try withExtendedLifetime(reader) {
-            try engine.applyAll(steps, progress: progress)
+            // Drop the update pages of finished element ranges from every step record.
+            let file = reader.file
+            let fileStart = file.bytes.baseAddress
+            let payloads = steps.map { UnsafeRawPointer($0.delta.baseAddress!) - fileStart! }
+            try engine.applyAll(steps, progress: progress) { range in
+                for payload in payloads {
+                    file.releasePages((payload + 4 * range.lowerBound)..<(payload + 4 * range.upperBound))
+                }
+            }
             if let final, configuration.scale == 1 {
                 do {
                     if options.strictFinal {

@@ -58,6 +58,36 @@ final class StepTallies: @unchecked Sendable {
     }
 }
 
+/// Tracks which tiles are done and hands out the flat range below the lowest unfinished
+/// tile, in pieces of at least `batch` elements (one madvise per step record each).
+final class ReleaseWatermark: @unchecked Sendable {
+    private let lock = Lock()
+    private let units: [WorkUnit]
+    private let release: @Sendable (Range<Int>) -> Void
+    private var done: [Bool]
+    private var next = 0
+    private var released = 0
+    static let batch = 1 << 20
+
+    init(units: [WorkUnit], release: @escaping @Sendable (Range<Int>) -> Void) {
+        self.units = units
+        self.release = release
+        done = Array(repeating: false, count: units.count)
+    }
+
+    func finished(_ unit: Int) {
+        lock.withLock {
+            done[unit] = true
+            while next < units.count && done[next] { next += 1 }
+            let end = next == units.count ? (units.last?.range.upperBound ?? 0) : units[next].range.lowerBound
+            if end - released >= ReleaseWatermark.batch || (next == units.count && end > released) {
+                release(released..<end)
+                released = end
+            }
+        }
+    }
+}
+
 /// The replay state and step kernels for one storage codec.
 ///
 /// Steps are applied tile-major: each tile (a slice of one tensor small enough for
@@ -162,8 +192,12 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
 
     /// Applies a batch of steps tile-major and returns the curve counts of the steps
     /// marked as curve points, in step order.
-    /// - Parameter progress: called once per finished tile with (tiles done, tiles).
-    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)? = nil) -> [CurveCounts] {
+    /// - Parameters:
+    ///   - progress: called once per finished tile with (tiles done, tiles).
+    ///   - release: called with flat element ranges that every step of the batch is done
+    ///     with (in increasing order), so the caller can drop the mapped update pages.
+    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)? = nil,
+             release: (@Sendable (Range<Int>) -> Void)? = nil) -> [CurveCounts] {
         guard !steps.isEmpty else { return [] }
         let curveSteps = steps.filter(\.curvePoint).count
         let tallies = StepTallies(curvePoints: curveSteps, tensors: tensors.count,
@@ -171,9 +205,11 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
                                   bins: VisibilityHistogram.binCount + 1)
         let finished = AtomicCounter()
         let unitCount = units.count
+        let watermark = release.map { ReleaseWatermark(units: units, release: $0) }
         ParallelChunks.forEach(count: unitCount, chunkSize: 1, threads: configuration.threads) { indices in
             for unitIndex in indices {
                 self.runUnit(unitIndex, steps: steps, curveSteps: curveSteps, tallies: tallies)
+                watermark?.finished(unitIndex)
                 if let progress { progress(finished.fetchAdd() + 1, unitCount) }
             }
         }
