@@ -55,24 +55,55 @@ enum StepKernels {
         for index in 0..<length { codes[index] = codec.nearest(truth[index]) }
     }
 
-    /// Sets bit i of `words` (bit i % 64 of word i / 64) where the codes differ; bits
-    /// already set stay set.
+    /// Sets bit i of `words` (bit i % 64 of word i / 64) where round_ne(truth[i]) differs
+    /// from the stored base; bits already set stay set. When `export` is given, the
+    /// rounded codes are also stored there. `flags` is scratch for 64 bytes.
+    ///
+    /// The differences are first written as 0/1 bytes (a loop that vectorises), then
+    /// gathered eight at a time: multiplying eight 0/1 bytes by 0x0102040810204080
+    /// moves byte k's bit to bit 56 + k, with no carries between them.
     @inline(__always)
-    static func markDiffering<Code: FixedWidthInteger>(
-        _ codes: UnsafePointer<Code>, _ storedBase: UnsafePointer<Code>, _ length: Int,
-        into words: UnsafeMutablePointer<UInt64>
+    static func markLeftInterval<Codec: StorageCodec>(
+        _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int,
+        into words: UnsafeMutablePointer<UInt64>, export: UnsafeMutablePointer<Codec.Code>?,
+        flags: UnsafeMutablePointer<UInt8>
     ) {
+        if let export {
+            StepKernels.export(codec, truth, into: export, length)
+        }
         var word = 0, start = 0
         while start < length {
-            let end = min(length, start + 64)
+            let count = min(64, length - start)
+            if count < 64 { flags.update(repeating: 0, count: 64) }
+            if let export {
+                let codes = UnsafePointer(export) + start, base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = UInt8(truncatingIfNeeded: isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ base[index])))
+                }
+            } else if codec.arrayFormat == nil {
+                let values = truth + start, base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = UInt8(truncatingIfNeeded: isNonZero(
+                        UInt32(truncatingIfNeeded: codec.nearest(values[index]) ^ base[index])))
+                }
+            } else {
+                let codes = UnsafeMutablePointer<Codec.Code>.allocate(capacity: 64)
+                defer { codes.deallocate() }
+                StepKernels.export(codec, truth + start, into: codes, count)
+                let base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = UInt8(truncatingIfNeeded: isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ base[index])))
+                }
+            }
             var bits: UInt64 = 0
-            for index in start..<end {
-                let differs = UInt64(isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ storedBase[index])))
-                bits |= differs << UInt64(index - start)
+            let raw = UnsafeRawPointer(flags)
+            for byte in 0..<8 {
+                let eight = raw.loadUnaligned(fromByteOffset: 8 * byte, as: UInt64.self)
+                bits |= ((eight &* 0x0102_0408_1020_4080) &>> 56) &<< UInt64(8 * byte)
             }
             words[word] |= bits
             word += 1
-            start = end
+            start += count
         }
     }
 

@@ -11,6 +11,8 @@ final class TileScratch<Code> {
     let previousCodes: UnsafeMutablePointer<Code>?
     /// Ratio bin of each element's update against the pure policy's half-ULP.
     let bins: UnsafeMutablePointer<UInt8>?
+    /// 64 bytes for `StepKernels.markLeftInterval`.
+    let flags: UnsafeMutablePointer<UInt8> = .allocate(capacity: 64)
 
     init(length: Int, scaled: Bool, export: Bool, views: Bool) {
         let capacity = max(length, 1)
@@ -29,5 +31,6 @@ final class TileScratch<Code> {
         previousTruth?.deallocate()
         previousCodes?.deallocate()
         bins?.deallocate()
+        flags.deallocate()
     }
 }

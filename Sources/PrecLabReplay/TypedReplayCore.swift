@@ -245,7 +245,7 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         let kahanCompensation = kahanCompensation?.pointer.advanced(by: lower)
         let left = leftInterval?.pointer.advanced(by: unit.firstWord)
         let master = configuration.runs(.master)
-        let needsExport = left != nil || (views && master) || (master && curveSteps > 0)
+        let needsExport = (views && master) || (master && curveSteps > 0)
 
         let scratch = TileScratch<Code>(length: length, scaled: configuration.scale != 1, export: needsExport,
                                         views: views)
@@ -277,14 +277,18 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
             }
             nonFinite &+= StepKernels.addTruth(truth, update, length)
             if views { counts[CountSlot.trueChanged] = StepKernels.countChangedBits(truth, scratch.previousTruth!, length) }
-            if needsExport {
-                let export = scratch.export!
-                StepKernels.export(codec, truth, into: export, length)
-                exportIsCurrent = true
-                if let left { StepKernels.markDiffering(export, storedBase, length, into: left) }
-                if views && master {
-                    counts[CountSlot.visible(.master)] = StepKernels.countDiffering(export, scratch.previousExport!, length)
-                }
+            // The export codes are written only when a count needs them this step.
+            let wantsCodes = master && (views || input.curvePoint)
+            if let left {
+                StepKernels.markLeftInterval(codec, truth, storedBase, length, into: left,
+                                             export: wantsCodes ? scratch.export! : nil, flags: scratch.flags)
+            } else if wantsCodes {
+                StepKernels.export(codec, truth, into: scratch.export!, length)
+            }
+            exportIsCurrent = wantsCodes
+            if wantsCodes && views {
+                counts[CountSlot.visible(.master)] =
+                    StepKernels.countDiffering(scratch.export!, scratch.previousExport!, length)
             }
 
             let key = StochasticKey(seed: configuration.seed, stream: UInt64(unit.tensor), step: input.step)
