@@ -26,10 +26,9 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let bins = VisibilityHistogram.binCount
         let alphas = configuration.lowMagnitudeAlphas
 
-        // Shared per-element facts, computed once: the histogram bins.
+        // The histograms. The bins are recomputed where visible entries need them rather
+        // than kept per element (the analysis holds no per-element memory).
         let count = tensor.count
-        var ratioBin = [UInt8](repeating: UInt8.max, count: count)  // UInt8.max: no ULP (non-finite base)
-        var magnitudeBin = [UInt8](repeating: 0, count: count)
         var histogram = Array(repeating: 0, count: bins)
         var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
@@ -39,16 +38,8 @@ struct FinalAnalysis<Codec: StorageCodec> {
             let w0 = core.base[index]
             let truth = core.truth[index]
             if truth.bitPattern != w0.bitPattern { trueChanged += 1 }
-            let magnitude = MagnitudeBins.bin(of: w0)
-            magnitudeBin[local] = UInt8(magnitude)
-            magnitudeHistogram[magnitude] += 1
-            let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
-            if half.isFinite {
-                let trueDelta = Double(truth) - Double(w0)
-                let bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-                ratioBin[local] = UInt8(bin)
-                histogram[bin] += 1
-            }
+            magnitudeHistogram[MagnitudeBins.bin(of: w0)] += 1
+            if let bin = ratioBin(index, halfULP) { histogram[bin] += 1 }
         }
 
         // One pass per policy with its counters in locals (policy-major keeps the
@@ -82,9 +73,8 @@ struct FinalAnalysis<Codec: StorageCodec> {
                 }
                 if visible {
                     visibleCount += 1
-                    entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
-                    let bin = ratioBin[local]
-                    if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
+                    entry.visibleByMagnitude[MagnitudeBins.bin(of: w0)] += 1
+                    if let bin = ratioBin(index, halfULP) { entry.visibleByBin[bin] += 1 }
                     if (policyDelta > 0 && trueDelta < 0) || (policyDelta < 0 && trueDelta > 0) { split.spurious += 1 }
                 } else if changed {
                     hidden += 1
@@ -109,10 +99,9 @@ struct FinalAnalysis<Codec: StorageCodec> {
             metrics[policy] = entry
         }
 
-        // Overlap with the bottom-α |W0| masks: walk W0's entries from the smallest
-        // magnitude up and count visible entries at each cut.
-        let order = magnitudeOrder(range)
+        // Overlap with the bottom-α |W0| masks: count visible entries inside each cut.
         let cuts = alphas.map { LowMagnitudeMask.size(alpha: $0, count: tensor.count) }
+        let order = LowMagnitudeCuts(count: count, cuts: cuts) { core.base[start + $0] }
         for policy in configuration.policies {
             let isVisible: (Int) -> Bool = policy == .fp32
                 ? { core.truth[$0].bitPattern != core.base[$0].bitPattern }
@@ -136,31 +125,24 @@ struct FinalAnalysis<Codec: StorageCodec> {
                                   policies: metrics, nullModel: nullModel)
     }
 
-    /// Local indices of the tensor ordered by |W0| ascending, ties by lower index
-    /// (NaN magnitudes sort last).
-    private func magnitudeOrder(_ range: Range<Int>) -> [Int] {
-        LowMagnitudeMask.order(count: range.count) { core.base[range.lowerBound + $0] }
+    /// The visibility-histogram bin of an element's true change, nil when its stored
+    /// base has no half-ULP (non-finite).
+    @inline(__always) private func ratioBin(_ index: Int, _ halfULP: HalfULPTable) -> Int? {
+        let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
+        guard half.isFinite else { return nil }
+        let trueDelta = Double(core.truth[index]) - Double(core.base[index])
+        return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
     }
 
-    private func countsAtCuts(order: [Int], cuts: [Int], start: Int, _ isVisible: (Int) -> Bool) -> [Int] {
-        var results = Array(repeating: 0, count: cuts.count)
-        let sortedCuts = cuts.enumerated().sorted { $0.element < $1.element }
-        var position = 0
-        var visibleSoFar = 0
-        for (slot, cut) in sortedCuts {
-            while position < cut {
-                if isVisible(start + order[position]) { visibleSoFar += 1 }
-                position += 1
-            }
-            results[slot] = visibleSoFar
-        }
-        return results
+    /// Visible entries inside each bottom-α cut; `isVisible` takes `start` + local index.
+    private func countsAtCuts(order: LowMagnitudeCuts, cuts: [Int], start: Int, _ isVisible: (Int) -> Bool) -> [Int] {
+        order.counts { isVisible(start + $0) }
     }
 
     /// The master policy's visibility when the cumulative fp32 update ΔW = W_T - W0
     /// is permuted among the tensor's entries (seeded Fisher-Yates): same magnitudes,
     /// no alignment with the weights.
-    private func permutedNull(tensorIndex: Int, range: Range<Int>, order: [Int], cuts: [Int]) -> NullModelMetrics {
+    private func permutedNull(tensorIndex: Int, range: Range<Int>, order: LowMagnitudeCuts, cuts: [Int]) -> NullModelMetrics {
         let count = range.count
         let start = range.lowerBound
         var delta = [Float](repeating: 0, count: count)

@@ -121,6 +121,8 @@ public enum StreamReplay {
                 } catch let error as PrecLabError {
                     throw PrecLabError.badData(file: path, offset: final.offset, error.description)
                 }
+                let payload = UnsafeRawPointer(final.values.baseAddress!) - reader.file.bytes.baseAddress!
+                reader.file.releasePages(payload..<(payload + 4 * final.values.count))
             }
         }
         if configuration.scale != 1 {
