@@ -32,6 +32,8 @@ public struct StreamReplayOptions: Sendable {
 public enum StreamReplay {
     /// Number of curve points when `--every` is not given.
     public static let defaultCurvePoints = 50
+    /// Update bytes applied tile-major in one batch (the mapped pages in play at once).
+    public static let batchBytes = 1 << 30
 
     /// - Parameter progress: called as the replay advances with (work done, work in total).
     public static func run(
@@ -102,14 +104,30 @@ public enum StreamReplay {
         // The views stay valid: the reader keeps the file mapped (released pages are
         // read again from the page cache).
         try withExtendedLifetime(reader) {
-            // Drop the update pages of finished element ranges from every step record.
+            // Steps go to the engine in batches of at most `batchBytes` of updates, each
+            // batch tile-major, so the mapped pages in play stay bounded however long the
+            // stream is; finished element ranges are dropped from every record of a batch.
             let file = reader.file
             let fileStart = file.bytes.baseAddress
-            let payloads = steps.map { UnsafeRawPointer($0.delta.baseAddress!) - fileStart! }
-            try engine.applyAll(steps, progress: progress) { range in
-                for payload in payloads {
-                    file.releasePages((payload + 4 * range.lowerBound)..<(payload + 4 * range.upperBound))
+            let payloadBytes = max(1, 4 * engine.elementCount)
+            let batchSize = max(1, batchBytes / payloadBytes)
+            var done = 0
+            for batchStart in stride(from: 0, to: steps.count, by: batchSize) {
+                let batch = Array(steps[batchStart..<min(steps.count, batchStart + batchSize)])
+                let payloads = batch.map { UnsafeRawPointer($0.delta.baseAddress!) - fileStart! }
+                let stepsBefore = done, stepCount = steps.count, batchCount = batch.count
+                var batchProgress: (@Sendable (Int, Int) -> Void)? = nil
+                if let progress {
+                    batchProgress = { tiles, total in
+                        progress(stepsBefore + tiles * batchCount / max(total, 1), stepCount)  // in steps
+                    }
                 }
+                try engine.applyAll(batch, progress: batchProgress) { range in
+                    for payload in payloads {
+                        file.releasePages((payload + 4 * range.lowerBound)..<(payload + 4 * range.upperBound))
+                    }
+                }
+                done += batch.count
             }
             if let final, configuration.scale == 1 {
                 do {
