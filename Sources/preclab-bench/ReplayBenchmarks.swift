@@ -78,6 +78,17 @@ func runReplayBenchmarks() {
         }
     }
 
+    // A fingerprint of every result (all five policies, step views on): builds for
+    // another CPU (-target-cpu) must print the same one.
+    var configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
+    configuration.stepViews = true
+    if let result = try? StreamReplay.run(path: path, configuration: configuration,
+                                          options: StreamReplayOptions(verifyCRC: false)) {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in result.json().serialized().utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        print("result fingerprint (FNV-1a of the JSON, all five, step views): \(String(hash, radix: 16))")
+    }
+
     if let numpy = numpyReference(path: path) {
         for (label, key) in [("fp32,master,pure,kahan", "fp32,master,pure,kahan"), ("all five", "all")] {
             guard let reference = numpy[key], let ours = endToEnd[label] else { continue }
