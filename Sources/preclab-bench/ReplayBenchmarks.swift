@@ -29,6 +29,13 @@ func runReplayBenchmarks() {
           + "\(Int(deltaBytes / 1e6)) MB of updates")
 
     let fourPolicies: [ReplayPolicy] = [.fp32, .master, .pure, .kahan]
+    if getenv("PRECLAB_BENCH_PROFILE_ANALYSIS") != nil {  // for profiling the final analysis
+        let configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
+        if let engine = try? stepPassEngine(path: path, configuration: configuration) {
+            print("final analysis x10: \(fixed(bestOf(1) { for _ in 0..<10 { _ = engine.finish() } }, 3)) s")
+        }
+        return
+    }
     let sets: [(label: String, policies: [ReplayPolicy])] = [
         ("fp32", [.fp32]), ("master", [.master]), ("fp32,master,pure,kahan", fourPolicies),
         ("all five", ReplayPolicy.allCases),
@@ -60,6 +67,15 @@ func runReplayBenchmarks() {
         configuration.tileSize = tileSize
         let seconds = bestOf(2) { _ = try? timeStepPass(path: path, configuration: configuration) }
         print("  \(pad(String(tileSize), 6)) elements  \(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s")
+    }
+
+    // The final analysis alone (visible and hidden counts, low-|W0| overlaps, histograms).
+    for (label, policies) in sets where label != "fp32" && label != "master" {
+        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        if let engine = try? stepPassEngine(path: path, configuration: configuration) {
+            let seconds = bestOf(3) { _ = engine.finish() }
+            print("final analysis alone, \(pad(label, 23)) \(fixed(seconds, 3)) s")
+        }
     }
 
     // End to end: `preclab replay` as a user runs it, CRC off (numpy does not check it).
@@ -107,6 +123,10 @@ func runReplayBenchmarks() {
 
 /// Applies every STEP of a stream tile-major with a fresh engine: the replay's inner loop.
 private func timeStepPass(path: String, configuration: ReplayConfiguration) throws {
+    _ = try stepPassEngine(path: path, configuration: configuration)
+}
+
+private func stepPassEngine(path: String, configuration: ReplayConfiguration) throws -> ReplayEngine? {
     let reader = try UpdateStreamReader(path: path, options: .init(verifyCRC: false))
     let tensors = reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) }
     var engine: ReplayEngine?
@@ -119,6 +139,7 @@ private func timeStepPass(path: String, configuration: ReplayConfiguration) thro
         }
     }
     try withExtendedLifetime(reader) { try engine?.applyAll(steps) }
+    return engine
 }
 
 /// memcpy of every STEP payload into one payload-sized buffer, each record split

@@ -4,7 +4,8 @@ import XCTest
 /// The sort-free bottom-α masks against the sorted (magnitude, index) order.
 final class LowMagnitudeCutsTests: XCTestCase {
     /// Values with many ties (a few distinct magnitudes of both signs), ±0, subnormals,
-    /// ±Inf and NaN; every cut size from 0 to n, with a random visibility mask.
+    /// ±Inf and NaN; cut sizes across 0...n (a repeated one included, unsorted), with a
+    /// random visibility mask.
     func testCutsSelectTheSameEntriesAsTheSortedOrder() {
         var random = TestRandom(seed: 77)
         let palette: [Float] = [0, -0, 1e-40, -1e-40, 0.5, -0.5, 0.25, 1, -1, .infinity, -.infinity, .nan,
@@ -16,12 +17,14 @@ final class LowMagnitudeCutsTests: XCTestCase {
             }
             let visible = (0..<count).map { _ in random.nextUInt64() % 2 == 0 }
             let order = LowMagnitudeMask.order(count: count) { values[$0] }
-            let cuts = Array(0...count)
+            var cuts = Array(stride(from: 0, through: count, by: max(1, count / 60)))
+            cuts += [count, count / 2, count / 2, count / 3]
+            cuts.reverse()
             let selection = LowMagnitudeCuts(count: count, cuts: cuts) { values[$0] }
             let counted = selection.counts { visible[$0] }
-            for cut in cuts {
+            for (slot, cut) in cuts.enumerated() {
                 let expected = order.prefix(cut).filter { visible[$0] }.count
-                XCTAssertEqual(counted[cut], expected, "n \(count) cut \(cut)")
+                XCTAssertEqual(counted[slot], expected, "n \(count) cut \(cut)")
             }
             XCTAssertEqual(selection.counts { _ in true }, cuts, "n \(count): the masks hold exactly the cut sizes")
         }
