@@ -75,9 +75,13 @@ sweep-%: build
 	@test -f experiments/$*.json || { echo "no experiment experiments/$*.json (have: $(EXPERIMENTS))"; exit 2; }
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
+# `make bench BENCH_CPU=haswell` builds the bench for that CPU (-target-cpu, in its own
+# build directory); the replay suite prints a result fingerprint that must not change.
+BENCH_CPU  ?=
+BENCH_DIR  := $(if $(BENCH_CPU),.build/cpu-$(BENCH_CPU),.build)
 bench: deps
-	$(SWIFT) build -c release --product preclab-bench
-	$(RELEASE)/preclab-bench
+	$(SWIFT) build -c release --product preclab-bench $(if $(BENCH_CPU),--scratch-path $(BENCH_DIR) -Xswiftc -target-cpu -Xswiftc $(BENCH_CPU))
+	$(BENCH_DIR)/release/preclab-bench
 
 # Fuzzes the stream, safetensors, npy/npz and JSON parsers with libFuzzer for
 # FUZZ_SECONDS; new inputs go to fuzz-out/corpus, crashes to fuzz-out/crash-*.

@@ -10,8 +10,13 @@ import PrecLabSupport
 /// numpy + ml_dtypes replay of the same stream, all in one run. Targets (issue 15):
 /// >= 10x numpy end to end for fp32,master,pure,kahan and for all five policies, and a
 /// delta-read rate >= 50% of memcpy. With PRECLAB_BENCH_MEMORY=1 it also measures the
-/// peak resident memory of a replay of one 16384x16384 tensor (issue 11).
+/// peak resident memory of a replay of one 16384x16384 tensor (issue 11); with
+/// PRECLAB_BENCH_MEMORY=only it measures just that.
 func runReplayBenchmarks() {
+    if let memory = getenv("PRECLAB_BENCH_MEMORY"), String(cString: memory) == "only" {
+        replayMemoryBenchmark()
+        return
+    }
     let shapes = [[384, 384], [384, 384], [384, 384], [384, 384], [1536, 384], [384, 1536]]
     let steps = 200
     let elements = shapes.reduce(0) { $0 + $1[0] * $1[1] }
