@@ -34,10 +34,13 @@ public enum StreamReplay {
     public static let defaultCurvePoints = 50
     /// Update bytes applied tile-major in one batch (the mapped pages in play at once).
     public static let batchBytes = 1 << 30
-    /// Streams with more update bytes than this drop the mapped pages of finished tiles
-    /// (a clean page cache holds smaller ones; dropping and faulting them again costs
-    /// about a tenth of a second per GiB).
+    /// Streams with more update bytes than this, or records of at least
+    /// `releaseRecordsFrom` bytes (large tensors), drop the mapped pages behind the
+    /// finished tiles, so resident memory stays near the state. Smaller streams keep
+    /// them: dropping pages while the other thread works costs it TLB shootdowns (the
+    /// bench stream ran almost 2x slower end to end with it).
     public static let releaseAbove = 4 << 30
+    public static let releaseRecordsFrom = 64 << 20
 
     /// - Parameter progress: called as the replay advances with (work done, work in total).
     public static func run(
@@ -127,7 +130,7 @@ public enum StreamReplay {
                     }
                 }
                 var release: (@Sendable (Range<Int>) -> Void)? = nil
-                if steps.count * payloadBytes > releaseAbove {
+                if steps.count * payloadBytes > releaseAbove || payloadBytes >= releaseRecordsFrom {
                     release = { range in
                         for payload in payloads {
                             file.releasePages((payload + 4 * range.lowerBound)..<(payload + 4 * range.upperBound))
