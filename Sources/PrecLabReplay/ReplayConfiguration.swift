@@ -31,12 +31,19 @@ public struct ReplayConfiguration: Sendable {
     /// whole words of the per-element "left the rounding interval" bits). Results never
     /// depend on it.
     public var tileSize = ReplayConfiguration.defaultTileSize {
-        didSet { tileSize = max(64, (tileSize + 63) / 64 * 64) }
+        didSet { tileSize = ReplayConfiguration.validTileSize(tileSize) }
     }
 
     /// 8192 elements keep every policy's state (at most 18 bytes per element), the
     /// scratch slices and the update slice of a tile well inside a 1 MiB L2.
     public static let defaultTileSize = 8192
+    /// Kernel counters are 32-bit, so a tile stays far below 2^32 elements.
+    public static let maximumTileSize = 1 << 24
+
+    /// A requested tile size rounded up to a multiple of 64 within 64...maximumTileSize.
+    static func validTileSize(_ size: Int) -> Int {
+        min(maximumTileSize, max(64, (min(size, maximumTileSize) + 63) / 64 * 64))
+    }
 
     public init(
         format: FloatFormat, rounding: RoundingOptions = RoundingOptions(), seed: UInt64 = 0,
@@ -54,7 +61,7 @@ public struct ReplayConfiguration: Sendable {
         self.threads = threads
         self.scale = scale
         self.stepViews = stepViews
-        self.tileSize = max(64, (tileSize + 63) / 64 * 64)
+        self.tileSize = ReplayConfiguration.validTileSize(tileSize)
     }
 
     /// Whether any policy's hidden count needs the "left the rounding interval" bits.

@@ -5,8 +5,8 @@ import PrecLabFormats
 /// Written as plain loops over raw pointers with branch-free integer arithmetic, which
 /// LLVM vectorises once they are inlined into the codec-specialised caller (measured:
 /// Swift's generic `SIMD16` masks and `replacing(with:where:)` compiled to per-lane
-/// loops and ran slower than scalar code). Counters are 32-bit: a slice is one work
-/// unit of at most 16384 elements.
+/// loops and ran slower than scalar code). Counters are 32-bit: a slice is one tile, at
+/// most `ReplayConfiguration.maximumTileSize` elements.
 enum StepKernels {
     /// 1 when `x` is non-zero, else 0, without a branch.
     @inline(__always) static func isNonZero(_ x: UInt32) -> UInt32 {
@@ -125,25 +125,6 @@ enum StepKernels {
         }
     }
 
-    /// Entries whose nearest-even export differs from the stored base (master policy).
-    @inline(__always)
-    static func countVisibleExport<Codec: StorageCodec>(
-        _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int
-    ) -> Int {
-        if let format = codec.arrayFormat {
-            let exported = SliceBuffers.codes(Codec.Code.self, length)
-            defer { exported.deallocate() }
-            format.encode(UnsafeBufferPointer(start: truth, count: length),
-                          into: SliceBuffers.raw(exported, length), codec.nearestOptions, threads: 1)
-            return countDiffering(UnsafePointer(exported), storedBase, length)
-        }
-        var visible: UInt32 = 0
-        for index in 0..<length {
-            visible &+= isNonZero(UInt32(truncatingIfNeeded: codec.nearest(truth[index]) ^ storedBase[index]))
-        }
-        return Int(visible)
-    }
-
     @inline(__always)
     static func countDiffering<Code: FixedWidthInteger>(
         _ codes: UnsafePointer<Code>, _ storedBase: UnsafePointer<Code>, _ length: Int
@@ -224,10 +205,6 @@ enum StepKernels {
 /// Slices rounded through the formats module's array kernels (the generic codecs):
 /// decode a slice of codes to fp32, add in fp32, encode back, all vectorised.
 enum SliceBuffers {
-    static func codes<Code>(_ type: Code.Type, _ length: Int) -> UnsafeMutablePointer<Code> {
-        .allocate(capacity: max(length, 1))
-    }
-
     static func floats(_ length: Int) -> UnsafeMutablePointer<Float> {
         .allocate(capacity: max(length, 1))
     }
