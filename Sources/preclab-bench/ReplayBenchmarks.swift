@@ -63,6 +63,14 @@ func runReplayBenchmarks() {
                   + "  (\(fixed(seconds, 3)) s)")
         }
     }
+    // The same engine applying one step at a time over all tiles (the step-major
+    // traversal the tile-major one replaced): every policy's state swept per step.
+    for (label, policies) in sets where label == "fp32,master,pure,kahan" || label == "all five" {
+        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        let seconds = bestOf(3) { _ = try? timeStepPass(path: path, configuration: configuration, stepMajor: true) }
+        print("  \(pad(label, 23)) threads 2  \(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s"
+              + "  (\(fixed(seconds, 3)) s) step-major, for comparison")
+    }
     let readRate = (stepRates["fp32/2"] ?? 0) * 4
     print("delta-read rate (fp32 step pass, 2 threads): \(fixed(readRate / 1e9, 2)) GB/s = "
           + "\(fixed(100 * readRate / memcpyRate, 0))% of memcpy; target >= 50%: \(readRate >= memcpyRate / 2 ? "met" : "NOT met")")
@@ -127,11 +135,12 @@ func runReplayBenchmarks() {
 }
 
 /// Applies every STEP of a stream tile-major with a fresh engine: the replay's inner loop.
-private func timeStepPass(path: String, configuration: ReplayConfiguration) throws {
-    _ = try stepPassEngine(path: path, configuration: configuration)
+private func timeStepPass(path: String, configuration: ReplayConfiguration, stepMajor: Bool = false) throws {
+    _ = try stepPassEngine(path: path, configuration: configuration, stepMajor: stepMajor)
 }
 
-private func stepPassEngine(path: String, configuration: ReplayConfiguration) throws -> ReplayEngine? {
+private func stepPassEngine(path: String, configuration: ReplayConfiguration,
+                            stepMajor: Bool = false) throws -> ReplayEngine? {
     let reader = try UpdateStreamReader(path: path, options: .init(verifyCRC: false))
     let tensors = reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) }
     var engine: ReplayEngine?
@@ -143,7 +152,13 @@ private func stepPassEngine(path: String, configuration: ReplayConfiguration) th
         case .final: break
         }
     }
-    try withExtendedLifetime(reader) { try engine?.applyAll(steps) }
+    try withExtendedLifetime(reader) {
+        if stepMajor {
+            for step in steps { try engine?.applyAll([step]) }
+        } else {
+            try engine?.applyAll(steps)
+        }
+    }
     return engine
 }
 
