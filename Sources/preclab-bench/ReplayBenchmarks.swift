@@ -129,8 +129,8 @@ func runReplayBenchmarks() {
     if getenv("PRECLAB_BENCH_MEMORY") != nil {
         replayMemoryBenchmark()
     } else {
-        print("replay memory on a 268M-element tensor: skipped (set PRECLAB_BENCH_MEMORY=1; needs ~15 GB of "
-              + "disk in TMPDIR and ~8 GB of memory, a few minutes)")
+        print("replay memory on a 268M-element tensor: skipped (set PRECLAB_BENCH_MEMORY=1; needs 3 GiB of "
+              + "disk in TMPDIR and ~6 GB of memory, about a minute)")
     }
 }
 
