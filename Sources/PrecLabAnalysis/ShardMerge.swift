@@ -161,9 +161,41 @@ public enum ShardMerge {
             }
             return point
         }
-        // The stream's warnings are the same in every shard; the non-finite one is rebuilt.
-        let own = ReplayEngine.nonFiniteWarning(parts[0].result.tensors)
-        merged.warnings = parts[0].result.warnings.filter { $0 != own }
+        // FINL mismatches: counts add up, the largest distance wins, the first example is
+        // the earliest in stream order.
+        let mismatches = parts.compactMap(\.result.finalMismatches)
+        if !mismatches.isEmpty {
+            let firsts = mismatches.compactMap(\.first)
+            var combined = mismatches[0]
+            combined.count = mismatches.reduce(0) { $0 + $1.count }
+            combined.maxULPDistance = mismatches.map(\.maxULPDistance).max() ?? 0
+            combined.first = firsts.min { (position($0.tensor), $0.index) < (position($1.tensor), $1.index) }
+            merged.finalMismatches = combined
+        }
+        // Step views: integer counts over disjoint tensors, so they add up.
+        let views = parts.compactMap(\.result.stepViews)
+        if var combined = views.first {
+            for other in views.dropFirst() {
+                for (policy, counts) in other.changedInStep {
+                    let mine = combined.changedInStep[policy] ?? Array(repeating: 0, count: counts.count)
+                    combined.changedInStep[policy] = zip(mine, counts).map { $0 + $1 }
+                }
+                if let histogram = other.pureRatioHistogram, let mine = combined.pureRatioHistogram {
+                    combined.pureRatioHistogram = zip(mine, histogram).map { $0 + $1 }
+                }
+                if let changed = other.pureRatioChanged, let mine = combined.pureRatioChanged {
+                    combined.pureRatioChanged = zip(mine, changed).map { $0 + $1 }
+                }
+                combined.pureRatioSkipped += other.pureRatioSkipped
+            }
+            merged.stepViews = combined
+        }
+        // The stream's warnings are the same in every shard; the FINL and non-finite ones
+        // depend on the tensors and are rebuilt, in the order the engine writes them.
+        let ownWarnings = [ReplayEngine.finalMismatchWarning(parts[0].result.finalMismatches),
+                           ReplayEngine.nonFiniteWarning(parts[0].result.tensors)].compactMap { $0 }
+        merged.warnings = parts[0].result.warnings.filter { !ownWarnings.contains($0) }
+        if let warning = ReplayEngine.finalMismatchWarning(merged.finalMismatches) { merged.warnings.append(warning) }
         if let warning = ReplayEngine.nonFiniteWarning(merged.tensors) { merged.warnings.append(warning) }
         merged.finalVerified = parts.allSatisfy(\.result.finalVerified)
 

@@ -22,44 +22,35 @@ struct FinalAnalysis<Codec: StorageCodec> {
 
     private func analyse(tensor tensorIndex: Int, start: Int) -> TensorReplayResult {
         let tensor = core.tensors[tensorIndex]
-        let range = start..<(start + tensor.count)
         let configuration = core.configuration
         let codec = core.codec
         let format = configuration.format
         let bins = VisibilityHistogram.binCount
         let alphas = configuration.lowMagnitudeAlphas
 
-        // Shared per-element facts, computed once: the histogram bins.
+        // The histograms. The bins are recomputed where visible entries need them rather
+        // than kept per element (the analysis holds no per-element memory).
         let count = tensor.count
-        var ratioBin = [UInt8](repeating: UInt8.max, count: count)  // UInt8.max: no ULP (non-finite base)
-        var magnitudeBin = [UInt8](repeating: 0, count: count)
         var histogram = Array(repeating: 0, count: bins)
         var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
         var trueChanged = 0
         let halfULP = HalfULPTable(format: format, codeBits: Codec.Code.bitWidth)
         let signedZeros = configuration.signedZeroChanges
-        // Binade stratum of each stored base value, for the magnitude baselines.
-        var stratum = [UInt16](repeating: 0, count: count)
+        // Binade stratum of each stored base value, for the magnitude baselines;
+        // recomputed where needed rather than kept per element.
         var stratumSizes = [Int](repeating: 0, count: MagnitudeStratum.count)
         let minimumNormal = format.minNormal
+        let stratumOf = { (index: Int) -> Int in
+            MagnitudeStratum.of(Double(codec.decode(core.storedBase[index])), minimumNormal: minimumNormal)
+        }
         for local in 0..<count {
             let index = start + local
             let w0 = core.base[index]
             let truth = core.truth[index]
-            let label = MagnitudeStratum.of(Double(codec.decode(core.storedBase[index])), minimumNormal: minimumNormal)
-            stratum[local] = UInt16(label)
-            stratumSizes[label] += 1
+            stratumSizes[stratumOf(index)] += 1
             if FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros) { trueChanged += 1 }
-            let magnitude = MagnitudeBins.bin(of: w0)
-            magnitudeBin[local] = UInt8(magnitude)
-            magnitudeHistogram[magnitude] += 1
-            let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
-            if half.isFinite {
-                let trueDelta = Double(truth) - Double(w0)
-                let bin = VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-                ratioBin[local] = UInt8(bin)
-                histogram[bin] += 1
-            }
+            magnitudeHistogram[MagnitudeBins.bin(of: w0)] += 1
+            if let bin = ratioBin(index, halfULP) { histogram[bin] += 1 }
         }
 
         // One pass per policy with its counters in locals (policy-major keeps the
@@ -70,6 +61,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
             var perStratum = [Int](repeating: 0, count: MagnitudeStratum.count)
             var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
             var visibleCount = 0, hidden = 0, nonFinite = 0
+            var split = HiddenSplit()
             var squaredError = 0.0, squaredTruth = 0.0
             for local in 0..<count {
                 let index = start + local
@@ -95,12 +87,13 @@ struct FinalAnalysis<Codec: StorageCodec> {
                 }
                 if visible {
                     visibleCount += 1
-                    perStratum[Int(stratum[local])] += 1
-                    entry.visibleByMagnitude[Int(magnitudeBin[local])] += 1
-                    let bin = ratioBin[local]
-                    if bin != UInt8.max { entry.visibleByBin[Int(bin)] += 1 }
+                    perStratum[stratumOf(index)] += 1
+                    entry.visibleByMagnitude[MagnitudeBins.bin(of: w0)] += 1
+                    if let bin = ratioBin(index, halfULP) { entry.visibleByBin[bin] += 1 }
+                    if (policyDelta > 0 && trueDelta < 0) || (policyDelta < 0 && trueDelta > 0) { split.spurious += 1 }
                 } else if changed {
                     hidden += 1
+                    split.addHidden(core: core, index: index, tensor: tensorIndex, signedZeros: signedZeros)
                 }
                 if !finalFinite { nonFinite += 1 }
                 if trueDelta.isFinite, policyDelta.isFinite {
@@ -111,6 +104,10 @@ struct FinalAnalysis<Codec: StorageCodec> {
             }
             entry.visibleChanged = visibleCount
             entry.hidden = hidden
+            entry.hiddenNeverLeft = split.neverLeft
+            entry.hiddenReturned = split.returned
+            entry.hiddenSwamped = split.swamped
+            entry.spurious = split.spurious
             entry.nonFiniteWeights = nonFinite
             entry.squaredErrorSum = squaredError
             entry.squaredTruthSum = squaredTruth
@@ -118,10 +115,9 @@ struct FinalAnalysis<Codec: StorageCodec> {
             visibleByStratum[policy] = perStratum
         }
 
-        // Overlap with the bottom-α |W0| masks: walk W0's entries from the smallest
-        // magnitude up and count visible entries at each cut.
-        let order = magnitudeOrder(range)
+        // Overlap with the bottom-α |W0| masks: count visible entries inside each cut.
         let cuts = alphas.map { LowMagnitudeMask.size(alpha: $0, count: tensor.count) }
+        let order = LowMagnitudeCuts(count: count, cuts: cuts) { core.base[start + $0] }
         for policy in configuration.policies {
             let isVisible: (Int) -> Bool = policy == .fp32
                 ? { FinalAnalysis.valuesDiffer(core.base[$0], core.truth[$0], signedZeros: signedZeros) }
@@ -135,7 +131,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
 
         // Magnitude baselines of those overlaps: the mask's share of each binade,
         // weighted by the policy's visible rate in that binade.
-        let maskByStratum = stratumCountsAtCuts(order: order, cuts: cuts, stratum: stratum)
+        let maskByStratum = order.countsByLabel(MagnitudeStratum.count) { stratumOf(start + $0) }
         for policy in configuration.policies {
             let visible = visibleByStratum[policy]!
             metrics[policy]!.expectedInLowMagnitude = maskByStratum.map { inMask in
@@ -158,46 +154,46 @@ struct FinalAnalysis<Codec: StorageCodec> {
                                   policies: metrics, nullModel: nil)
     }
 
-    /// Local indices of the tensor ordered by |W0| ascending, ties by lower index
-    /// (NaN magnitudes sort last).
-    private func magnitudeOrder(_ range: Range<Int>) -> [Int] {
-        LowMagnitudeMask.order(count: range.count) { core.base[range.lowerBound + $0] }
+    /// The visibility-histogram bin of an element's true change, nil when its stored
+    /// base has no half-ULP (non-finite).
+    @inline(__always) private func ratioBin(_ index: Int, _ halfULP: HalfULPTable) -> Int? {
+        let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
+        guard half.isFinite else { return nil }
+        let trueDelta = Double(core.truth[index]) - Double(core.base[index])
+        return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
     }
 
-    private func countsAtCuts(order: [Int], cuts: [Int], start: Int, _ isVisible: (Int) -> Bool) -> [Int] {
-        var results = Array(repeating: 0, count: cuts.count)
-        let sortedCuts = cuts.enumerated().sorted { $0.element < $1.element }
-        var position = 0
-        var visibleSoFar = 0
-        for (slot, cut) in sortedCuts {
-            while position < cut {
-                if isVisible(start + order[position]) { visibleSoFar += 1 }
-                position += 1
-            }
-            results[slot] = visibleSoFar
-        }
-        return results
-    }
-
-    /// Per cut: elements of the bottom-cut mask in each stratum.
-    private func stratumCountsAtCuts(order: [Int], cuts: [Int], stratum: [UInt16]) -> [[Int]] {
-        var results = [[Int]](repeating: [], count: cuts.count)
-        var counts = [Int](repeating: 0, count: MagnitudeStratum.count)
-        var position = 0
-        for (slot, cut) in cuts.enumerated().sorted(by: { $0.element < $1.element }) {
-            while position < cut {
-                counts[Int(stratum[order[position]])] += 1
-                position += 1
-            }
-            results[slot] = counts
-        }
-        return results
+    /// Visible entries inside each bottom-α cut; `isVisible` takes `start` + local index.
+    private func countsAtCuts(order: LowMagnitudeCuts, cuts: [Int], start: Int, _ isVisible: (Int) -> Bool) -> [Int] {
+        order.counts { isVisible(start + $0) }
     }
 
     /// Whether two fp32 values differ as updates count it: bitwise, except that +0 and
     /// -0 are the same value unless `signedZeros`.
     @inline(__always) static func valuesDiffer(_ a: Float, _ b: Float, signedZeros: Bool) -> Bool {
         a.bitPattern != b.bitPattern && (signedZeros || !(a == 0 && b == 0))
+    }
+}
+
+/// What hid a hidden entry, judged on the fp32 truth against I, the rounding interval
+/// of the stored base: the truth is inside I exactly when its nearest-even code is the
+/// stored base (the master export's test), and the engine kept one bit per element
+/// recording whether that failed after any step. Unless `signedZeros`, a truth whose
+/// code is the stored base's zero of the other sign ends inside I (the per-step bit
+/// still compares codes bit by bit).
+struct HiddenSplit {
+    var neverLeft = 0, returned = 0, swamped = 0, spurious = 0
+
+    mutating func addHidden<Codec: StorageCodec>(core: TypedReplayCore<Codec>, index: Int, tensor: Int,
+                                                 signedZeros: Bool) {
+        let code = core.codec.nearest(core.truth[index]), stored = core.storedBase[index]
+        if code != stored && (signedZeros || !(core.codec.decode(code) == 0 && core.codec.decode(stored) == 0)) {
+            swamped += 1
+        } else if core.leftIntervalBit(index, tensor: tensor) {
+            returned += 1
+        } else {
+            neverLeft += 1
+        }
     }
 }
 

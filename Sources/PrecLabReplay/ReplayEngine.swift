@@ -17,10 +17,14 @@ public final class ReplayEngine: @unchecked Sendable {
     private var lastStep: UInt64?
     private var finalVerified = false
     /// The null model's replay (the same stream with permuted update positions), run
-    /// step by step beside this one; nil without `configuration.nullModel`.
+    /// step by step beside this one through the same tile-major path; nil without
+    /// `configuration.nullModel`.
     public let nullEngine: ReplayEngine?
     private let nullPermutation: NullPermutation?
     private var nullScratch: [Float] = []
+    private var finalMismatches: FinalMismatches?
+    /// The step number of every applied step, for the step-level views.
+    private var stepNumbers: [UInt64] = []
 
     /// - Parameters:
     ///   - tensors: names and shapes, in the order of the flat buffers.
@@ -49,6 +53,8 @@ public final class ReplayEngine: @unchecked Sendable {
         if let kind = configuration.nullModel {
             var inner = configuration
             inner.nullModel = nil
+            // The null run feeds the null metrics only; step views stay the real run's.
+            inner.stepViews = false
             nullEngine = try ReplayEngine(tensors: tensors, base: base, configuration: inner)
             nullPermutation = NullPermutation(kind: kind, tensors: tensors, seed: configuration.seed)
             nullScratch = [Float](repeating: 0, count: total)
@@ -68,36 +74,78 @@ public final class ReplayEngine: @unchecked Sendable {
     /// - Parameter recordCurvePoint: also count changed and visible entries for the
     ///   per-step curve, in the same pass.
     public func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, recordCurvePoint: Bool) throws {
-        guard delta.count == elementCount else {
-            throw PrecLabError.badData("step \(step): update holds \(delta.count) values, expected \(elementCount)")
+        try applyAll([RecordedStep(step: step, delta: delta, curvePoint: recordCurvePoint)])
+    }
+
+    /// Applies a sequence of steps tile-major: every tile of every tensor runs through
+    /// all the steps before the next tile starts, so the policies' state stays in cache
+    /// and only the updates stream from memory. The results are bit-identical to
+    /// applying the steps one at a time.
+    /// - Parameters:
+    ///   - progress: called as tiles finish with (tiles done, tiles in total).
+    ///   - release: called with flat element ranges (increasing, disjoint) that every
+    ///     step is done with, so a caller replaying a mapped stream can drop those pages.
+    public func applyAll(_ steps: [RecordedStep], progress: (@Sendable (Int, Int) -> Void)? = nil,
+                         release: (@Sendable (Range<Int>) -> Void)? = nil) throws {
+        for recorded in steps where recorded.delta.count != elementCount {
+            throw PrecLabError.badData(
+                "step \(recorded.step): update holds \(recorded.delta.count) values, expected \(elementCount)")
         }
-        let counts = core.apply(step: step, delta: delta, count: recordCurvePoint)
+        guard !steps.isEmpty else { return }
+        // The null run goes first, one permuted step at a time (one scratch update of
+        // memory), while the recorded updates are still mapped: the real run below may
+        // release their pages as its tiles finish.
         if let nullEngine, let nullPermutation {
-            nullPermutation.permuted(delta, into: &nullScratch, threads: configuration.threads)
-            try nullScratch.withUnsafeBufferPointer { try nullEngine.apply(step: step, delta: $0, recordCurvePoint: false) }
+            for recorded in steps {
+                nullPermutation.permuted(recorded.delta, into: &nullScratch, threads: configuration.threads)
+                try nullScratch.withUnsafeBufferPointer {
+                    try nullEngine.applyAll([RecordedStep(step: recorded.step, delta: $0, curvePoint: false)])
+                }
+            }
         }
-        if let counts { curve.append(CurvePoint(step: step, trueChanged: counts.trueChanged,
-                                                visibleChanged: counts.visible)) }
-        stepsApplied += 1
-        if firstStep == nil { firstStep = step }
-        lastStep = step
+        let inputs = steps.map { StepInput(step: $0.step, delta: $0.delta.baseAddress!, curvePoint: $0.curvePoint) }
+        let points = core.run(steps: inputs, progress: progress, release: release)
+        for (recorded, counts) in zip(steps.filter(\.curvePoint), points) {
+            curve.append(CurvePoint(step: recorded.step, trueChanged: counts.trueChanged,
+                                    visibleChanged: counts.visible))
+        }
+        stepNumbers += steps.map(\.step)
+        stepsApplied += steps.count
+        if firstStep == nil { firstStep = steps.first!.step }
+        lastStep = steps.last!.step
     }
 
     /// Checks the fp32 replay against a FINL record, bit for bit.
     /// Throws bad data naming the first differing element.
     public func verifyFinal(_ final: UnsafeBufferPointer<Float>) throws {
+        let mismatches = try checkFinal(final)
+        if let first = mismatches.first {
+            throw PrecLabError.badData(
+                "the fp32 replay does not reproduce FINL: \(mismatches.count) element(s) differ, at most "
+                    + "\(mismatches.maxULPDistance) ULP; first: tensor '\(first.tensor)' element \(first.position): "
+                    + "replayed \(first.replayed) (0x\(hex(first.replayed.bitPattern))), "
+                    + "FINL \(first.recorded) (0x\(hex(first.recorded.bitPattern)))")
+        }
+    }
+
+    /// Compares the fp32 replay with a FINL record and keeps the comparison for the
+    /// result (`finl_mismatches`); mismatches are a fact about the stream, not an error.
+    @discardableResult
+    public func checkFinal(_ final: UnsafeBufferPointer<Float>) throws -> FinalMismatches {
         guard final.count == elementCount else {
             throw PrecLabError.badData("FINL holds \(final.count) values, expected \(elementCount)")
         }
-        if let mismatch = core.firstTruthMismatch(final) {
+        let found = core.truthMismatches(final)
+        let first = found.first.map { mismatch -> FinalMismatches.Example in
             let tensor = tensors[mismatch.tensor]
-            let position = ReplayEngine.describe(index: mismatch.index, shape: tensor.shape)
-            throw PrecLabError.badData(
-                "the fp32 replay does not reproduce FINL: tensor '\(tensor.name)' element \(position): "
-                    + "replayed \(mismatch.replayed) (0x\(hex(mismatch.replayed.bitPattern))), "
-                    + "FINL \(mismatch.recorded) (0x\(hex(mismatch.recorded.bitPattern)))")
+            return FinalMismatches.Example(tensor: tensor.name, index: mismatch.index,
+                                           position: ReplayEngine.describe(index: mismatch.index, shape: tensor.shape),
+                                           replayed: mismatch.replayed, recorded: mismatch.recorded)
         }
-        finalVerified = true
+        let mismatches = FinalMismatches(count: found.count, maxULPDistance: found.maxULP, first: first)
+        finalMismatches = mismatches
+        finalVerified = mismatches.count == 0
+        return mismatches
     }
 
     /// The measured metrics of every tensor and policy.
@@ -115,10 +163,24 @@ public final class ReplayEngine: @unchecked Sendable {
                 }
             }
         }
+        if let warning = ReplayEngine.finalMismatchWarning(finalMismatches) { allWarnings.append(warning) }
         if let warning = ReplayEngine.nonFiniteWarning(results) { allWarnings.append(warning) }
         return ReplayResult(configuration: configuration, steps: stepsApplied, firstStep: firstStep,
                             lastStep: lastStep, tensors: results, curve: curve,
-                            warnings: allWarnings, finalVerified: finalVerified)
+                            warnings: allWarnings, finalVerified: finalVerified,
+                            finalMismatches: finalMismatches, stepViews: core.stepViews(steps: stepNumbers))
+    }
+
+    /// The warning explaining a FINL record that the fp32 replay does not reproduce (nil
+    /// when it does); rebuilt by `preclab merge` from the shards' combined mismatches.
+    public static func finalMismatchWarning(_ mismatches: FinalMismatches?) -> String? {
+        guard let mismatches, let first = mismatches.first else { return nil }
+        return "FINL differs from the fp32 replay in \(mismatches.count) element(s), at most "
+            + "\(mismatches.maxULPDistance) ULP (first: tensor '\(first.tensor)' element \(first.position), "
+            + "replayed \(first.replayed), FINL \(first.recorded)). The stream's deltas were probably "
+            + "taken as after - before in fp32, which is inexact, so they do not sum back to FINL "
+            + "(tools/preclab_record.py takes them from the replayed weights and avoids it); "
+            + "the replay uses the deltas as recorded. A strict replay treats this as an error"
     }
 
     /// The warning naming the tensors whose updates held NaN or Inf (nil when none did);
@@ -166,6 +228,38 @@ public struct ReplayWeights: Sendable {
     public var changed: [Bool]
 }
 
+/// One recorded step: its number, its update (all tensors concatenated, fp32) and
+/// whether the per-step curve takes a point after it.
+public struct RecordedStep: @unchecked Sendable {
+    public var step: UInt64
+    public var delta: UnsafeBufferPointer<Float>
+    public var curvePoint: Bool
+
+    public init(step: UInt64, delta: UnsafeBufferPointer<Float>, curvePoint: Bool) {
+        self.step = step
+        self.delta = delta
+        self.curvePoint = curvePoint
+    }
+}
+
+/// How a FINL record compares with the fp32 replay.
+public struct FinalMismatches: Sendable, Equatable, Codable {
+    public struct Example: Sendable, Equatable, Codable {
+        public var tensor: String
+        /// Flat index within the tensor, and its "[i, j] (flat k)" spelling.
+        public var index: Int
+        public var position: String
+        public var replayed: Float
+        public var recorded: Float
+    }
+    /// Elements whose bits differ.
+    public var count: Int
+    /// The largest distance in ULPs (`ulpDistance`); 0 when nothing differs.
+    public var maxULPDistance: UInt64
+    /// The first differing element in tensor order.
+    public var first: Example?
+}
+
 /// Per-tensor counts of one curve point.
 struct CurveCounts {
     var trueChanged: [Int]
@@ -197,21 +291,31 @@ enum ReplayCoreBox {
         }
     }
 
-    func apply(step: UInt64, delta: UnsafeBufferPointer<Float>, count: Bool) -> CurveCounts? {
+    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)?,
+             release: (@Sendable (Range<Int>) -> Void)?) -> [CurveCounts] {
         switch self {
-        case .bfloat16(let core): return core.apply(step: step, delta: delta, count: count)
-        case .byte(let core): return core.apply(step: step, delta: delta, count: count)
-        case .narrow(let core): return core.apply(step: step, delta: delta, count: count)
-        case .wide(let core): return core.apply(step: step, delta: delta, count: count)
+        case .bfloat16(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .byte(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .narrow(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .wide(let core): return core.run(steps: steps, progress: progress, release: release)
         }
     }
 
-    func firstTruthMismatch(_ final: UnsafeBufferPointer<Float>) -> TruthMismatch? {
+    func truthMismatches(_ final: UnsafeBufferPointer<Float>) -> (count: Int, maxULP: UInt64, first: TruthMismatch?) {
         switch self {
-        case .bfloat16(let core): return core.firstTruthMismatch(final)
-        case .byte(let core): return core.firstTruthMismatch(final)
-        case .narrow(let core): return core.firstTruthMismatch(final)
-        case .wide(let core): return core.firstTruthMismatch(final)
+        case .bfloat16(let core): return core.truthMismatches(final)
+        case .byte(let core): return core.truthMismatches(final)
+        case .narrow(let core): return core.truthMismatches(final)
+        case .wide(let core): return core.truthMismatches(final)
+        }
+    }
+
+    func stepViews(steps: [UInt64]) -> StepViews? {
+        switch self {
+        case .bfloat16(let core): return core.stepViews(steps: steps)
+        case .byte(let core): return core.stepViews(steps: steps)
+        case .narrow(let core): return core.stepViews(steps: steps)
+        case .wide(let core): return core.stepViews(steps: steps)
         }
     }
 

@@ -22,6 +22,8 @@ extension ReplayResult {
         root["histogram_bins"] = .array(VisibilityHistogram.labels.map { .string($0) })
         root["magnitude_bins"] = .array(MagnitudeBins.labels.map { .string($0) })
         root["final_verified"] = .bool(finalVerified)
+        root["finl_mismatches"] = finalMismatches.map(finalMismatchesJSON) ?? .null
+        root["scale"] = .finite(Double(configuration.scale))
         root["warnings"] = .array(warnings.map { .string($0) })
         root["tensors"] = .array(tensors.map { tensorJSON($0) })
 
@@ -55,7 +57,42 @@ extension ReplayResult {
             entry["visible_changed"] = .object(visible)
             return .object(entry)
         })
+        if let stepViews { root["step_views"] = stepViewsJSON(stepViews) }
         return .object(root)
+    }
+
+    private func finalMismatchesJSON(_ mismatches: FinalMismatches) -> JSONValue {
+        var entry = JSONObject()
+        entry["count"] = .int(mismatches.count)
+        entry["max_ulp_distance"] = .integer(Int64(clamping: mismatches.maxULPDistance))
+        if let first = mismatches.first {
+            var example = JSONObject()
+            example["tensor"] = .string(first.tensor)
+            example["index"] = .int(first.index)
+            example["position"] = .string(first.position)
+            example["replayed"] = .finite(Double(first.replayed))
+            example["recorded"] = .finite(Double(first.recorded))
+            example["replayed_bits"] = .string("0x" + hex(first.replayed.bitPattern))
+            example["recorded_bits"] = .string("0x" + hex(first.recorded.bitPattern))
+            entry["first"] = .object(example)
+        } else {
+            entry["first"] = .null
+        }
+        return .object(entry)
+    }
+
+    private func stepViewsJSON(_ views: StepViews) -> JSONValue {
+        var entry = JSONObject()
+        entry["steps"] = .array(views.steps.map { .integer(Int64(bitPattern: $0)) })
+        var changed = JSONObject()
+        for policy in configuration.policies {
+            changed[policy.rawValue] = .array((views.changedInStep[policy] ?? []).map { .int($0) })
+        }
+        entry["changed_in_step"] = .object(changed)
+        entry["pure_ratio_histogram"] = views.pureRatioHistogram.map { .array($0.map { .int($0) }) } ?? .null
+        entry["pure_ratio_changed"] = views.pureRatioChanged.map { .array($0.map { .int($0) }) } ?? .null
+        entry["pure_ratio_skipped"] = .int(views.pureRatioSkipped)
+        return .object(entry)
     }
 
     private func tensorJSON(_ tensor: TensorReplayResult) -> JSONValue {
@@ -90,6 +127,10 @@ extension ReplayResult {
         entry["visible_changed"] = .int(metrics.visibleChanged)
         entry["sparsity"] = .finite(metrics.sparsity(params: params))
         entry["hidden"] = .int(metrics.hidden)
+        entry["hidden_never_left"] = .int(metrics.hiddenNeverLeft)
+        entry["hidden_returned"] = .int(metrics.hiddenReturned)
+        entry["hidden_swamped"] = .int(metrics.hiddenSwamped)
+        entry["spurious"] = .int(metrics.spurious)
         entry["relative_error"] = .finite(metrics.relativeError)
         entry["non_finite_weights"] = .int(metrics.nonFiniteWeights)
         entry["visible_by_bin"] = .array(metrics.visibleByBin.map { .int($0) })
@@ -127,7 +168,8 @@ extension ReplayResult {
     /// every row carries them.
     public func csvRows() -> (header: [String], rows: [[String]]) {
         var header = ["tensor", "shape", "params", "policy", "true_changed", "visible_changed",
-                      "sparsity", "true_sparsity", "hidden", "relative_error", "non_finite_weights",
+                      "sparsity", "true_sparsity", "hidden", "hidden_never_left", "hidden_returned",
+                      "hidden_swamped", "spurious", "relative_error", "non_finite_weights",
                       "nan_updates", "inf_updates"]
         header += configuration.lowMagnitudeAlphas.map { "low_overlap_\(compactDecimal($0))" }
         header += configuration.lowMagnitudeAlphas.map { "low_overlap_magnitude_\(compactDecimal($0))" }
@@ -139,7 +181,8 @@ extension ReplayResult {
             var fields = [name, shape, String(params), policy.rawValue, String(trueChanged),
                           String(metrics.visibleChanged), compactDecimal(metrics.sparsity(params: params)),
                           compactDecimal(params == 0 ? 1 : 1 - Double(trueChanged) / Double(params)),
-                          String(metrics.hidden), compactDecimal(metrics.relativeError),
+                          String(metrics.hidden), String(metrics.hiddenNeverLeft), String(metrics.hiddenReturned),
+                          String(metrics.hiddenSwamped), String(metrics.spurious), compactDecimal(metrics.relativeError),
                           String(metrics.nonFiniteWeights), String(nan), String(inf)]
             fields += metrics.lowMagnitudeOverlap.map(compactDecimal)
             fields += metrics.lowMagnitudeOverlapMagnitude.map(compactDecimal)

@@ -23,6 +23,18 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
     public var visibleChanged: Int
     /// Entries truly changed (fp32 truth differs from the base) but not visible.
     public var hidden: Int
+    /// The hidden entries split by what hid them (they sum to `hidden`); I is the
+    /// rounding interval of the stored base (the reals whose nearest-even code is it):
+    /// the truth never left I (a genuinely small path) ...
+    public var hiddenNeverLeft: Int = 0
+    /// ... left I after some step but ended inside it (a cancelled walk) ...
+    public var hiddenReturned: Int = 0
+    /// ... ended outside I, yet storage did not change: the policy lost it. Always 0
+    /// for master and fp32.
+    public var hiddenSwamped: Int = 0
+    /// Visible entries whose stored change has the opposite sign to the truth's net
+    /// change (stochastic-rounding noise, or a policy gone astray).
+    public var spurious: Int = 0
     /// Σ (ΔW_policy - ΔW_true)², for the relative error.
     public var squaredErrorSum: Double
     /// Σ ΔW_true², the denominator of the relative error.
@@ -67,6 +79,10 @@ public struct PolicyMetrics: VisibleCounts, Sendable, Equatable, Codable {
     mutating func add(_ other: PolicyMetrics) {
         visibleChanged += other.visibleChanged
         hidden += other.hidden
+        hiddenNeverLeft += other.hiddenNeverLeft
+        hiddenReturned += other.hiddenReturned
+        hiddenSwamped += other.hiddenSwamped
+        spurious += other.spurious
         squaredErrorSum += other.squaredErrorSum
         squaredTruthSum += other.squaredTruthSum
         nonFiniteWeights += other.nonFiniteWeights
@@ -172,6 +188,24 @@ public struct TensorReplayResult: Sendable, Codable {
     }
 }
 
+/// What happened at each step, over all tensors: how many stored values each policy
+/// changed in that step, and (pure policy) how each update compared with half an ULP of
+/// the stored weight it was added to.
+public struct StepViews: Sendable, Codable {
+    /// The applied step numbers, in order.
+    public var steps: [UInt64]
+    /// Per policy and step: entries whose stored value differs from the previous step's
+    /// (fp32: the truth's bits; master: its nearest-even export).
+    public var changedInStep: [ReplayPolicy: [Int]]
+    /// Element-steps per bin of |u_t| / half-ULP(pure's stored w_t) (`VisibilityHistogram`
+    /// bins), and of those the element-steps where pure's stored value changed; nil
+    /// when the pure policy did not run.
+    public var pureRatioHistogram: [Int]?
+    public var pureRatioChanged: [Int]?
+    /// Element-steps left out because the stored weight was NaN or infinite.
+    public var pureRatioSkipped: Int
+}
+
 /// Counts at one step of the per-step curve.
 public struct CurvePoint: Sendable, Codable {
     public var step: UInt64
@@ -198,6 +232,11 @@ public struct ReplayResult: Sendable, Codable {
     public var warnings: [String]
     /// Whether a FINL record was present and matched the fp32 replay bit for bit.
     public var finalVerified: Bool
+    /// How the FINL record compares with the fp32 replay; nil without a FINL record
+    /// (or when it was not checked, as with `--scale`).
+    public var finalMismatches: FinalMismatches? = nil
+    /// The step-level views, when the configuration asked for them.
+    public var stepViews: StepViews? = nil
 
     public var params: Int { tensors.reduce(0) { $0 + $1.params } }
     public var trueChanged: Int { tensors.reduce(0) { $0 + $1.trueChanged } }

@@ -5,8 +5,8 @@ import PrecLabFormats
 /// Written as plain loops over raw pointers with branch-free integer arithmetic, which
 /// LLVM vectorises once they are inlined into the codec-specialised caller (measured:
 /// Swift's generic `SIMD16` masks and `replacing(with:where:)` compiled to per-lane
-/// loops and ran slower than scalar code). Counters are 32-bit: a slice is one work
-/// unit of at most 16384 elements.
+/// loops and ran slower than scalar code). Counters are 32-bit: a slice is one tile, at
+/// most `ReplayConfiguration.maximumTileSize` elements.
 enum StepKernels {
     /// 1 when `x` is non-zero, else 0, without a branch.
     @inline(__always) static func isNonZero(_ x: UInt32) -> UInt32 {
@@ -35,23 +35,107 @@ enum StepKernels {
         return Int(changed)
     }
 
-    /// Entries whose nearest-even export differs from the stored base (master policy).
+    /// scaled = update · factor in fp32 (`--scale`; a plain product, never fused).
     @inline(__always)
-    static func countVisibleExport<Codec: StorageCodec>(
-        _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int
-    ) -> Int {
+    static func scale(_ update: UnsafePointer<Float>, by factor: Float, into scaled: UnsafeMutablePointer<Float>,
+                      _ length: Int) {
+        for index in 0..<length { scaled[index] = update[index] * factor }
+    }
+
+    /// codes = round_ne(truth) in storage: the master policy's export.
+    @inline(__always)
+    static func export<Codec: StorageCodec>(
+        _ codec: Codec, _ truth: UnsafePointer<Float>, into codes: UnsafeMutablePointer<Codec.Code>, _ length: Int
+    ) {
         if let format = codec.arrayFormat {
-            let exported = SliceBuffers.codes(Codec.Code.self, length)
-            defer { exported.deallocate() }
             format.encode(UnsafeBufferPointer(start: truth, count: length),
-                          into: SliceBuffers.raw(exported, length), codec.nearestOptions, threads: 1)
-            return countDiffering(UnsafePointer(exported), storedBase, length)
+                          into: SliceBuffers.raw(codes, length), codec.nearestOptions, threads: 1)
+            return
         }
-        var visible: UInt32 = 0
-        for index in 0..<length {
-            visible &+= isNonZero(UInt32(truncatingIfNeeded: codec.nearest(truth[index]) ^ storedBase[index]))
+        for index in 0..<length { codes[index] = codec.nearest(truth[index]) }
+    }
+
+    /// Sets bit i of `words` (bit i % 64 of word i / 64) where round_ne(truth[i]) differs
+    /// from the stored base; bits already set stay set. When `export` is given, the
+    /// rounded codes are also stored there. `flags` is scratch for 64 bytes. Unless
+    /// `signedZeros`, a zero code over a zero stored base (`zeros`: the codes of +0 and
+    /// -0) is no departure (Def. 2.1).
+    ///
+    /// The differences are first written as 0/1 bytes (a loop that vectorises), then
+    /// gathered eight at a time: multiplying eight 0/1 bytes by 0x0102040810204080
+    /// moves byte k's bit to bit 56 + k, with no carries between them.
+    @inline(__always)
+    static func markLeftInterval<Codec: StorageCodec>(
+        _ codec: Codec, _ truth: UnsafePointer<Float>, _ storedBase: UnsafePointer<Codec.Code>, _ length: Int,
+        into words: UnsafeMutablePointer<UInt64>, export: UnsafeMutablePointer<Codec.Code>?,
+        flags: UnsafeMutablePointer<UInt8>, zeros: (Codec.Code, Codec.Code), signedZeros: Bool
+    ) {
+        let keepZeroSign: UInt32 = signedZeros ? 1 : 0
+        if let export {
+            StepKernels.export(codec, truth, into: export, length)
         }
-        return Int(visible)
+        var word = 0, start = 0
+        while start < length {
+            let count = min(64, length - start)
+            if count < 64 { flags.update(repeating: 0, count: 64) }
+            if let export {
+                let codes = UnsafePointer(export) + start, base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = departs(codes[index], base[index], zeros, keepZeroSign)
+                }
+            } else if codec.arrayFormat == nil {
+                let values = truth + start, base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = departs(codec.nearest(values[index]), base[index], zeros, keepZeroSign)
+                }
+            } else {
+                let codes = UnsafeMutablePointer<Codec.Code>.allocate(capacity: 64)
+                defer { codes.deallocate() }
+                StepKernels.export(codec, truth + start, into: codes, count)
+                let base = storedBase + start
+                for index in 0..<count {
+                    flags[index] = departs(codes[index], base[index], zeros, keepZeroSign)
+                }
+            }
+            var bits: UInt64 = 0
+            let raw = UnsafeRawPointer(flags)
+            for byte in 0..<8 {
+                let eight = raw.loadUnaligned(fromByteOffset: 8 * byte, as: UInt64.self)
+                bits |= ((eight &* 0x0102_0408_1020_4080) &>> 56) &<< UInt64(8 * byte)
+            }
+            words[word] |= bits
+            word += 1
+            start += count
+        }
+    }
+
+    /// 1 when `code` differs from `base`, except (unless `keepZeroSign` is 1) when both
+    /// are zeros (`zeros`: the codes of +0 and -0); branch-free.
+    @inline(__always)
+    static func departs<Code: FixedWidthInteger>(_ code: Code, _ base: Code, _ zeros: (Code, Code),
+                                                 _ keepZeroSign: UInt32) -> UInt8 {
+        let differs = isNonZero(UInt32(truncatingIfNeeded: code ^ base))
+        let codeIsZero: UInt32 = (code == zeros.0 ? 1 : 0) | (code == zeros.1 ? 1 : 0)
+        let baseIsZero: UInt32 = (base == zeros.0 ? 1 : 0) | (base == zeros.1 ? 1 : 0)
+        return UInt8(truncatingIfNeeded: differs & ((codeIsZero & baseIsZero) ^ 1 | keepZeroSign))
+    }
+
+    /// Adds each element's ratio bin to `bins`, and to `changed` when its code changed
+    /// in the step. Bin `bins.count - 1` collects elements without a half-ULP.
+    @inline(__always)
+    static func tally<Code: FixedWidthInteger>(
+        _ binOf: UnsafePointer<UInt8>, _ codes: UnsafePointer<Code>, _ previous: UnsafePointer<Code>, _ length: Int,
+        into bins: inout [Int], changed: inout [Int]
+    ) {
+        bins.withUnsafeMutableBufferPointer { bins in
+            changed.withUnsafeMutableBufferPointer { changed in
+                for index in 0..<length {
+                    let bin = Int(binOf[index])
+                    bins[bin] &+= 1
+                    changed[bin] &+= Int(isNonZero(UInt32(truncatingIfNeeded: codes[index] ^ previous[index])))
+                }
+            }
+        }
     }
 
     @inline(__always)
@@ -134,10 +218,6 @@ enum StepKernels {
 /// Slices rounded through the formats module's array kernels (the generic codecs):
 /// decode a slice of codes to fp32, add in fp32, encode back, all vectorised.
 enum SliceBuffers {
-    static func codes<Code>(_ type: Code.Type, _ length: Int) -> UnsafeMutablePointer<Code> {
-        .allocate(capacity: max(length, 1))
-    }
-
     static func floats(_ length: Int) -> UnsafeMutablePointer<Float> {
         .allocate(capacity: max(length, 1))
     }

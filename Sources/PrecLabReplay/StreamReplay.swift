@@ -19,14 +19,18 @@ public struct StreamReplayOptions: Sendable, Codable {
     /// (a recorder's shard file): rounding keys use them, so a tensor replays to the same
     /// bits as from a stream of every tensor. Nil: positions in this stream.
     public var modelPositions: [String: Int]? = nil
+    /// Treat any difference between FINL and the fp32 replay as bad data (`--strict`);
+    /// otherwise the differences are reported as `finl_mismatches` and a warning.
+    public var strictFinal = false
 
     public init(verifyCRC: Bool = true, allowTruncated: Bool = false, curveEvery: Int? = nil,
-                baseCheckpoint: String? = nil, tensorNames: Set<String>? = nil) {
+                baseCheckpoint: String? = nil, tensorNames: Set<String>? = nil, strictFinal: Bool = false) {
         self.verifyCRC = verifyCRC
         self.allowTruncated = allowTruncated
         self.curveEvery = curveEvery
         self.baseCheckpoint = baseCheckpoint
         self.tensorNames = tensorNames
+        self.strictFinal = strictFinal
     }
 }
 
@@ -35,24 +39,37 @@ public struct StreamReplayOptions: Sendable, Codable {
 public enum StreamReplay {
     /// Number of curve points when `--every` is not given.
     public static let defaultCurvePoints = 50
+    /// Update bytes applied tile-major in one batch (the mapped pages in play at once).
+    public static let batchBytes = 1 << 30
+    /// Streams with more update bytes than this, or records of at least
+    /// `releaseRecordsFrom` bytes (large tensors), drop the mapped pages behind the
+    /// finished tiles, so resident memory stays near the state. Smaller streams keep
+    /// them: dropping pages while the other thread works costs it TLB shootdowns (the
+    /// bench stream ran almost 2x slower end to end with it).
+    public static let releaseAbove = 4 << 30
+    public static let releaseRecordsFrom = 64 << 20
 
     /// What the error says when a stream has no BASE record and no base checkpoint was
     /// given (`StreamReplayOptions.baseCheckpoint`).
     public static let missingBaseExplanation = "the stream has no BASE record, so the base weights must come from "
         + "elsewhere: a base checkpoint (a safetensors file or directory whose tensor names and shapes match)"
 
-    /// - Parameter progress: called after each step with (steps done, steps in total).
+    /// - Parameter progress: called as the replay advances with (steps done, steps in total).
     public static func run(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
-        progress: ((Int, Int) -> Void)? = nil
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> ReplayResult {
         try runKeepingState(path: path, configuration: configuration, options: options, progress: progress).result
     }
 
     /// As `run`, also returning the engine so callers can read the final weights.
+    ///
+    /// The records are walked once (checking framing and CRCs, keeping views of the
+    /// mapped updates), then the engine applies every step tile-major, then FINL is
+    /// compared. The stream stays mapped throughout; its pages are the kernel's to evict.
     public static func runKeepingState(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
-        progress: ((Int, Int) -> Void)? = nil
+        progress: (@Sendable (Int, Int) -> Void)? = nil
     ) throws -> (result: ReplayResult, engine: ReplayEngine) {
         // A framing-only walk (no CRC) counts the steps so the curve can be spaced.
         let framing = try UpdateStreamReader(path: path, options: .init(verifyCRC: false, allowTruncated: true))
@@ -83,7 +100,8 @@ public enum StreamReplay {
         }
 
         let every = max(1, options.curveEvery ?? max(1, (totalSteps + defaultCurvePoints - 1) / defaultCurvePoints))
-        var stepsDone = 0
+        var steps: [RecordedStep] = []
+        var final: (values: UnsafeBufferPointer<Float>, offset: Int)? = nil
         let summary = try reader.forEachRecord { record in
             switch record.kind {
             case .base:
@@ -92,25 +110,80 @@ public enum StreamReplay {
                                               configuration: configuration)
                 }
             case .step:
-                guard let engine else {
+                guard engine != nil else {
                     throw PrecLabError.badData(file: path, offset: record.offset, "STEP before any base weights")
                 }
-                stepsDone += 1
-                let recordPoint = stepsDone % every == 0 || stepsDone == totalSteps
-                try engine.apply(step: record.step, delta: try subset.gather(record.values),
-                                 recordCurvePoint: recordPoint)
-                progress?(stepsDone, totalSteps)
+                let number = steps.count + 1
+                steps.append(RecordedStep(step: record.step, delta: record.values,
+                                          curvePoint: number % every == 0 || number == totalSteps))
             case .final:
-                guard let engine else { return }
-                do {
-                    try engine.verifyFinal(try subset.gather(record.values))
-                } catch let error as PrecLabError {
-                    throw PrecLabError.badData(file: path, offset: record.offset, error.description)
-                }
+                final = (record.values, record.offset)
             }
         }
         guard let engine else {
             throw PrecLabError.badData("\(path): the stream holds no records")
+        }
+        // The views stay valid: the reader keeps the file mapped (released pages are
+        // read again from the page cache).
+        try withExtendedLifetime(reader) {
+            // Steps go to the engine in batches of at most `batchBytes` of updates, each
+            // batch tile-major, so the mapped pages in play stay bounded however long the
+            // stream is; finished element ranges are dropped from every record of a batch.
+            let file = reader.file
+            let fileStart = file.bytes.baseAddress
+            let payloadBytes = max(1, 4 * engine.elementCount)
+            let batchSize = max(1, batchBytes / payloadBytes)
+            var done = 0
+            for batchStart in stride(from: 0, to: steps.count, by: batchSize) {
+                var batch = Array(steps[batchStart..<min(steps.count, batchStart + batchSize)])
+                let payloads = batch.map { UnsafeRawPointer($0.delta.baseAddress!) - fileStart! }
+                // A subset (one shard) is copied out of the records a batch at a time, so
+                // its memory stays one batch of the kept tensors' updates.
+                let gathered = try subset.gatherBatch(batch)
+                defer { gathered?.deallocate() }
+                if let gathered {
+                    let count = engine.elementCount
+                    batch = batch.enumerated().map { index, step in
+                        RecordedStep(step: step.step, delta: UnsafeBufferPointer(rebasing: gathered[(index * count)..<((index + 1) * count)]),
+                                     curvePoint: step.curvePoint)
+                    }
+                }
+                let stepsBefore = done, stepCount = steps.count, batchCount = batch.count
+                var batchProgress: (@Sendable (Int, Int) -> Void)? = nil
+                if let progress {
+                    batchProgress = { tiles, total in
+                        progress(stepsBefore + tiles * batchCount / max(total, 1), stepCount)  // in steps
+                    }
+                }
+                var release: (@Sendable (Range<Int>) -> Void)? = nil
+                if gathered == nil, steps.count * payloadBytes > releaseAbove || payloadBytes >= releaseRecordsFrom {
+                    release = { range in
+                        for payload in payloads {
+                            file.releasePages((payload + 4 * range.lowerBound)..<(payload + 4 * range.upperBound))
+                        }
+                    }
+                }
+                try engine.applyAll(batch, progress: batchProgress, release: release)
+                done += batch.count
+            }
+            if let final, configuration.scale == 1 {
+                do {
+                    let values = try subset.gather(final.values)
+                    if options.strictFinal {
+                        try engine.verifyFinal(values)
+                    } else {
+                        try engine.checkFinal(values)
+                    }
+                } catch let error as PrecLabError {
+                    throw PrecLabError.badData(file: path, offset: final.offset, error.description)
+                }
+                let payload = UnsafeRawPointer(final.values.baseAddress!) - reader.file.bytes.baseAddress!
+                reader.file.releasePages(payload..<(payload + 4 * final.values.count))
+            }
+        }
+        if configuration.scale != 1 {
+            warnings.append("updates scaled by \(configuration.scale) (--scale): a first-order, open-loop "
+                            + "counterfactual; FINL is not compared")
         }
         if summary.gapCount > 0 {
             warnings.append(
@@ -123,7 +196,7 @@ public enum StreamReplay {
                 "the stream is truncated at byte offset \(offset) (\(summary.truncatedBytes) bytes of an "
                     + "incomplete record dropped); kept \(summary.stepCount) complete step(s)")
         }
-        if !summary.hasFinal {
+        if !summary.hasFinal && configuration.scale == 1 {
             warnings.append("the stream has no FINL record: the fp32 replay could not be verified")
         }
         if !options.verifyCRC {
@@ -165,6 +238,20 @@ final class TensorSubset {
         tensors = kept
         self.ranges = ranges
         buffer = .allocate(capacity: ranges.reduce(0) { $0 + $1.count })
+    }
+
+    /// The kept tensors' updates of every step of `batch`, one step after another in one
+    /// new buffer (the caller deallocates it); nil when every tensor is kept.
+    func gatherBatch(_ batch: [RecordedStep]) throws -> UnsafeMutableBufferPointer<Float>? {
+        guard ranges != nil else { return nil }
+        let count = buffer.count
+        let gathered = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, batch.count * count))
+        for (index, step) in batch.enumerated() {
+            let values = try gather(step.delta)
+            _ = UnsafeMutableBufferPointer(rebasing: gathered[(index * count)..<((index + 1) * count)])
+                .initialize(from: values)
+        }
+        return gathered
     }
 
     /// The kept tensors' values of a record holding every tensor.

@@ -4,82 +4,183 @@ import PrecLabFormats
 import PrecLabReplay
 import PrecLabSupport
 
-/// `preclab-bench replay`: element-steps per second of the replay engine on a stream of
-/// 128 steps (a short fine-tuning run; the paper's ran 300), for the
-/// master policy alone and all five policies, on 1 and 2 threads, against a plain
-/// numpy + ml_dtypes replay of the same stream in the same run. Targets: master
-/// >= 1.5 G element-steps/s, all five >= 0.4 G/s, >= 10x numpy.
+/// `preclab-bench replay`: the replay engine on a 200-step stream of real-model shapes
+/// (a 384-wide transformer block: q, k, v, o 384x384, up 1536x384, down 384x1536, 1.77 M
+/// weights, 1.4 GB of updates), against memcpy of the same update bytes and a plain
+/// numpy + ml_dtypes replay of the same stream, all in one run. Targets (issue 15):
+/// >= 10x numpy end to end for fp32,master,pure,kahan and for all five policies, and a
+/// delta-read rate >= 50% of memcpy. With PRECLAB_BENCH_MEMORY=1 it also measures the
+/// peak resident memory of a replay of one 16384x16384 tensor (issue 11); with
+/// PRECLAB_BENCH_MEMORY=only it measures just that.
 func runReplayBenchmarks() {
-    let rows = 1024, columns = 512, tensorCount = 2, steps = 128
-    let elements = rows * columns * tensorCount
+    if let memory = getenv("PRECLAB_BENCH_MEMORY"), String(cString: memory) == "only" {
+        replayMemoryBenchmark()
+        return
+    }
+    let shapes = [[384, 384], [384, 384], [384, 384], [384, 384], [1536, 384], [384, 1536]]
+    let steps = 200
+    let elements = shapes.reduce(0) { $0 + $1[0] * $1[1] }
     let path = NSTemporaryDirectory() + "preclab-bench-replay-\(getpid()).bin"
     defer { unlink(path) }
     do {
-        try writeBenchmarkStream(path: path, rows: rows, columns: columns, tensors: tensorCount, steps: steps)
+        try writeBenchmarkStream(path: path, shapes: shapes, steps: steps)
     } catch {
         print("replay: cannot write the benchmark stream: \(error)")
         return
     }
     let elementSteps = Double(elements * steps)
-    print("stream: \(tensorCount) tensors of \(rows)x\(columns), \(steps) steps, "
-          + "\(elements * steps * 4 / 1_000_000) MB of updates")
+    let deltaBytes = Double(elements * steps * 4)
+    print("stream: 6 matrices (4 x 384x384, 1536x384, 384x1536), \(elements) weights, \(steps) steps, "
+          + "\(Int(deltaBytes / 1e6)) MB of updates")
 
-    // The step pass alone (engine applying mapped records, no CRC, no final
-    // analysis): what the element-step targets are about.
+    let fourPolicies: [ReplayPolicy] = [.fp32, .master, .pure, .kahan]
+    if getenv("PRECLAB_BENCH_PROFILE_ANALYSIS") != nil {  // for profiling the final analysis
+        let configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
+        if let engine = try? stepPassEngine(path: path, configuration: configuration) {
+            print("final analysis x10: \(fixed(bestOf(1) { for _ in 0..<10 { _ = engine.finish() } }, 3)) s")
+        }
+        return
+    }
+    let sets: [(label: String, policies: [ReplayPolicy])] = [
+        ("fp32", [.fp32]), ("master", [.master]), ("fp32,master,pure,kahan", fourPolicies),
+        ("all five", ReplayPolicy.allCases),
+    ]
+
+    // memcpy of the same update bytes (every STEP payload, record by record, 2 threads).
+    let memcpySeconds = bestOf(3) { copyStepPayloads(path: path) }
+    let memcpyRate = deltaBytes / memcpySeconds
+    print("memcpy of the update bytes (2 threads): \(fixed(memcpyRate / 1e9, 2)) GB/s")
+
+    // The tile-major step pass alone (engine on mapped records, no CRC, no analysis).
     var stepRates: [String: Double] = [:]
-    print("step pass (engine on mapped records):")
-    for (label, policies) in [("master", [ReplayPolicy.master]), ("all five", ReplayPolicy.allCases)] {
+    print("step pass, tile-major (engine on mapped records, no CRC, no final analysis):")
+    for (label, policies) in sets {
         for threads in [1, 2] {
             let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: threads)
             let seconds = bestOf(3) { _ = try? timeStepPass(path: path, configuration: configuration) }
-            let rate = elementSteps / seconds
-            stepRates["\(label)/\(threads)"] = rate
-            print("  \(pad(label, 9)) threads \(threads)  \(fixed(rate / 1e9, 3)) G element-steps/s")
+            stepRates["\(label)/\(threads)"] = elementSteps / seconds
+            print("  \(pad(label, 23)) threads \(threads)  \(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s"
+                  + "  (\(fixed(seconds, 3)) s)")
         }
     }
-    // End to end: `preclab replay` as a user runs it (framing walk, CRC, steps, final
-    // analysis with sorting for the low-magnitude overlaps).
-    var rates: [String: Double] = [:]
+    // The same engine applying one step at a time over all tiles (the step-major
+    // traversal the tile-major one replaced): every policy's state swept per step.
+    for (label, policies) in sets where label == "fp32,master,pure,kahan" || label == "all five" {
+        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        let seconds = bestOf(3) { _ = try? timeStepPass(path: path, configuration: configuration, stepMajor: true) }
+        print("  \(pad(label, 23)) threads 2  \(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s"
+              + "  (\(fixed(seconds, 3)) s) step-major, for comparison")
+    }
+    let readRate = (stepRates["fp32/2"] ?? 0) * 4
+    print("delta-read rate (fp32 step pass, 2 threads): \(fixed(readRate / 1e9, 2)) GB/s = "
+          + "\(fixed(100 * readRate / memcpyRate, 0))% of memcpy; target >= 50%: \(readRate >= memcpyRate / 2 ? "met" : "NOT met")")
+    print("tile size (fp32,master,pure,kahan, 2 threads):")
+    for tileSize in [2048, 4096, 8192, 16_384, 65_536] {
+        var configuration = ReplayConfiguration(format: .bf16, policies: fourPolicies, threads: 2)
+        configuration.tileSize = tileSize
+        let seconds = bestOf(2) { _ = try? timeStepPass(path: path, configuration: configuration) }
+        print("  \(pad(String(tileSize), 6)) elements  \(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s")
+    }
+
+    // The final analysis alone (visible and hidden counts, low-|W0| overlaps, histograms).
+    for (label, policies) in sets where label != "fp32" && label != "master" {
+        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        if let engine = try? stepPassEngine(path: path, configuration: configuration) {
+            let seconds = bestOf(3) { _ = engine.finish() }
+            print("final analysis alone, \(pad(label, 23)) \(fixed(seconds, 3)) s")
+        }
+    }
+
+    // End to end: `preclab replay` as a user runs it, CRC off (numpy does not check it).
+    var endToEnd: [String: Double] = [:]
     print("end to end (StreamReplay.run, 2 threads):")
-    for (label, policies) in [("master", [ReplayPolicy.master]), ("all five", ReplayPolicy.allCases)] {
+    for (label, policies) in sets where label != "fp32" && label != "master" {
         for verify in [false, true] {
             let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
             let options = StreamReplayOptions(verifyCRC: verify)
             let seconds = bestOf(3) {
                 _ = try? StreamReplay.run(path: path, configuration: configuration, options: options)
             }
-            let rate = elementSteps / seconds
-            rates["\(label)/\(verify)"] = rate
-            print("  \(pad(label, 9)) crc \(verify ? "on " : "off")  \(fixed(rate / 1e9, 3)) G element-steps/s")
+            if !verify { endToEnd[label] = seconds }
+            print("  \(pad(label, 23)) crc \(verify ? "on " : "off")  \(fixed(seconds, 3)) s  "
+                  + "(\(fixed(elementSteps / seconds / 1e9, 3)) G element-steps/s)")
         }
     }
-    let master = stepRates["master/2"] ?? 0, all = stepRates["all five/2"] ?? 0
-    print("target master >= 1.5 G/s (step pass, 2 threads): \(master >= 1.5e9 ? "met" : "NOT met")")
-    print("target all five >= 0.4 G/s (step pass, 2 threads): \(all >= 0.4e9 ? "met" : "NOT met")")
 
-    guard let numpy = numpyReference(path: path) else { return }
-    let numpyMaster = elementSteps / numpy.master, numpyAll = elementSteps / numpy.all
-    print("numpy + ml_dtypes: master \(fixed(numpyMaster / 1e9, 3)) G/s, all \(fixed(numpyAll / 1e9, 3)) G/s")
-    // numpy's replay walks the stream without CRC and computes only the final
-    // master count, so compare it with the end-to-end run without CRC.
-    let masterRatio = (rates["master/false"] ?? 0) / numpyMaster
-    let allRatio = (rates["all five/false"] ?? 0) / numpyAll
-    print("speed-up over numpy (end to end, CRC off): master \(fixed(masterRatio, 1))x, "
-          + "all five \(fixed(allRatio, 1))x; target >= 10x (all five): \(allRatio >= 10 ? "met" : "NOT met")")
-    print("  (numpy's master replay is one vectorised fp32 add per step, memory-bound like ours,")
-    print("   so 10x is only meaningful for the rounding policies)")
+    // A fingerprint of every result (all five policies, step views on): builds for
+    // another CPU (-target-cpu) must print the same one.
+    var configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
+    configuration.stepViews = true
+    if let result = try? StreamReplay.run(path: path, configuration: configuration,
+                                          options: StreamReplayOptions(verifyCRC: false)) {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in result.json().serialized().utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        print("result fingerprint (FNV-1a of the JSON, all five, step views): \(String(hash, radix: 16))")
+    }
+
+    if let numpy = numpyReference(path: path) {
+        for (label, key) in [("fp32,master,pure,kahan", "fp32,master,pure,kahan"), ("all five", "all")] {
+            guard let reference = numpy[key], let ours = endToEnd[label] else { continue }
+            let ratio = reference / ours
+            print("numpy + ml_dtypes \(pad(label, 23)) \(fixed(reference, 3)) s; ours \(fixed(ours, 3)) s: "
+                  + "\(fixed(ratio, 1))x; target >= 10x: \(ratio >= 10 ? "met" : "NOT met")")
+        }
+    }
+    if getenv("PRECLAB_BENCH_MEMORY") != nil {
+        replayMemoryBenchmark()
+    } else {
+        print("replay memory on a 268M-element tensor: skipped (set PRECLAB_BENCH_MEMORY=1; needs 3 GiB of "
+              + "disk in TMPDIR and ~6 GB of memory, about a minute)")
+    }
 }
 
-/// Applies every STEP of a stream with a fresh engine; the replay's inner loop.
-private func timeStepPass(path: String, configuration: ReplayConfiguration) throws {
+/// Applies every STEP of a stream tile-major with a fresh engine: the replay's inner loop.
+private func timeStepPass(path: String, configuration: ReplayConfiguration, stepMajor: Bool = false) throws {
+    _ = try stepPassEngine(path: path, configuration: configuration, stepMajor: stepMajor)
+}
+
+private func stepPassEngine(path: String, configuration: ReplayConfiguration,
+                            stepMajor: Bool = false) throws -> ReplayEngine? {
     let reader = try UpdateStreamReader(path: path, options: .init(verifyCRC: false))
     let tensors = reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) }
     var engine: ReplayEngine?
+    var steps: [RecordedStep] = []
     try reader.forEachRecord { record in
         switch record.kind {
         case .base: engine = try ReplayEngine(tensors: tensors, base: record.values, configuration: configuration)
-        case .step: try engine?.apply(step: record.step, delta: record.values, recordCurvePoint: false)
+        case .step: steps.append(RecordedStep(step: record.step, delta: record.values, curvePoint: false))
         case .final: break
+        }
+    }
+    try withExtendedLifetime(reader) {
+        if stepMajor {
+            for step in steps { try engine?.applyAll([step]) }
+        } else {
+            try engine?.applyAll(steps)
+        }
+    }
+    return engine
+}
+
+/// memcpy of every STEP payload into one payload-sized buffer, each record split
+/// between two threads.
+private func copyStepPayloads(path: String) {
+    guard let reader = try? UpdateStreamReader(path: path, options: .init(verifyCRC: false)) else { return }
+    let length = reader.header.payloadLength
+    let destination = UnsafeSendable(UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 64))
+    defer { destination.value.deallocate() }
+    var payloads: [UnsafeSendable<UnsafeRawPointer>] = []
+    _ = try? reader.forEachRecord { record in
+        if record.kind == .step { payloads.append(UnsafeSendable(UnsafeRawPointer(record.values.baseAddress!))) }
+    }
+    let half = length / 2 / 64 * 64
+    withExtendedLifetime(reader) {
+        for payload in payloads {
+            ParallelChunks.forEach(count: 2, chunkSize: 1, threads: 2) { part in
+                let start = part.lowerBound == 0 ? 0 : half
+                let end = part.lowerBound == 0 ? half : length
+                memcpy(destination.value + start, payload.value + start, end - start)
+            }
         }
     }
 }
@@ -103,30 +204,36 @@ func bestOf(_ repeats: Int, _ body: () -> Void) -> Double {
     return best
 }
 
-private func writeBenchmarkStream(path: String, rows: Int, columns: Int, tensors: Int, steps: Int) throws {
-    let tensorList = (0..<tensors).map {
-        UpdateStreamTensor(name: "layers.\($0).weight", shape: [rows, columns], dtype: "BF16")
+/// Weights ~ U(-0.02, 0.02) and AdamW-sized updates ~ U(-2e-5, 2e-5), deltas taken from
+/// the replayed weights so the fp32 replay reproduces FINL.
+private func writeBenchmarkStream(path: String, shapes: [[Int]], steps: Int) throws {
+    let names = ["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
+    let tensorList = shapes.enumerated().map {
+        UpdateStreamTensor(name: "layers.0.\(names[$0.offset % names.count]).weight", shape: $0.element, dtype: "BF16")
     }
     let writer = try UpdateStreamWriter(path: path, tensors: tensorList, force: true)
-    let count = rows * columns * tensors
+    let count = shapes.reduce(0) { $0 + $1[0] * $1[1] }
     var state: UInt64 = 0x1234_5678_9ABC_DEF1
     func uniform() -> Float {
         state ^= state << 13; state ^= state >> 7; state ^= state << 17
         return Float(Int64(state >> 40) - (1 << 23)) / Float(1 << 23)
     }
-    var weights = (0..<count).map { _ in uniform() * 0.04 }
+    var weights = (0..<count).map { _ in uniform() * 0.02 }
     try weights.withUnsafeBufferPointer { try writer.writeBase(values: $0) }
     var update = [Float](repeating: 0, count: count)
     for step in 1...steps {
         for index in 0..<count { update[index] = uniform() * 2e-5 }
         for index in 0..<count { weights[index] += update[index] }
-        try update.withUnsafeBufferPointer { try writer.writeStep(step: UInt64(step), learningRate: 1e-6, values: $0) }
+        try update.withUnsafeBufferPointer { try writer.writeStep(step: UInt64(step), learningRate: 1e-5, values: $0) }
     }
     try weights.withUnsafeBufferPointer { try writer.writeFinal(values: $0) }
     try writer.close()
 }
 
-private func numpyReference(path: String) -> (master: Double, all: Double)? {
+/// Seconds of the numpy + ml_dtypes replay per policy set ("fp32,master,pure,kahan",
+/// "all"), run by `benchPython` (the private venv `make pyenv` creates); nil when numpy
+/// or ml_dtypes is missing (nothing is installed).
+private func numpyReference(path: String) -> [String: Double]? {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("tools/bench/replay_numpy.py").path
     guard let output = runProcess(benchPython, [script, path]),
@@ -139,9 +246,7 @@ private func numpyReference(path: String) -> (master: Double, all: Double)? {
         print("numpy reference: skipped (\(reason))")
         return nil
     }
-    guard let seconds = json["seconds"] as? [String: Double], let master = seconds["master"],
-          let all = seconds["all"] else { return nil }
-    return (master, all)
+    return json["seconds"] as? [String: Double]
 }
 
 /// The Python the numpy references run in: `PRECLAB_PYTHON`, else the private
@@ -154,4 +259,55 @@ func runProcess(_ executable: String, _ arguments: [String], environment: [Strin
     guard let result = try? ChildProcess.run(executable, arguments, overrides: environment, timeout: 3600),
           result.status == 0 else { return nil }
     return result.stdoutText.split(separator: "\n").last.map(String.init)
+}
+
+/// Peak resident memory of `preclab replay` on one 16384x16384 tensor (268 M weights;
+/// a BASE, one STEP and a FINL: 3 GiB of stream), every policy, measured in a child
+/// process (this binary with `replay-memory-child`) by getrusage.
+private func replayMemoryBenchmark() {
+    let rows = 16_384, columns = 16_384
+    let count = rows * columns
+    let path = NSTemporaryDirectory() + "preclab-bench-replay-memory-\(getpid()).bin"
+    defer { unlink(path) }
+    do {
+        let writer = try UpdateStreamWriter(
+            path: path, tensors: [UpdateStreamTensor(name: "embed.weight", shape: [rows, columns])], force: true)
+        let chunk = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+        defer { chunk.deallocate() }
+        for index in 0..<count { chunk[index] = Float(index % 4093) * 1e-5 - 0.02 }
+        try writer.writeBase(values: UnsafeBufferPointer(chunk))
+        for index in 0..<count { chunk[index] = Float(index % 13) * 1e-6 - 6e-6 }
+        try writer.writeStep(step: 1, learningRate: 1e-5, values: UnsafeBufferPointer(chunk))
+        for index in 0..<count { chunk[index] = (Float(index % 4093) * 1e-5 - 0.02) + (Float(index % 13) * 1e-6 - 6e-6) }
+        try writer.writeFinal(values: UnsafeBufferPointer(chunk))
+        try writer.close()
+    } catch {
+        print("replay memory: cannot write the stream: \(error)")
+        return
+    }
+    for policies in ["master", "all"] {
+        let start = DispatchTime.now().uptimeNanoseconds
+        guard let line = runProcess(CommandLine.arguments[0], ["replay-memory-child", path, policies]),
+              let kib = Double(line) else {
+            print("replay memory (\(policies)): the child run failed")
+            continue
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print("replay memory, 268M-element tensor, policy \(pad(policies, 6)): peak RSS \(fixed(kib / 1024 / 1024, 2)) GiB "
+              + "= \(fixed(kib * 1024 / Double(count), 1)) bytes per element (\(fixed(seconds, 0)) s)"
+              + (policies == "all" ? "; target <= 24: \(kib * 1024 / Double(count) <= 24 ? "met" : "NOT met")" : ""))
+    }
+}
+
+/// The child of `replayMemoryBenchmark`: replays and prints its peak RSS in KiB.
+func replayMemoryChild(_ arguments: [String]) {
+    guard arguments.count == 2, let policies = try? ReplayPolicy.parseList(arguments[1]) else { exit(2) }
+    let configuration = ReplayConfiguration(format: .bf16, policies: policies)
+    do {
+        _ = try StreamReplay.run(path: arguments[0], configuration: configuration,
+                                 options: StreamReplayOptions(verifyCRC: false))
+    } catch {
+        exit(1)
+    }
+    print(peakResidentMemoryKiB())
 }

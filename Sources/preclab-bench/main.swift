@@ -16,6 +16,11 @@ let suites: [(name: String, run: () -> Void)] = [
 ]
 
 let requested = Array(CommandLine.arguments.dropFirst())
+// A child process of the replay memory benchmark (peak RSS must be its own).
+if requested.first == "replay-memory-child" {
+    replayMemoryChild(Array(requested.dropFirst()))
+    exit(0)
+}
 let unknown = requested.filter { name in !suites.contains { $0.name == name } }
 if !unknown.isEmpty {
     print("preclab-bench: unknown suite(s) \(unknown.joined(separator: ", ")); have: \(suites.map(\.name).joined(separator: " "))")

@@ -47,6 +47,13 @@ extension NumberRule where Value == Double {
     static let any = NumberRule(expected: "a number") { Double($0) }
 }
 
+extension NumberRule where Value == Float {
+    /// fp32 factors such as replay's --scale (any sign, zero included).
+    static let finiteFloat = NumberRule(expected: "a finite number") { text in
+        Float(text).flatMap { $0.isFinite ? $0 : nil }
+    }
+}
+
 extension ParsedArguments {
     /// The option's value read by `rule`, or `defaultValue` when absent.
     func number<Value>(_ name: String, _ rule: NumberRule<Value>, default defaultValue: Value) throws -> Value {

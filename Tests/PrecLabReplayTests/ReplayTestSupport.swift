@@ -7,11 +7,11 @@ func replay(
     tensors: [ReplayTensor], base: [Float], updates: [[Float]],
     format: FloatFormat = .bf16, rounding: RoundingOptions = RoundingOptions(),
     policies: [ReplayPolicy] = ReplayPolicy.allCases, seed: UInt64 = 0,
-    nullPermute: Bool = false, threads: Int = 2, curveEvery: Int = 1
+    nullPermute: Bool = false, signedZeroChanges: Bool = false, threads: Int = 2, curveEvery: Int = 1
 ) throws -> ReplayResult {
     let configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed,
                                             policies: policies, nullPermute: nullPermute,
-                                            threads: threads)
+                                            signedZeroChanges: signedZeroChanges, threads: threads)
     let engine = try base.withUnsafeBufferPointer {
         try ReplayEngine(tensors: tensors, base: $0, configuration: configuration)
     }

@@ -78,12 +78,21 @@ final class ReplayCLITests: XCTestCase {
         XCTAssertNotNil(total["null_permute"])
         XCTAssertEqual(root["curve"]?.arrayValue?.count, 10)
 
+        XCTAssertEqual(try String(contentsOfFile: path("plots/changed_per_step.csv"), encoding: .utf8)
+                        .split(separator: "\n").count, 1 + 10)
+        XCTAssertTrue(try String(contentsOfFile: path("plots/pure_update_ratio.csv"), encoding: .utf8)
+                        .hasPrefix("bin,element_steps,changed,unchanged"))
+        for key in ["hidden_never_left", "hidden_returned", "hidden_swamped", "spurious"] {
+            XCTAssertNotNil(master[key], key)
+        }
+        XCTAssertNotNil(root["step_views"]?.objectValue?["changed_in_step"])
         let csv = try String(contentsOfFile: path("out.csv"), encoding: .utf8)
         let lines = csv.split(separator: "\n")
         XCTAssertEqual(lines.count, 1 + 2 * 5 + 5)  // header, tensor x policy, totals
         XCTAssertTrue(lines[0].hasPrefix("tensor,shape,params,policy,"))
         XCTAssertNotNil(total["null"]?.objectValue?["policies"]?.objectValue?["pure"], "the null runs for every policy")
-        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg", "low_overlap_by_policy.svg"] {
+        for name in ["visible_per_step.svg", "visibility_histogram.svg", "visible_by_ratio.svg",
+                     "low_overlap_by_policy.svg", "changed_per_step.svg", "pure_update_ratio.svg"] {
             let svg = try String(contentsOfFile: path("plots/" + name), encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg") || svg.hasPrefix("<?xml"), name)
         }
@@ -150,14 +159,78 @@ final class ReplayCLITests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("0.weight"), result.stdout)
     }
 
-    func testFinalMismatchIsBadData() throws {
+    func testFinalMismatchIsBadDataWithStrict() throws {
         let (stream, _) = try writeStream("bad-final.bin", corruptFinal: true)
-        let result = try CLIRunner.run(["replay", stream, "--quiet", "--json", path("never.json")])
+        let result = try CLIRunner.run(["replay", stream, "--quiet", "--strict", "--json", path("never.json")])
         XCTAssertEqual(result.status, 1, result.stderr)
         XCTAssertTrue(result.stderr.contains("does not reproduce FINL"), result.stderr)
         XCTAssertTrue(result.stderr.contains("model.layers.0.q_proj.weight"), result.stderr)
         XCTAssertTrue(result.stderr.contains("[2, 4]"), result.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("never.json")))
+    }
+
+    /// A recorder that takes deltas as after - before in fp32 misses FINL where the
+    /// subtraction is inexact: 0.3 -> -0.1 gives the delta fp32(-0.4), and 0.3 + (-0.4)
+    /// = -0.099999994, one ULP from -0.1 (numpy float32 agrees); 0.001 -> -0.002 misses
+    /// by one ULP the same way; 0.5 -> 0.75 and 0.25 -> 0.125 are exact. The replay
+    /// exits 0 and reports both mismatches; --strict exits 1.
+    func testAfterMinusBeforeDeltasMissingFinalByOneULPAreReported() throws {
+        let file = path("after-minus-before.bin")
+        let writer = try UpdateStreamWriter(path: file, tensors: [UpdateStreamTensor(name: "w", shape: [2, 2])])
+        let before: [Float] = [0.3, 0.001, 0.5, 0.25]
+        let after: [Float] = [-0.1, -0.002, 0.75, 0.125]
+        let delta = zip(after, before).map { $0 - $1 }
+        try before.withUnsafeBufferPointer { try writer.writeBase(values: $0) }
+        try delta.withUnsafeBufferPointer { try writer.writeStep(step: 1, learningRate: 1e-3, values: $0) }
+        try after.withUnsafeBufferPointer { try writer.writeFinal(values: $0) }
+        try writer.close()
+
+        let result = try CLIRunner.run(["replay", file, "--json", path("finl.json"), "--csv", path("finl.csv")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("FINL differs from the fp32 replay in 2 element(s), at most 1 ULP"),
+                      result.stderr)
+        XCTAssertTrue(result.stderr.contains("after - before"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("tools/preclab_record.py"), result.stderr)
+        XCTAssertTrue(result.stdout.contains("FINL differs"), result.stdout)
+        let root = try XCTUnwrap(JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path("finl.json")))))
+            .objectValue)
+        XCTAssertEqual(root["final_verified"], false)
+        let mismatches = try XCTUnwrap(root["finl_mismatches"]?.objectValue)
+        XCTAssertEqual(mismatches["count"], 2)
+        XCTAssertEqual(mismatches["max_ulp_distance"], 1)
+        let first = try XCTUnwrap(mismatches["first"]?.objectValue)
+        XCTAssertEqual(first["tensor"], "w")
+        XCTAssertEqual(first["index"], 0)
+        XCTAssertEqual(first["position"], "[0, 0] (flat 0)")
+        XCTAssertEqual(first["recorded_bits"], .string("0x" + String(Float(-0.1).bitPattern, radix: 16, uppercase: true)))
+        XCTAssertTrue(try String(contentsOfFile: path("finl.csv"), encoding: .utf8).contains("FINL differs"))
+
+        let strict = try CLIRunner.run(["replay", file, "--quiet", "--strict", "--json", path("strict.json")])
+        XCTAssertEqual(strict.status, 1, strict.stderr)
+        XCTAssertTrue(strict.stderr.contains("does not reproduce FINL: 2 element(s) differ"), strict.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("strict.json")))
+    }
+
+    /// --scale C multiplies every update: the stream's updates (at most 3e-4) on weights
+    /// up to 0.08 (half an ULP there: 2^-12 ≈ 2.4e-4) mostly vanish in pure storage;
+    /// scaled by 100 (0.03) they show. FINL is not compared and the output says so.
+    func testScaleIsAnOpenLoopCounterfactual() throws {
+        let (stream, _) = try writeStream("scale.bin")
+        let plain = try CLIRunner.run(["replay", stream, "--quiet", "--json", path("plain.json")])
+        let scaled = try CLIRunner.run(["replay", stream, "--quiet", "--scale", "100", "--json", path("scaled.json")])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertEqual(scaled.status, 0, scaled.stderr)
+        XCTAssertTrue(scaled.stderr.contains("open-loop"), scaled.stderr)
+        func visible(_ name: String) throws -> Int64 {
+            let root = try XCTUnwrap(JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: path(name)))))
+                .objectValue)
+            return try XCTUnwrap(root["total"]?.objectValue?["policies"]?.objectValue?["pure"]?.objectValue?[
+                "visible_changed"]?.integerValue)
+        }
+        XCTAssertGreaterThan(try visible("scaled.json"), try visible("plain.json"))
+        XCTAssertFalse(try String(contentsOfFile: path("scaled.json"), encoding: .utf8).contains("\"scale\": 1,"))
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--scale", "x"]).status, 2)
+        XCTAssertEqual(try CLIRunner.run(["replay", stream, "--scale", "inf"]).status, 2)
     }
 
     func testGapsWarnInEveryOutputFormat() throws {

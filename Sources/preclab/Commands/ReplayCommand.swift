@@ -50,6 +50,14 @@ enum ReplayCommand: Command {
       --csv FILE            write a row per tensor and policy as CSV
       --plots DIR           write SVG plots (visible fraction per step, visibility histogram,
                             low-|W0| overlap per policy beside its magnitude baseline)
+                            and the step-level views (CSV + SVG: values changed per
+                            step, |u_t| / half-ULP of the pure policy's stored weight)
+      --scale C             multiply every recorded update by C (in fp32) before applying
+                            it: a first-order, open-loop learning-rate counterfactual
+                            (the recorded updates stay those of the recorded run;
+                            FINL is not compared)
+      --strict              exit 1 when FINL differs from the fp32 replay (default:
+                            report the differences as finl_mismatches and a warning)
       --allow-truncated     keep the complete steps of a stream cut off mid-record
       --no-verify           skip CRC-32 verification
       --threads N           worker threads (results never depend on it)
@@ -63,13 +71,14 @@ enum ReplayCommand: Command {
 
     The stored base is W0 rounded to nearest-even; the master export and the Kahan
     buffers also round to nearest-even; --rounding applies to the pure policy.
-    Exit status: 0 success, 1 bad data (corrupt stream, FINL mismatch), 2 bad usage.
+    Exit status: 0 success, 1 bad data (corrupt stream; FINL mismatch with --strict),
+    2 bad usage.
     """
     static let options: [OptionSpec] = [
         .value("--dtype"), .value("--rounding"), .value("--seed"), .flag("--saturate"),
         .flag("--flush-subnormals"), .value("--policy"), .value("--base"), .value("--every"),
         .value("--null"), .flag("--signed-zero-changes"), .flag("--spectral"), .flag("--allow-truncated"),
-        .flag("--no-verify"),
+        .flag("--no-verify"), .value("--scale"), .flag("--strict"),
         .value("--threads"), .flag("--quiet"), ProgressReporter.spec, TensorSelectionOption.spec, ShardOption.spec,
     ] + SpectralOptionGroup.specs(svd: false) + OutputOptions.specs()
 
@@ -103,6 +112,7 @@ enum ReplayCommand: Command {
             let policies = try ReplayPolicy.parseList(arguments.value("--policy") ?? "all")
             let every = try arguments.number("--every", .positive)
             let threads = try arguments.number("--threads", .positive, default: ParallelChunks.threadCount)
+            let scale = try arguments.number("--scale", .finiteFloat, default: 1)
             var nullModel: NullModelKind? = nil
             if let null = arguments.value("--null") {
                 guard let kind = NullModelKind(rawValue: null) else {
@@ -115,14 +125,17 @@ enum ReplayCommand: Command {
             spectral = arguments.flag("--spectral") ? spectralOptions : nil
             quiet = arguments.flag("--quiet")
             progress = try ProgressReporter(command: name, arguments: arguments)
+            outputs = OutputOptions(arguments)
             configuration = ReplayConfiguration(format: format, rounding: rounding, seed: seed, policies: policies,
                                                 nullModel: nullModel,
                                                 signedZeroChanges: arguments.flag("--signed-zero-changes"),
-                                                threads: threads)
+                                                threads: threads, scale: scale,
+                                                stepViews: outputs.json != nil || outputs.plots != nil)
             let base = arguments.value("--base")
             options = StreamReplayOptions(verifyCRC: !arguments.flag("--no-verify"),
                                           allowTruncated: arguments.flag("--allow-truncated"),
-                                          curveEvery: every, baseCheckpoint: base)
+                                          curveEvery: every, baseCheckpoint: base,
+                                          strictFinal: arguments.flag("--strict"))
             source = stream
             if let recorded = try RecordedShard.read(path: stream) {
                 // A recorder's shard file: partition the model's tensors, not the file's.
@@ -160,7 +173,6 @@ enum ReplayCommand: Command {
                     shardPlan = plan
                 }
             }
-            outputs = OutputOptions(arguments)
             outputs.inputPaths = [stream] + (try base.map { try Checkpoint.open($0).filePaths } ?? [])
             // Refuse bad destinations before spending time on the replay.
             try outputs.preflight(plotNames: ReplayPlot.allCases.map(\.fileName))
@@ -195,6 +207,8 @@ enum ReplayCommand: Command {
             Console.out(ReplayTables.perTensor(result).render())
             Console.out("")
             Console.out(ReplayTables.totals(result).render())
+            Console.out("")
+            Console.out(ReplayStepReports.hiddenSplit(result).render())
             if let spectral {
                 Console.out("")
                 Console.out(spectral.table().render())
@@ -213,7 +227,8 @@ enum ReplayCommand: Command {
             table = CSVTable(header: header)
             for row in rows { table!.addRow(row.map { TableCell.text($0) }) }
         }
-        try outputs.write(json: document, csv: table, plots: outputs.plots == nil ? [] : ReplayPlots.files(result))
+        try outputs.write(json: document, csv: table,
+                          plots: outputs.plots == nil ? [] : ReplayPlots.files(result) + ReplayStepReports.files(result))
     }
 }
 
@@ -299,6 +314,11 @@ enum ReplayPlot: String, CaseIterable {
     case visibilityHistogram = "visibility_histogram.svg"
     case visibleByRatio = "visible_by_ratio.svg"
     case lowOverlapByPolicy = "low_overlap_by_policy.svg"
+    // The step-level views (ReplayStepReports), a CSV and an SVG each.
+    case changedPerStepTable = "changed_per_step.csv"
+    case changedPerStep = "changed_per_step.svg"
+    case pureUpdateRatioTable = "pure_update_ratio.csv"
+    case pureUpdateRatio = "pure_update_ratio.svg"
 
     var fileName: String { rawValue }
 }
