@@ -87,6 +87,34 @@ final class ShardMergeCLITests: XCTestCase {
         XCTAssertEqual(subset["tensors"]?.arrayValue?.count, 5)
     }
 
+    /// A stream whose deltas were taken as after - before misses FINL in two of its five
+    /// tensors (by one ULP each: b at elements 1 and 2, e at element 0): each shard sees
+    /// only its own mismatches, and the merge rebuilds the unsharded count, largest
+    /// distance, first example (in stream order) and warning.
+    func testFinalMismatchesMergeToTheUnshardedReport() throws {
+        let stream = path("finl.bin")
+        let writer = try UpdateStreamWriter(path: stream, tensors: [
+            UpdateStreamTensor(name: "a", shape: [2, 2]), UpdateStreamTensor(name: "b", shape: [3, 2]),
+            UpdateStreamTensor(name: "c", shape: [2]), UpdateStreamTensor(name: "d", shape: [2]),
+            UpdateStreamTensor(name: "e", shape: [2]),
+        ])
+        // 0.3 -> -0.1 and 0.001 -> -0.002 miss by one ULP in fp32 (ReplayCLITests); the
+        // other values subtract exactly.
+        let before: [Float] = [0.5, 0.25, 0.75, 0.125, 0.5, 0.3, 0.001, 0.5, 0.25, 0.75, 0.5, 0.25, 0.75, 0.5, 0.3, 0.5]
+        let after: [Float] = [0.75, 0.125, 0.5, 0.25, 0.25, -0.1, -0.002, 0.75, 0.5, 0.5, 0.25, 0.5, 0.5, 0.25, -0.1, 0.25]
+        let delta = zip(after, before).map { $0 - $1 }
+        try before.withUnsafeBufferPointer { try writer.writeBase(values: $0) }
+        try delta.withUnsafeBufferPointer { try writer.writeStep(step: 1, learningRate: 1e-3, values: $0) }
+        try after.withUnsafeBufferPointer { try writer.writeFinal(values: $0) }
+        try writer.close()
+        try checkMergesMatch(["replay", stream, "--quiet"], tag: "finl", csv: true)
+        let full = try XCTUnwrap(try Fixtures.readJSON(path("finl-full.json"))["finl_mismatches"]?.objectValue)
+        XCTAssertEqual(full["count"], 3)
+        XCTAssertEqual(full["max_ulp_distance"], 1)
+        XCTAssertEqual(full["first"]?.objectValue?["tensor"], "b")
+        XCTAssertEqual(full["first"]?.objectValue?["index"], 1)
+    }
+
     /// Three matrices, a vector (sparsity only), a tensor only in TUNED and one whose
     /// shape differs: every skip list is rebuilt in the unsharded order.
     private func writeCheckpoints() throws -> (base: String, tuned: String, runs: [String]) {
