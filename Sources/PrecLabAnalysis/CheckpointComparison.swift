@@ -141,6 +141,7 @@ public struct CheckpointComparison: Sendable {
             }
             throw PrecLabError.badData(message)
         }
+        try CheckpointComparison.requireMemory(plan.pairs.map(\.0))
         let rows = try CheckpointComparison.compare(plan.pairs, base: base, tuned: tuned, options: options,
                                                     progress: progress)
         skipped += CheckpointComparison.spectralSkips(rows)
@@ -237,6 +238,23 @@ public struct CheckpointComparison: Sendable {
             skipped.append(SkippedTensor(name: tensor.name, scope: .tensor, reason: "missing in BASE"))
         }
         return (pairs, skipped)
+    }
+
+    /// Estimated bytes per weight of one matrix under comparison: W0 and W1 in float64
+    /// (16), ΔW (8), LAPACK's copy, U, Vᵀ and dgesdd's workspace for each SVD (about 64),
+    /// the kept factors and the rank-r reconstruction (about 40). Vectors need the float64
+    /// copies only. Large matrices are compared one at a time (SpectralScheduler).
+    public static let matrixBytesPerWeight = 128
+    public static let vectorBytesPerWeight = 24
+
+    /// Refuses (bad data, with the numbers) a comparison whose largest tensor cannot fit
+    /// in the memory available, before any tensor is decoded.
+    static func requireMemory(_ tensors: [CheckpointTensor]) throws {
+        guard let largest = tensors.max(by: { $0.info.elementCount < $1.info.elementCount }) else { return }
+        let perWeight = largest.shape.count == 2 ? matrixBytesPerWeight : vectorBytesPerWeight
+        try ResourceBudget.requireMemory(
+            ResourceBudget.product(largest.info.elementCount, perWeight) ?? Int.max,
+            for: "comparing tensor '\(largest.name)' (\(largest.info.elementCount) weights, about \(perWeight) bytes each)")
     }
 
     /// Runs every pair through the spectral scheduler (small matrices in parallel, large

@@ -92,6 +92,15 @@ public struct CheckpointConsistency: Sendable {
             }
             throw PrecLabError.badData(message)
         }
+        // One tensor at a time: its base and run codes (4 B each at most), a bit mask per
+        // run and the per-weight counts and strata (16 B); refused up front when the
+        // largest cannot fit.
+        if let largest = plan.selected.map(\.0).max(by: { $0.info.elementCount < $1.info.elementCount }) {
+            let perWeight = 24 + (runs.count + 7) / 8
+            try ResourceBudget.requireMemory(
+                ResourceBudget.product(largest.info.elementCount, perWeight) ?? Int.max,
+                for: "the consistency of tensor '\(largest.name)' over \(runs.count) runs (\(largest.info.elementCount) weights, about \(perWeight) bytes each)")
+        }
         let threads = ParallelChunks.threadCount
         let zeroSign = TensorCodes.zeroSignBit(format: options.format, signedZeroChanges: options.signedZeroChanges)
         progress?.begin("consistency", work: plan.selected.map { Double($0.0.info.elementCount * runs.count) })

@@ -35,6 +35,11 @@ public final class ReplayEngine: @unchecked Sendable {
         guard base.count == total else {
             throw PrecLabError.badData("base weights hold \(base.count) values, the tensors need \(total)")
         }
+        // The whole state is allocated up front; refuse what cannot fit before touching it.
+        try ResourceBudget.requireMemory(
+            ReplayEngine.stateBytes(elements: total, configuration: configuration) ?? Int.max,
+            for: "replaying \(total) weights under \(configuration.policies.map(\.rawValue).joined(separator: ","))"
+                + (configuration.nullModel != nil ? " with the null model" : ""))
         self.tensors = tensors
         self.configuration = configuration
         if BFloat16Codec.applies(to: configuration) {
@@ -169,6 +174,20 @@ public final class ReplayEngine: @unchecked Sendable {
                             lastStep: lastStep, tensors: results, curve: curve,
                             warnings: allWarnings, finalVerified: finalVerified,
                             finalMismatches: finalMismatches, stepViews: core.stepViews(steps: stepNumbers))
+    }
+
+    /// Bytes of state a replay of `elements` weights holds (docs/replay.md, "Memory"):
+    /// W0 and the truth (4 + 4), the stored base and one code buffer per stored policy (two
+    /// for Kahan), the "left I" bit, one byte per element for the final analysis, and the
+    /// null model's second engine, permutation and permuted update. Nil on overflow.
+    public static func stateBytes(elements: Int, configuration: ReplayConfiguration) -> Int? {
+        let s = configuration.format.storageBytes
+        var perElement8 = 8 * (4 + 4 + s + 1) + 1  // in eighths of a byte: the left-I bit
+        if configuration.runs(.pure) { perElement8 += 8 * s }
+        if configuration.runs(.stochastic) { perElement8 += 8 * s }
+        if configuration.runs(.kahan) { perElement8 += 8 * 2 * s }
+        if configuration.nullModel != nil { perElement8 = 2 * perElement8 + 8 * 12 }
+        return ResourceBudget.product(elements, perElement8).map { ($0 + 7) / 8 }
     }
 
     /// The warning explaining a FINL record that the fp32 replay does not reproduce (nil

@@ -37,6 +37,11 @@ struct OutputOptions {
         var named: [(option: String, path: String)] = []
         if let json { named.append(("--json", json)) }
         if let csv { named.append(("--csv", csv)) }
+        // Standard output carries one document: `-` only where a run writes one output.
+        if let dash = named.first(where: { $0.path == AtomicFileWriter.standardOutputPath }),
+           named.count + (plots == nil ? 0 : 1) > 1 {
+            throw UsageError("\(dash.option) '-' (standard output) is allowed only when it is the run's only output")
+        }
         for (index, first) in named.enumerated() {
             for second in named[(index + 1)...]
             where OutputSet.canonicalPath(first.path) == OutputSet.canonicalPath(second.path) {

@@ -96,4 +96,53 @@ final class SizeBudgetTests: XCTestCase {
         XCTAssertEqual(unmatched.status, 2, unmatched.stderr)
         XCTAssertTrue(unmatched.stderr.hasPrefix("preclab cast: error: the tensor pattern matched none of the 1 floating tensors"), unmatched.stderr)
     }
+
+    /// replay, compare and consistency compute their state from the inputs' sizes and
+    /// refuse, before allocating it, what the memory available cannot hold; one byte
+    /// more than the estimate lets the same run through.
+    func testReplayCompareAndConsistencyRefuseWhatMemoryCannotHold() throws {
+        let stream = path("s.bin")
+        XCTAssertEqual(try CLIRunner.run(synth(stream, shape: "16x16", steps: "3")).status, 0)
+        // 256 bf16 weights, all five policies: (W0 4 + truth 4 + stored base 2 + analysis 1
+        // + pure 2 + stochastic 2 + Kahan 4) bytes + 1 bit each = 19.125 * 256 = 4896 bytes.
+        let refused = try CLIRunner.run(["replay", stream, "--quiet"], environment: ["PRECLAB_MEMORY_LIMIT": "4895"])
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("replaying 256 weights under fp32,master,pure,stochastic,kahan needs 4896 bytes"),
+                      refused.stderr)
+        let fits = try CLIRunner.run(["replay", stream, "--quiet"], environment: ["PRECLAB_MEMORY_LIMIT": "4896"])
+        XCTAssertEqual(fits.status, 0, fits.stderr)
+
+        // compare and consistency: the largest matrix, 128 and 24 + 1 bytes per weight.
+        let base = path("base.safetensors"), tuned = path("tuned.safetensors"), other = path("other.safetensors")
+        for (file, offset) in [(base, Float(0)), (tuned, Float(0.5)), (other, Float(0.25))] {
+            let values = (0..<256).map { Float($0) / 64 + offset }
+            try SafetensorsWriter.write(to: file, tensors: [
+                (SafetensorsTensorSpec(name: "w", dtype: .f32, shape: [16, 16]),
+                 values.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian) { Array($0) } }),
+            ])
+        }
+        let compare = try CLIRunner.run(["compare", base, tuned, "--k", "2", "--rank", "2"],
+                                        environment: ["PRECLAB_MEMORY_LIMIT": String(256 * 128 - 1)])
+        XCTAssertEqual(compare.status, 1, compare.stderr)
+        XCTAssertTrue(compare.stderr.contains("comparing tensor 'w' (256 weights, about 128 bytes each) needs 32768 bytes"),
+                      compare.stderr)
+        let consistency = try CLIRunner.run(["consistency", "--base", base, tuned, other],
+                                            environment: ["PRECLAB_MEMORY_LIMIT": String(256 * 25 - 1)])
+        XCTAssertEqual(consistency.status, 1, consistency.stderr)
+        XCTAssertTrue(consistency.stderr.contains("over 2 runs (256 weights, about 25 bytes each) needs 6400 bytes"),
+                      consistency.stderr)
+    }
+
+    /// `-` (standard output) holds one document: with a second output it is a usage error.
+    func testStandardOutputOnlyForTheOnlyOutput() throws {
+        let stream = path("s.bin")
+        XCTAssertEqual(try CLIRunner.run(synth(stream)).status, 0)
+        let both = try CLIRunner.run(["replay", stream, "--quiet", "--json", "-", "--csv", path("r.csv")])
+        XCTAssertEqual(both.status, 2, both.stderr)
+        XCTAssertTrue(both.stderr.contains("'-' (standard output) is allowed only when it is the run's only output"), both.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("r.csv")))
+        let alone = try CLIRunner.run(["replay", stream, "--quiet", "--json", "-"])
+        XCTAssertEqual(alone.status, 0, alone.stderr)
+        XCTAssertTrue(alone.stdout.hasPrefix("{"), alone.stdout)
+    }
 }
