@@ -58,6 +58,14 @@ public struct RoundingOptions: Hashable, Sendable, Codable {
     }
 
     public static let nearestEven = RoundingOptions()
+
+    /// The same overflow and subnormal options with another rounding mode (a storage
+    /// policy rounds nearest-even or stochastically whatever mode was configured).
+    public func with(mode: RoundingMode) -> RoundingOptions {
+        var options = self
+        options.mode = mode
+        return options
+    }
 }
 
 /// A counter-based random generator: 32 random bits as a pure function of

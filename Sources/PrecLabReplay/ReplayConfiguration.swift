@@ -78,17 +78,9 @@ public struct ReplayConfiguration: Sendable, Codable {
     var tracksInterval: Bool { policies.contains { $0 != .fp32 } }
 
     /// Nearest-even with the configured overflow and subnormal options.
-    var nearestOptions: RoundingOptions {
-        var options = rounding
-        options.mode = .nearestEven
-        return options
-    }
+    var nearestOptions: RoundingOptions { rounding.with(mode: .nearestEven) }
 
-    var stochasticOptions: RoundingOptions {
-        var options = rounding
-        options.mode = .stochastic
-        return options
-    }
+    var stochasticOptions: RoundingOptions { rounding.with(mode: .stochastic) }
 
     func runs(_ policy: ReplayPolicy) -> Bool { policies.contains(policy) }
 }

@@ -7,7 +7,7 @@ import Darwin
 /// Runs a child program to completion without Foundation's run loop.
 ///
 /// Why not `Foundation.Process`: on the two-vCPU machines this project is built on,
-/// `Process.waitUntilExit()` waits on the main run loop, whose timed waits can miss
+/// Foundation's `Process` waits for its child on the main run loop, whose timed waits can miss
 /// their wake-up when the CPUs' monotonic clocks disagree, and then never return
 /// (measured; see docs/testing.md). This runner uses `posix_spawn`, reads stdout and
 /// stderr together with `poll` in bounded slices, and reaps the child with

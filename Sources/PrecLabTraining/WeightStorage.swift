@@ -37,17 +37,9 @@ public final class WeightStorage {
     /// The nearest-even codes of the starting weights (fp32 policy: their fp32 bits).
     public let baseCodes: [[UInt8]]
 
-    var nearestOptions: RoundingOptions {
-        var options = rounding
-        options.mode = .nearestEven
-        return options
-    }
+    var nearestOptions: RoundingOptions { rounding.with(mode: .nearestEven) }
 
-    var stochasticOptions: RoundingOptions {
-        var options = rounding
-        options.mode = .stochastic
-        return options
-    }
+    var stochasticOptions: RoundingOptions { rounding.with(mode: .stochastic) }
 
     /// The format weights are stored in under this policy (fp32 for the fp32 policy).
     public var storedFormat: FloatFormat { policy == .fp32 ? .fp32 : format }
