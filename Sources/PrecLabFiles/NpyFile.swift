@@ -8,13 +8,15 @@ import PrecLabSupport
 /// itself only knows it as two opaque bytes.
 public final class NpyArray: @unchecked Sendable {
     public let name: String
-    public let descr: String
-    public let dtype: TensorDType
-    public let isBigEndian: Bool
-    public let fortranOrder: Bool
-    public let shape: [Int]
-    public let elementCount: Int
-    public let version: (major: UInt8, minor: UInt8)
+    /// The preamble and header dict, as parsed.
+    public let header: NpyHeader
+    public var descr: String { header.descr }
+    public var dtype: TensorDType { header.dtype }
+    public var isBigEndian: Bool { header.isBigEndian }
+    public var fortranOrder: Bool { header.fortranOrder }
+    public var shape: [Int] { header.shape }
+    public var elementCount: Int { header.elementCount }
+    public var version: (major: UInt8, minor: UInt8) { header.version }
     /// The element bytes exactly as stored (byte order and memory order of the file).
     public let storedBytes: UnsafeRawBufferPointer
     /// Keeps the memory behind `storedBytes` alive (a mapping or an inflated buffer).
@@ -33,13 +35,7 @@ public final class NpyArray: @unchecked Sendable {
         self.name = name
         self.owner = owner
         let header = try NpyHeader(prefix: bytes, name: name, bfloat16ForV2: bfloat16ForV2)
-        version = header.version
-        descr = header.descr
-        dtype = header.dtype
-        isBigEndian = header.isBigEndian
-        fortranOrder = header.fortranOrder
-        shape = header.shape
-        elementCount = header.elementCount
+        self.header = header
         let dataStart = header.dataOffset
         guard bytes.count - dataStart == header.dataBytes else {
             throw PrecLabError.badData(file: name, offset: dataStart, "data holds \(bytes.count - dataStart) bytes, expected \(header.dataBytes) (\(header.elementCount) elements of '\(header.descr)')")
