@@ -246,10 +246,15 @@ final class TensorSubset {
         guard ranges != nil else { return nil }
         let count = buffer.count
         let gathered = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, batch.count * count))
-        for (index, step) in batch.enumerated() {
-            let values = try gather(step.delta)
-            _ = UnsafeMutableBufferPointer(rebasing: gathered[(index * count)..<((index + 1) * count)])
-                .initialize(from: values)
+        do {
+            for (index, step) in batch.enumerated() {
+                let values = try gather(step.delta)
+                _ = UnsafeMutableBufferPointer(rebasing: gathered[(index * count)..<((index + 1) * count)])
+                    .initialize(from: values)
+            }
+        } catch {
+            gathered.deallocate()
+            throw error
         }
         return gathered
     }
