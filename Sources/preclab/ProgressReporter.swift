@@ -76,9 +76,16 @@ final class ProgressReporter: ProgressReporting, @unchecked Sendable {
     }
 
     func update(done: Int, total: Int) {
+        update(done: done, total: total, note: nil)
+    }
+
+    /// As `update(done:total:)`, with a short note after the count (a training run's
+    /// loss and reward).
+    func update(done: Int, total: Int, note: String?) {
         lock.withLock {
             draw(fraction: total > 0 ? Double(done) / Double(total) : 1, complete: done == total,
-                 detail: "\(stage) \(done)/\(total)" + (total > 0 ? " (\(Int(100 * Double(done) / Double(total)))%)" : ""))
+                 detail: "\(stage) \(done)/\(total)" + (total > 0 ? " (\(Int(100 * Double(done) / Double(total)))%)" : "")
+                    + (note.map { "  \($0)" } ?? ""))
         }
     }
 

@@ -74,6 +74,10 @@ enum TrainCommand: Command {
                              rounding (default 0)
       --threads N            worker threads for rounding (results never depend on it)
       --quiet                no progress line and no table
+      --progress auto|plain|none
+                             progress on stderr: a redrawn line when stderr is a
+                             terminal (auto, the default), a plain line per run
+                             (plain), or nothing (none)
       --force                replace existing output files
 
     fp32 and master runs record the fp32 master trajectory; pure, stochastic and kahan
@@ -91,7 +95,7 @@ enum TrainCommand: Command {
         .value("--weight-decay"), .value("--clip"), .value("--storage"), .value("--dtype"), .value("--rounding"),
         .flag("--saturate"), .flag("--flush-subnormals"), .value("--record-tensors"), .value("--every"),
         .flag("--no-stream"), .flag("--compare-replay"), .value("--eval-every"), .value("--seed"),
-        .value("--threads"), .flag("--quiet"), .flag("--force"),
+        .value("--threads"), .flag("--quiet"), .flag("--force"), ProgressReporter.spec,
     ]
 
     /// Largest model accepted (weights, Adam moments, gradients and copies are all in memory).
@@ -221,6 +225,7 @@ enum TrainCommand: Command {
         outputOptions.inputs = inputs
         _ = try TrainingRun.selectedTensors(architecture.parameters.map(\.name), pattern: outputOptions.recordPattern)
         let quiet = arguments.flag("--quiet")
+        let progress = try ProgressReporter(command: name, arguments: arguments)
         let compare = arguments.flag("--compare-replay")
         if compare {
             guard configuration.storage != .fp32 else {
@@ -235,23 +240,19 @@ enum TrainCommand: Command {
         func train(_ configuration: TrainingConfiguration, into directory: String, label: String) throws -> TrainingSummary {
             var options = outputOptions
             options.directory = directory
-            let showProgress = !quiet && Console.stderrIsTerminal
-            let summary = try TrainingRun.run(
+            progress.begin("step" + label, work: [])
+            defer { progress.end() }
+            return try TrainingRun.run(
                 configuration: configuration, architecture: architecture, task: task, initialWeights: initialWeights,
                 output: options, metadata: [("lr_relative_to_weight_rms", "\(configuration.learningRate / weightScale)")]
             ) { log in
-                if showProgress, log.step % max(1, configuration.steps / 200) == 0 || log.step == configuration.steps {
-                    var line = "preclab train\(label): step \(log.step)/\(configuration.steps)  loss "
-                        + NumberStyle.general(significant: 4).format(log.loss)
-                        + "  reward " + NumberStyle.fixed(decimals: 3).format(log.reward)
-                    if let accuracy = log.evaluationAccuracy {
-                        line += "  eval " + NumberStyle.fixed(decimals: 3).format(accuracy)
-                    }
-                    Console.progress(line)
+                var note = "loss " + NumberStyle.general(significant: 4).format(log.loss)
+                    + "  reward " + NumberStyle.fixed(decimals: 3).format(log.reward)
+                if let accuracy = log.evaluationAccuracy {
+                    note += "  eval " + NumberStyle.fixed(decimals: 3).format(accuracy)
                 }
+                progress.update(done: log.step, total: configuration.steps, note: note)
             }
-            if showProgress { Console.endProgress() }
-            return summary
         }
 
         if !compare {
