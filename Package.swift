@@ -43,9 +43,11 @@ let package = Package(
         // Spectral metrics in float64 on LAPACK.
         .target(name: "PrecLabSpectral", dependencies: ["PrecLabSupport", "CLapack"],
                 swiftSettings: numericSettings),
+        // A cache prefetch hint for the replay's update stream (C: Swift has no spelling).
+        .target(name: "CPrecLabPrefetch"),
         // Replaying update streams under storage precisions and policies.
         .target(name: "PrecLabReplay",
-                dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles"],
+                dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "CPrecLabPrefetch"],
                 swiftSettings: numericSettings),
         // Synthetic update streams: base weights with a realistic spectrum and
         // simulated AdamW steps (rl / sft / noise profiles) for experiments and the demo.

@@ -26,3 +26,19 @@ extension StochasticKey {
         }
     }
 }
+
+extension StochasticKey {
+    /// The two keys shared by every element of the 2^32-element block holding `index`:
+    /// `randomBits(index: i) == StochasticKey.hash(UInt32(truncatingIfNeeded: i) ^ k1) ^ k2`
+    /// for every i of that block. Lets a caller draw the bits of a run of elements in
+    /// its own (vectorised) loop.
+    @inlinable
+    public func blockKeys(forIndex index: Int) -> (k1: UInt32, k2: UInt32) {
+        let keys = StochasticKey.blockKeys(state: state, index: index)
+        return (keys.0, keys.1)
+    }
+
+    /// The 32-bit integer hash behind `randomBits` (Wellons' lowbias32).
+    @inlinable @inline(__always)
+    public static func hash(_ value: UInt32) -> UInt32 { lowbias32(value) }
+}

@@ -100,7 +100,10 @@ struct BFloat16Codec: StorageCodec {
 
     /// Branch-free so loops vectorise: NaN keeps its sign and top payload bits and is
     /// quieted (the formats module's rule; the tests compare every NaN class).
-    @inline(__always) func nearest(_ value: Float) -> UInt16 {
+    @inline(__always) func nearest(_ value: Float) -> UInt16 { BFloat16Codec.nearest(value) }
+
+    /// `nearest` needs no configuration: the fast path applies only without flush or saturation.
+    @inline(__always) static func nearest(_ value: Float) -> UInt16 {
         let bits = value.bitPattern
         let rounded = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) >> 16
         let quietNaN = (bits >> 16) | 0x0040

@@ -125,6 +125,11 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     let wordStarts: [Int]
     /// Half-ULP exponents of the stored codes for the step-level ratio histogram.
     let ratioBinner: RatioBinner?
+    /// Whether bf16 tiles take the fused one-pass kernel (`runFusedUnit`); the tests
+    /// turn it off to compare it with the per-policy loops.
+    var fusedKernels = true
+    /// Per work unit, how many batches took the fused path (for the tests).
+    let fusedUnitRuns: OwnedBuffer<Int>
 
     /// Per applied step, entries whose stored value that step changed (`CountSlot`),
     /// when `stepViews` is on.
@@ -172,6 +177,7 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         leftInterval = configuration.tracksInterval
             ? OwnedBuffer(repeating: 0, count: WorkUnit.wordCount(tensorCounts: tensors.map(\.count))) : nil
         nonFiniteUpdates = OwnedBuffer(repeating: SIMD2(), count: units.count)
+        fusedUnitRuns = OwnedBuffer(repeating: 0, count: units.count)
         ratioBinner = configuration.stepViews && configuration.runs(.pure)
             ? RatioBinner(format: configuration.format, codeBits: Code.bitWidth) : nil
         // One more bin than the histogram: `RatioBinner.skippedBin`.
@@ -186,6 +192,7 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         storedBase.release()
         leftInterval?.release()
         nonFiniteUpdates.release()
+        fusedUnitRuns.release()
     }
 
     // MARK: Steps
@@ -232,6 +239,10 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     /// into local pointers first so the loops can be vectorised.
     private func runUnit(_ unitIndex: Int, steps: [StepInput], curveSteps: Int, tallies: StepTallies) {
         let unit = units[unitIndex]
+        if fusedKernels, let bfloat16 = self as? TypedReplayCore<BFloat16Codec>,
+           bfloat16.runFusedUnit(unitIndex, steps: steps, curveSteps: curveSteps, tallies: tallies) {
+            return
+        }
         let lower = unit.range.lowerBound, length = unit.range.count
         let codec = self.codec
         let zeroCodes = (codec.nearest(0), codec.nearest(-0.0))

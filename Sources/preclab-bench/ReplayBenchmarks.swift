@@ -34,6 +34,24 @@ func runReplayBenchmarks() {
           + "\(Int(deltaBytes / 1e6)) MB of updates")
 
     let fourPolicies: [ReplayPolicy] = [.fp32, .master, .pure, .kahan]
+    // PRECLAB_BENCH_STEP_PASS=POLICY,POLICY...: only that set's step pass (for profiling).
+    if let only = getenvString("PRECLAB_BENCH_STEP_PASS") {
+        let policies = only.split(separator: ",").compactMap { ReplayPolicy(rawValue: String($0)) }
+        let tileSizes = (getenvString("PRECLAB_BENCH_TILES") ?? String(ReplayConfiguration.defaultTileSize))
+            .split(separator: ",").compactMap { Int($0) }
+        for tileSize in tileSizes {
+            var configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 1)
+            configuration.tileSize = tileSize
+            let seconds = bestOf(5) { _ = try? timeStepPass(path: path, configuration: configuration) }
+            print("step pass \(only), tile \(tileSize), threads 1: \(fixed(seconds, 3)) s")
+        }
+        for threads in [2] {
+            let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: threads)
+            let seconds = bestOf(5) { _ = try? timeStepPass(path: path, configuration: configuration) }
+            print("step pass \(only), threads \(threads): \(fixed(seconds, 3)) s")
+        }
+        return
+    }
     if getenv("PRECLAB_BENCH_PROFILE_ANALYSIS") != nil {  // for profiling the final analysis
         let configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
         if let engine = try? stepPassEngine(path: path, configuration: configuration) {

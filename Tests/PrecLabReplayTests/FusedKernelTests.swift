@@ -1,0 +1,266 @@
+import XCTest
+@testable import PrecLabFormats
+@testable import PrecLabReplay
+import PrecLabSupport
+
+/// The fused bf16 kernel (`FusedBFloat16Kernel`, every policy in one pass on expanded
+/// lanes) against the formats module's scalar encoder, and the whole fused replay
+/// against the per-policy loops, bit for bit, on streams built to hit every special
+/// case: NaN, Inf, signed zeros, subnormals, ties, overflow, and the lanes that leave
+/// the fast (no-NaN) path.
+final class FusedKernelTests: XCTestCase {
+    typealias L = BFloat16Lanes
+    let format = FloatFormat.bf16
+
+    /// Values of every class, both signs: zeros, subnormals, ties of both parities,
+    /// the largest finite values, the overflow threshold, Inf, quiet and signalling
+    /// NaNs with low and high payloads, and random normals.
+    private func specialValues() -> [Float] {
+        var patterns: [UInt32] = [
+            0x0000_0000, 0x0000_0001, 0x0000_7FFF, 0x0000_8000, 0x0000_8001, 0x0001_8000, 0x007F_FFFF,
+            0x0080_0000, 0x3F80_0000, 0x3F80_8000, 0x3F81_8000, 0x3F80_7FFF, 0x3F80_8001, 0x3FFF_FFFF,
+            0x7E80_0000, 0x7F7F_0000, 0x7F7F_7FFF, 0x7F7F_8000, 0x7F7F_FFFF, 0x7F80_0000,
+            0x7F80_0001, 0x7F80_FFFF, 0x7FBF_FFFF, 0x7FC0_0000, 0x7FC0_0001, 0x7FFF_FFFF,
+        ]
+        patterns += patterns.map { $0 | 0x8000_0000 }
+        var random = TestRandom(seed: 99)
+        for _ in 0..<512 { patterns.append(UInt32(truncatingIfNeeded: random.nextUInt64())) }
+        return patterns.map { Float(bitPattern: $0) }
+    }
+
+    private func lanes(_ values: [Float], _ start: Int) -> SIMD8<Float> {
+        var lanes = SIMD8<Float>()
+        for lane in 0..<8 { lanes[lane] = values[(start + lane) % values.count] }
+        return lanes
+    }
+
+    func testLaneRoundingsMatchTheFormatsEncoder() {
+        let values = specialValues()
+        var random = TestRandom(seed: 3)
+        for start in stride(from: 0, to: values.count, by: 8) {
+            let x = lanes(values, start)
+            var bits = L.Bits()
+            for lane in 0..<8 { bits[lane] = UInt32(truncatingIfNeeded: random.nextUInt64()) }
+            let nearest = L.nearest(x), stochastic = L.stochastic(x, random: bits)
+            let nonNaNNearest = L.nearestOfNonNaN(x), nonNaNStochastic = L.stochasticOfNonNaN(x, random: bits)
+            for lane in 0..<8 {
+                let label = "x = 0x\(String(x[lane].bitPattern, radix: 16))"
+                let expectedNearest = format.encode(x[lane], RoundingOptions()) << 16
+                let expectedStochastic = format.encode(x[lane], RoundingOptions(mode: .stochastic),
+                                                       random: bits[lane]) << 16
+                XCTAssertEqual(nearest[lane], expectedNearest, label)
+                XCTAssertEqual(stochastic[lane], expectedStochastic, label)
+                if !x[lane].isNaN {
+                    XCTAssertEqual(nonNaNNearest[lane], expectedNearest, label)
+                    XCTAssertEqual(nonNaNStochastic[lane], expectedStochastic, label)
+                }
+            }
+        }
+    }
+
+    /// The interval of every bf16 code holds exactly the fp32 values that round to it
+    /// (either zero for a zero code): its bounds round to the code and the floats just
+    /// outside do not.
+    func testRoundingIntervalOfEveryCode() {
+        func roundsInside(_ value: Float, _ code: UInt32) -> Bool {
+            let rounded = format.encode(value, RoundingOptions())
+            return rounded == code || (rounded & 0x7FFF == 0 && code & 0x7FFF == 0)
+        }
+        for code in 0...UInt32(0xFFFF) {
+            let interval = FusedTile.roundingInterval(UInt16(code))
+            if code & 0x7FFF > 0x7F80 {
+                XCTAssertNil(interval, "NaN code 0x\(String(code, radix: 16))")
+                continue
+            }
+            guard let (lower, upper) = interval else {
+                XCTFail("no interval for 0x\(String(code, radix: 16))")
+                continue
+            }
+            let label = "code 0x\(String(code, radix: 16)): [\(lower), \(upper)]"
+            XCTAssertTrue(roundsInside(lower, code), label)
+            XCTAssertTrue(roundsInside(upper, code), label)
+            if lower.isFinite { XCTAssertFalse(roundsInside(lower.nextDown, code), label) }
+            if upper.isFinite { XCTAssertFalse(roundsInside(upper.nextUp, code), label) }
+        }
+    }
+
+    func testLaneRandomBitsMatchTheStochasticKey() {
+        let key = StochasticKey(seed: 11, stream: 3, step: 41)
+        for first in [0, 8, 1_000_000, (1 << 32) - 8, (5 << 32) + 16] {
+            let keys = key.blockKeys(forIndex: first)
+            let bits = L.random(first: UInt32(truncatingIfNeeded: first), k1: keys.k1, k2: keys.k2)
+            for lane in 0..<8 {
+                XCTAssertEqual(bits[lane], key.randomBits(index: first + lane), "index \(first + lane)")
+            }
+        }
+    }
+
+    // MARK: The fused replay against the per-policy loops
+
+    let tensors = [
+        ReplayTensor(name: "wide", shape: [37, 29]),
+        ReplayTensor(name: "tail", shape: [13]),
+        ReplayTensor(name: "one", shape: [1]),
+        ReplayTensor(name: "long", shape: [700]),
+        ReplayTensor(name: "nan-base", shape: [90]),
+    ]
+
+    /// A stream whose base and updates hold every special class somewhere, updates that
+    /// overflow Kahan's compensation chain, and ordinary small updates elsewhere.
+    private func adversarialStream(steps: Int) -> (base: [Float], updates: [[Float]]) {
+        var random = TestRandom(seed: 2024)
+        let specials = specialValues().filter { !$0.isNaN }
+        let count = tensors.reduce(0) { $0 + $1.count }
+        let nanBaseStart = count - tensors.last!.count
+        var base = (0..<count).map { _ in random.uniform() * 0.05 }
+        for index in stride(from: 0, to: nanBaseStart, by: 7) {
+            base[index] = specials[Int(random.nextUInt64() % UInt64(specials.count))]
+        }
+        base[nanBaseStart + 5] = .nan  // a NaN stored base: that tile takes the plain loops
+        let updates = (0..<steps).map { step -> [Float] in
+            var update = (0..<count).map { _ in random.uniform() * 3e-4 }
+            for index in stride(from: step % 11, to: count, by: 23) {
+                switch random.nextUInt64() % 6 {
+                case 0:  // NaNs whose low payload bits would carry if rounded as numbers
+                    let nans: [UInt32] = [0x7FC0_0000, 0x7FFF_FFFF, 0xFFC0_8001, 0x7F80_8001, 0x7F80_0001]
+                    update[index] = Float(bitPattern: nans[Int(random.nextUInt64() % 5)])
+                case 1: update[index] = random.uniform() < 0 ? -.infinity : .infinity
+                case 2: update[index] = -0.0
+                case 3: update[index] = 3e38 * random.uniform()
+                case 4: update[index] = Float(bitPattern: 0x0000_4000)  // a subnormal below bf16's
+                default: update[index] = specials[Int(random.nextUInt64() % UInt64(specials.count))]
+                }
+            }
+            return update
+        }
+        return (base, updates)
+    }
+
+    private func engine(_ base: [Float], policies: [ReplayPolicy], rounding: RoundingMode, threads: Int,
+                        tileSize: Int, fused: Bool) throws -> ReplayEngine {
+        var configuration = ReplayConfiguration(format: format, rounding: RoundingOptions(mode: rounding), seed: 5,
+                                                policies: policies, threads: threads)
+        configuration.tileSize = tileSize
+        let engine = try base.withUnsafeBufferPointer {
+            try ReplayEngine(tensors: tensors, base: $0, configuration: configuration)
+        }
+        try XCTUnwrap(engine.testingCore as? TypedReplayCore<BFloat16Codec>).fusedKernels = fused
+        return engine
+    }
+
+    private func state(_ engine: ReplayEngine) throws -> [[UInt8]] {
+        func bytes<T>(_ buffer: OwnedBuffer<T>?) -> [UInt8] {
+            guard let buffer else { return [] }
+            return Array(UnsafeRawBufferPointer(start: buffer.pointer, count: buffer.count * MemoryLayout<T>.stride))
+        }
+        let core = try XCTUnwrap(engine.testingCore as? TypedReplayCore<BFloat16Codec>)
+        return [bytes(core.truth), bytes(core.pure), bytes(core.stochastic), bytes(core.kahanWeights),
+                bytes(core.kahanCompensation), bytes(core.leftInterval)]
+    }
+
+    /// (The non-finite update counts are per work unit; the JSON compares their sums.)
+    private let stateNames = ["truth", "pure", "stochastic", "kahan weights", "kahan compensation",
+                              "interval bits"]
+
+    /// Names the first differing buffer and byte instead of printing whole buffers.
+    private func assertSame(_ state: [[UInt8]], _ expected: [[UInt8]], _ label: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+        for (index, (actual, wanted)) in zip(state, expected).enumerated() where actual != wanted {
+            let first = zip(actual, wanted).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                ?? min(actual.count, wanted.count)
+            XCTFail("\(label): \(stateNames[index]) differs first at byte \(first) "
+                    + "(sizes \(actual.count), \(wanted.count))", file: file, line: line)
+        }
+    }
+
+    private func apply(_ updates: [[Float]], to engine: ReplayEngine, batch: Int) throws {
+        let count = updates.first?.count ?? 0
+        let flat = UnsafeMutablePointer<Float>.allocate(capacity: max(1, updates.count * count))
+        defer { flat.deallocate() }
+        var steps: [RecordedStep] = []
+        for (index, update) in updates.enumerated() {
+            (flat + index * count).update(from: update, count: count)
+            steps.append(RecordedStep(step: UInt64(index + 1),
+                                      delta: UnsafeBufferPointer(start: flat + index * count, count: count),
+                                      curvePoint: index % 3 == 1))
+        }
+        for start in stride(from: 0, to: steps.count, by: batch) {
+            try engine.applyAll(Array(steps[start..<min(steps.count, start + batch)]))
+        }
+    }
+
+    /// Every combination of policies, pure rounding nearest or stochastic, tile sizes
+    /// that do and do not divide the tensors, one or two threads, and batches long
+    /// enough for the fused path: the state, the interval bits, the non-finite counts,
+    /// the curve and every metric equal the per-policy loops' bit for bit, and the
+    /// fused path did run (except on the tile whose stored base is a NaN).
+    func testFusedReplayEqualsThePerPolicyLoops() throws {
+        let (base, updates) = adversarialStream(steps: 12)
+        let stored: [ReplayPolicy] = [.master, .pure, .stochastic, .kahan]
+        for mask in 1..<(1 << stored.count) {
+            let policies = [ReplayPolicy.fp32] + stored.enumerated().filter { mask >> $0.offset & 1 == 1 }.map(\.element)
+            for rounding in [RoundingMode.nearestEven, .stochastic] where rounding == .nearestEven || policies.contains(.pure) {
+                let reference = try engine(base, policies: policies, rounding: rounding, threads: 1, tileSize: 8192,
+                                           fused: false)
+                try apply(updates, to: reference, batch: updates.count)
+                let expectedState = try state(reference)
+                let expectedJSON = reference.finish().json().serialized()
+                for (tileSize, threads) in [(64, 2), (192, 1), (8192, 2)] {
+                    let label = "\(policies.map(\.rawValue)) \(rounding.rawValue) tile \(tileSize) threads \(threads)"
+                    let candidate = try engine(base, policies: policies, rounding: rounding, threads: threads,
+                                               tileSize: tileSize, fused: true)
+                    try apply(updates, to: candidate, batch: 6)
+                    assertSame(try state(candidate), expectedState, label)
+                    XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
+                    let core = try XCTUnwrap(candidate.testingCore as? TypedReplayCore<BFloat16Codec>)
+                    let runs = (0..<core.units.count).map { core.fusedUnitRuns[$0] }
+                    let nanTile = core.units.firstIndex { $0.range.contains(base.count - 90 + 5) }!
+                    XCTAssertEqual(runs[nanTile], 0, label)
+                    XCTAssertEqual(runs.enumerated().filter { $0.offset != nanTile }.map(\.element),
+                                   Array(repeating: 2, count: runs.count - 1), label)
+                }
+            }
+        }
+    }
+
+    /// Kahan's chain overflowing inside one step from finite operands: the compensation
+    /// reaches -2^119, then an update of -max makes c = -Inf, w = -Inf, lost = +Inf and
+    /// the new compensation Inf + -Inf, the hardware's default NaN. The fast path (no NaN
+    /// handling, since the update is finite) must give the same bits as the full rules.
+    func testKahanOverflowInsideOneStepOnTheFastPath() throws {
+        let count = tensors.reduce(0) { $0 + $1.count }
+        var base = [Float](repeating: 0.25, count: count)
+        base[3] = 0x1p127
+        var updates = [[Float]](repeating: [Float](repeating: 1e-3, count: count), count: 6)
+        updates[0][3] = 0x1.8p120
+        updates[1][3] = -Float.greatestFiniteMagnitude
+        let reference = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 1,
+                                   tileSize: 64, fused: false)
+        try apply(updates, to: reference, batch: 6)
+        let core = try XCTUnwrap(reference.testingCore as? TypedReplayCore<BFloat16Codec>)
+        XCTAssertFalse(format.decodeFloat(UInt32(core.kahanWeights![3])).isFinite, "w overflowed")
+        XCTAssertTrue(format.decodeFloat(UInt32(core.kahanCompensation![3])).isNaN, "C is NaN")
+        let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 1,
+                                   tileSize: 64, fused: true)
+        try apply(updates, to: candidate, batch: 6)
+        assertSame(try state(candidate), try state(reference), "overflow")
+        XCTAssertEqual(candidate.finish().json().serialized(), reference.finish().json().serialized())
+    }
+
+    /// Real-looking values never leave the fast path, and the fast path alone (no NaN
+    /// handling in its roundings) still equals the per-policy loops.
+    func testFusedFastPathOnOrdinaryValues() throws {
+        var random = TestRandom(seed: 8)
+        let count = tensors.reduce(0) { $0 + $1.count }
+        let base = (0..<count).map { _ in random.uniform() * 0.5 }
+        let updates = (0..<9).map { _ in (0..<count).map { _ in random.uniform() * 1e-3 } }
+        let reference = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
+                                   tileSize: 128, fused: false)
+        try apply(updates, to: reference, batch: 9)
+        let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
+                                   tileSize: 128, fused: true)
+        try apply(updates, to: candidate, batch: 9)
+        assertSame(try state(candidate), try state(reference), "ordinary values")
+        XCTAssertEqual(candidate.finish().json().serialized(), reference.finish().json().serialized())
+    }
+}
