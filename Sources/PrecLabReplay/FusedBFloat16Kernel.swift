@@ -37,7 +37,9 @@ enum BFloat16Lanes {
     /// `nearest` for lanes that hold no NaN.
     @inline(__always) static func nearestOfNonNaN(_ value: SIMD8<Float>) -> Bits {
         let b = bits(value)
-        return (b &+ 0x7FFF &+ ((b &>> 16) & 1)) & 0xFFFF_0000
+        // Shifts rather than `& 0xFFFF_0000`: LLVM turned that mask into per-lane scalar
+        // code in one of the Kahan roundings (measured with perf).
+        return ((b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16) &<< 16
     }
 
     /// `stochastic` for lanes that hold no NaN.
@@ -106,7 +108,8 @@ final class FusedTile {
     /// Elements in whole vectors of eight.
     let vectorLength: Int
     let pureMode: FusedPureMode
-    /// The stored base, expanded (for the curve counts).
+    /// W0 and the stored base, expanded (for the curve counts).
+    let base: UnsafeMutablePointer<Float>
     let storedBase: UnsafeMutablePointer<UInt32>
     /// I, the rounding interval of the stored base, as fp32 bounds: the truth's nearest
     /// code is the stored base iff lower <= truth <= upper (`roundingInterval`).
@@ -135,6 +138,7 @@ final class FusedTile {
             raw.initializeMemory(as: UInt8.self, repeating: 0, count: 4 * padded)
             return raw.assumingMemoryBound(to: Lane.self)
         }
+        base = lanes(Float.self)!
         storedBase = lanes(UInt32.self)!
         lower = lanes(Float.self)!
         upper = lanes(Float.self)!
@@ -153,6 +157,7 @@ final class FusedTile {
         for pointer in [storedBase, stayed, pure, stochastic, kahanWeights, kahanCompensation] {
             pointer?.deallocate()
         }
+        base.deallocate()
         lower.deallocate()
         upper.deallocate()
         scaled?.deallocate()
@@ -160,9 +165,11 @@ final class FusedTile {
         tailUpdate.deallocate()
     }
 
-    /// Expands the stored base and sets I's bounds. Returns false (the tile cannot take
-    /// the fused path) when a stored base is a NaN, whose interval is not one range.
-    func loadStoredBase(_ codes: UnsafePointer<UInt16>) -> Bool {
+    /// Copies W0, expands the stored base and sets I's bounds. Returns false (the tile
+    /// cannot take the fused path) when a stored base is a NaN, whose interval is not one
+    /// range.
+    func loadBase(_ weights: UnsafePointer<Float>, stored codes: UnsafePointer<UInt16>) -> Bool {
+        base.update(from: weights, count: length)
         for index in 0..<length {
             let code = codes[index]
             guard let interval = FusedTile.roundingInterval(code) else { return false }
@@ -231,12 +238,16 @@ protocol FusedPolicies {
     static var pure: FusedPureMode { get }
     static var stochastic: Bool { get }
     static var kahan: Bool { get }
+    /// Whether the step also counts the per-step curve's changed entries.
+    static var counting: Bool { get }
 }
 
-enum FusedPolicySet<Pure: FusedPureChoice, Stochastic: FusedToggle, Kahan: FusedToggle>: FusedPolicies {
+enum FusedPolicySet<Pure: FusedPureChoice, Stochastic: FusedToggle, Kahan: FusedToggle, Counting: FusedToggle>:
+    FusedPolicies {
     static var pure: FusedPureMode { Pure.mode }
     static var stochastic: Bool { Stochastic.isOn }
     static var kahan: Bool { Kahan.isOn }
+    static var counting: Bool { Counting.isOn }
 }
 
 protocol FusedToggle { static var isOn: Bool { get } }
@@ -250,6 +261,8 @@ enum FusedPureStochastic: FusedPureChoice { static var mode: FusedPureMode { .st
 /// The tile's lanes as plain pointers (a value, so the loop keeps them in registers);
 /// a policy that does not run points at nothing it uses.
 struct FusedLanePointers {
+    let base: UnsafePointer<Float>
+    let storedBase: UnsafePointer<UInt32>
     let lower: UnsafePointer<Float>
     let upper: UnsafePointer<Float>
     let stayed: UnsafeMutablePointer<UInt32>
@@ -259,6 +272,8 @@ struct FusedLanePointers {
     let kahanCompensation: UnsafeMutablePointer<UInt32>
 
     init(_ tile: FusedTile) {
+        base = UnsafePointer(tile.base)
+        storedBase = UnsafePointer(tile.storedBase)
         lower = UnsafePointer(tile.lower)
         upper = UnsafePointer(tile.upper)
         stayed = tile.stayed
@@ -269,14 +284,18 @@ struct FusedLanePointers {
     }
 
     func advanced(by offset: Int) -> FusedLanePointers {
-        FusedLanePointers(lower: lower + offset, upper: upper + offset, stayed: stayed + offset, pure: pure + offset,
+        FusedLanePointers(base: base + offset, storedBase: storedBase + offset,
+                          lower: lower + offset, upper: upper + offset, stayed: stayed + offset, pure: pure + offset,
                           stochastic: stochastic + offset, kahanWeights: kahanWeights + offset,
                           kahanCompensation: kahanCompensation + offset)
     }
 
-    private init(lower: UnsafePointer<Float>, upper: UnsafePointer<Float>, stayed: UnsafeMutablePointer<UInt32>,
+    private init(base: UnsafePointer<Float>, storedBase: UnsafePointer<UInt32>,
+                 lower: UnsafePointer<Float>, upper: UnsafePointer<Float>, stayed: UnsafeMutablePointer<UInt32>,
                  pure: UnsafeMutablePointer<UInt32>, stochastic: UnsafeMutablePointer<UInt32>,
                  kahanWeights: UnsafeMutablePointer<UInt32>, kahanCompensation: UnsafeMutablePointer<UInt32>) {
+        self.base = base
+        self.storedBase = storedBase
         self.lower = lower
         self.upper = upper
         self.stayed = stayed
@@ -287,49 +306,79 @@ struct FusedLanePointers {
     }
 }
 
+/// What one fused step reports.
+struct FusedStepOutcome {
+    /// Some update was NaN or Inf (the caller counts them exactly).
+    var nonFiniteUpdates: Bool
+    /// The curve counts in `CountSlot` order when the step counted, else zeros.
+    var counts: SIMD8<Int>
+}
+
+/// Per-lane curve counts of a tile-step (at most 2^24 / 8 per lane: no overflow).
+struct FusedCounts {
+    var trueChanged = BFloat16Lanes.Bits(), master = BFloat16Lanes.Bits(), pure = BFloat16Lanes.Bits()
+    var stochastic = BFloat16Lanes.Bits(), kahan = BFloat16Lanes.Bits()
+
+    var slots: SIMD8<Int> {
+        var slots = SIMD8<Int>()
+        slots[CountSlot.trueChanged] = Int(trueChanged.wrappedSum())
+        slots[CountSlot.visible(.master)] = Int(master.wrappedSum())
+        slots[CountSlot.visible(.pure)] = Int(pure.wrappedSum())
+        slots[CountSlot.visible(.stochastic)] = Int(stochastic.wrappedSum())
+        slots[CountSlot.visible(.kahan)] = Int(kahan.wrappedSum())
+        return slots
+    }
+}
+
 /// One step of every policy over one tile, in a single pass per element: the truth,
 /// the "left I" test, pure, stochastic and Kahan storage, each element's update read
 /// once and its state kept in registers in between (the per-policy loops of
 /// `StepKernels` read every slice once per policy). bf16 only; the arithmetic is the
 /// scalar `BFloat16Codec`'s, lane for lane, so the results are bit-identical.
 enum FusedBFloat16Kernel {
-    /// Applies one step to `tile` and the truth; returns whether some update was NaN or
-    /// Inf (the caller then counts them exactly).
-    /// - Parameter randomFirst, k1, k2: the stochastic bits of the tile's first element
-    ///   are `StochasticKey.hash(randomFirst ^ k1) ^ k2`, and so on up the tile.
+    /// Applies one step to `tile` and the truth.
+    /// - Parameters:
+    ///   - nextUpdate: the next step's slice, prefetched while this one computes.
+    ///   - randomFirst, k1, k2: the stochastic bits of the tile's first element are
+    ///     `StochasticKey.hash(randomFirst ^ k1) ^ k2`, and so on up the tile.
+    ///   - counting: also count, against the base, the entries the per-step curve
+    ///     counts (bit inequality, as `runUnit` counts them).
     static func apply(truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
                       nextUpdate: UnsafePointer<Float>?, tile: FusedTile,
-                      randomFirst: UInt32, k1: UInt32, k2: UInt32) -> Bool {
-        func run<Policies: FusedPolicies>(_: Policies.Type) -> Bool {
-            step(Policies.self, truth: truth, update: update, nextUpdate: nextUpdate ?? update, tile: tile,
-                 randomFirst: randomFirst, k1: k1, k2: k2)
+                      randomFirst: UInt32, k1: UInt32, k2: UInt32, counting: Bool) -> FusedStepOutcome {
+        func run<Pure: FusedPureChoice, Stochastic: FusedToggle, Kahan: FusedToggle>(
+            _: Pure.Type, _: Stochastic.Type, _: Kahan.Type
+        ) -> FusedStepOutcome {
+            func step<Counting: FusedToggle>(_: Counting.Type) -> FusedStepOutcome {
+                FusedBFloat16Kernel.step(FusedPolicySet<Pure, Stochastic, Kahan, Counting>.self, truth: truth,
+                                         update: update, nextUpdate: nextUpdate ?? update, tile: tile,
+                                         randomFirst: randomFirst, k1: k1, k2: k2)
+            }
+            return counting ? step(FusedOn.self) : step(FusedOff.self)
         }
-        typealias On = FusedOn
-        typealias Off = FusedOff
-        switch (tile.pureMode, tile.stochastic != nil, tile.kahanWeights != nil) {
-        case (.off, false, false): return run(FusedPolicySet<FusedPureOff, Off, Off>.self)
-        case (.off, false, true): return run(FusedPolicySet<FusedPureOff, Off, On>.self)
-        case (.off, true, false): return run(FusedPolicySet<FusedPureOff, On, Off>.self)
-        case (.off, true, true): return run(FusedPolicySet<FusedPureOff, On, On>.self)
-        case (.nearest, false, false): return run(FusedPolicySet<FusedPureNearest, Off, Off>.self)
-        case (.nearest, false, true): return run(FusedPolicySet<FusedPureNearest, Off, On>.self)
-        case (.nearest, true, false): return run(FusedPolicySet<FusedPureNearest, On, Off>.self)
-        case (.nearest, true, true): return run(FusedPolicySet<FusedPureNearest, On, On>.self)
-        case (.stochastic, false, false): return run(FusedPolicySet<FusedPureStochastic, Off, Off>.self)
-        case (.stochastic, false, true): return run(FusedPolicySet<FusedPureStochastic, Off, On>.self)
-        case (.stochastic, true, false): return run(FusedPolicySet<FusedPureStochastic, On, Off>.self)
-        case (.stochastic, true, true): return run(FusedPolicySet<FusedPureStochastic, On, On>.self)
+        func withKahan<Pure: FusedPureChoice, Stochastic: FusedToggle>(_: Pure.Type, _: Stochastic.Type)
+            -> FusedStepOutcome {
+            tile.kahanWeights != nil ? run(Pure.self, Stochastic.self, FusedOn.self)
+                : run(Pure.self, Stochastic.self, FusedOff.self)
+        }
+        func withStochastic<Pure: FusedPureChoice>(_: Pure.Type) -> FusedStepOutcome {
+            tile.stochastic != nil ? withKahan(Pure.self, FusedOn.self) : withKahan(Pure.self, FusedOff.self)
+        }
+        switch tile.pureMode {
+        case .off: return withStochastic(FusedPureOff.self)
+        case .nearest: return withStochastic(FusedPureNearest.self)
+        case .stochastic: return withStochastic(FusedPureStochastic.self)
         }
     }
 
-    /// One step over the tile (see `apply`). The OR of (exponent field + 1 << 23) over
-    /// the updates has its sign bit set iff some update was NaN or Inf.
+    /// One step over the tile (see `apply`).
     private static func step<Policies: FusedPolicies>(
         _: Policies.Type, truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
         nextUpdate: UnsafePointer<Float>, tile: FusedTile, randomFirst: UInt32, k1: UInt32, k2: UInt32
-    ) -> Bool {
+    ) -> FusedStepOutcome {
         let lanes = FusedLanePointers(tile)
         var special = BFloat16Lanes.Bits(repeating: 0)
+        var counts = FusedCounts()
         var offset = 0
         let vectorLength = tile.vectorLength
         while offset < vectorLength {
@@ -337,22 +386,26 @@ enum FusedBFloat16Kernel {
             if offset & 15 == 0 { preclab_prefetch_l2(nextUpdate + offset) }
             special |= eight(Policies.self, truth: truth + offset, update: update + offset,
                              lanes: lanes.advanced(by: offset),
-                             random: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2)
-            offset += 8
+                             random: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2,
+                             counts: &counts)
+            offset &+= 8
         }
         let rest = tile.length - offset
         if rest > 0 {
-            // The last partial vector runs on eight padded lanes (zeros past the end).
+            // The last partial vector runs on eight padded lanes (zeros past the end, which
+            // stay zeros and count nothing).
             tile.tailTruth.update(repeating: 0, count: 8)
             tile.tailUpdate.update(repeating: 0, count: 8)
             tile.tailTruth.update(from: truth + offset, count: rest)
             tile.tailUpdate.update(from: update + offset, count: rest)
             special |= eight(Policies.self, truth: tile.tailTruth, update: tile.tailUpdate,
                              lanes: lanes.advanced(by: offset),
-                             random: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2)
+                             random: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2,
+                             counts: &counts)
             (truth + offset).update(from: tile.tailTruth, count: rest)
         }
-        return (special & 0x8000_0000) != BFloat16Lanes.Bits(repeating: 0)
+        return FusedStepOutcome(nonFiniteUpdates: (special & 0x8000_0000) != BFloat16Lanes.Bits(repeating: 0),
+                                counts: counts.slots)
     }
 
     /// Eight elements through one step.
@@ -363,10 +416,12 @@ enum FusedBFloat16Kernel {
     /// expanded code (low 16 bits zero), so without such an update every NaN a sum can
     /// give is an operand's NaN or the hardware's default NaN (0xFFC00000 on x86,
     /// 0x7FC00000 on ARM), with low bits zero. (The tests run Inf - Inf through Kahan.)
+    /// Returns (exponent field + 1 << 23) of the updates: its sign bit is set in the
+    /// lanes whose update is NaN or Inf.
     @inline(__always)
     private static func eight<Policies: FusedPolicies>(
         _: Policies.Type, truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>, lanes: FusedLanePointers,
-        random first: UInt32, k1: UInt32, k2: UInt32
+        random first: UInt32, k1: UInt32, k2: UInt32, counts: inout FusedCounts
     ) -> BFloat16Lanes.Bits {
         typealias L = BFloat16Lanes
         let u = L.load(update)
@@ -387,10 +442,16 @@ enum FusedBFloat16Kernel {
             ? L.random(first: first, k1: k1, k2: k2) : L.Bits()
         // Exponent all ones (NaN or Inf) carries into the sign bit.
         let special = (L.bits(u) & 0x7F80_0000) &+ 0x0080_0000
-        if L.anyAtLeast(special, 0x8000_0000) {
-            storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: false)
-        } else {
-            storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: true)
+        let stored = L.anyAtLeast(special, 0x8000_0000)
+            ? storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: false)
+            : storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: true)
+        if Policies.counting {
+            let storedBase = L.load(lanes.storedBase)
+            counts.trueChanged &+= L.isNonZero(L.bits(updated) ^ L.bits(L.load(lanes.base)))
+            counts.master &+= L.isNonZero(L.nearest(updated) ^ storedBase)
+            if Policies.pure != .off { counts.pure &+= L.isNonZero(stored.pure ^ storedBase) }
+            if Policies.stochastic { counts.stochastic &+= L.isNonZero(stored.stochastic ^ storedBase) }
+            if Policies.kahan { counts.kahan &+= L.isNonZero(stored.kahanWeights ^ storedBase) }
         }
         return special
     }
@@ -406,7 +467,7 @@ enum FusedBFloat16Kernel {
     private static func storedPolicies<Policies: FusedPolicies>(
         _: Policies.Type, u: SIMD8<Float>, _ operands: StoredOperands, random: BFloat16Lanes.Bits,
         lanes: FusedLanePointers, nonNaN: Bool
-    ) {
+    ) -> StoredOperands {
         typealias L = BFloat16Lanes
         @inline(__always) func nearest(_ value: SIMD8<Float>) -> L.Bits {
             nonNaN ? L.nearestOfNonNaN(value) : L.nearest(value)
@@ -414,47 +475,28 @@ enum FusedBFloat16Kernel {
         @inline(__always) func stochastic(_ value: SIMD8<Float>) -> L.Bits {
             nonNaN ? L.stochasticOfNonNaN(value, random: random) : L.stochastic(value, random: random)
         }
+        var pure = L.Bits(), stochasticCodes = L.Bits(), weights = L.Bits(), compensation = L.Bits()
         if Policies.pure != .off {
             let sum = L.float(operands.pure) + u
-            L.store(Policies.pure == .nearest ? nearest(sum) : stochastic(sum), lanes.pure)
+            pure = Policies.pure == .nearest ? nearest(sum) : stochastic(sum)
+            L.store(pure, lanes.pure)
         }
         if Policies.stochastic {
-            L.store(stochastic(L.float(operands.stochastic) + u), lanes.stochastic)
+            stochasticCodes = stochastic(L.float(operands.stochastic) + u)
+            L.store(stochasticCodes, lanes.stochastic)
         }
         if Policies.kahan {
             // c += u; old = w; w += c; c += (old - w), each rounded to bf16 (docs/replay.md).
             let c = nearest(L.float(operands.kahanCompensation) + u)
             let old = operands.kahanWeights
-            let new = nearest(L.float(old) + L.float(c))
-            let lost = nearest(L.float(old) - L.float(new))
-            L.store(new, lanes.kahanWeights)
-            L.store(nearest(L.float(c) + L.float(lost)), lanes.kahanCompensation)
+            weights = nearest(L.float(old) + L.float(c))
+            let lost = nearest(L.float(old) - L.float(weights))
+            compensation = nearest(L.float(c) + L.float(lost))
+            L.store(weights, lanes.kahanWeights)
+            L.store(compensation, lanes.kahanCompensation)
         }
-    }
-
-    /// Elements whose expanded codes differ bit for bit.
-    static func countDiffering(_ a: UnsafePointer<UInt32>, _ b: UnsafePointer<UInt32>, _ length: Int) -> Int {
-        var count: UInt32 = 0
-        for index in 0..<length { count &+= StepKernels.isNonZero(a[index] ^ b[index]) }
-        return Int(count)
-    }
-
-    /// Elements whose truth rounds (nearest-even) to a code other than the stored base.
-    static func countMasterDiffering(_ truth: UnsafePointer<Float>, _ stored: UnsafePointer<UInt32>,
-                                     _ length: Int) -> Int {
-        var count = BFloat16Lanes.Bits(repeating: 0)
-        var offset = 0
-        while offset + 8 <= length {
-            let code = BFloat16Lanes.nearest(BFloat16Lanes.load(truth + offset))
-            count &+= BFloat16Lanes.isNonZero(code ^ BFloat16Lanes.load(stored + offset))
-            offset += 8
-        }
-        var total = Int(count.wrappedSum())
-        while offset < length {
-            total += (UInt32(BFloat16Codec.nearest(truth[offset])) << 16) != stored[offset] ? 1 : 0
-            offset += 1
-        }
-        return total
+        return StoredOperands(pure: pure, stochastic: stochasticCodes, kahanWeights: weights,
+                              kahanCompensation: compensation)
     }
 
     /// NaN and Inf counts among `length` updates.

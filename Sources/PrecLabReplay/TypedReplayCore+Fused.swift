@@ -31,7 +31,7 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         let tile = FusedTile(length: length, pure: pureMode, stochastic: stochastic != nil,
                              kahan: kahanWeights != nil, scaled: configuration.scale != 1)
         defer { tile.release() }
-        guard tile.loadStoredBase(storedBase.pointer + lower) else { return false }
+        guard tile.loadBase(base.pointer + lower, stored: storedBase.pointer + lower) else { return false }
         let stateBuffers: [(OwnedBuffer<UInt16>?, UnsafeMutablePointer<UInt32>?)] = [
             (pure, tile.pure), (stochastic, tile.stochastic),
             (kahanWeights, tile.kahanWeights), (kahanCompensation, tile.kahanCompensation),
@@ -39,8 +39,6 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         for case let (buffer?, lanes?) in stateBuffers { tile.expand(buffer.pointer + lower, into: lanes) }
 
         let truth = self.truth.pointer + lower
-        let base = self.base.pointer + lower
-        let master = configuration.runs(.master)
         let stream = UInt64(tensors[unit.tensor].streamIndex ?? unit.tensor)
         let needsRandom = stochastic != nil || pureMode == .stochastic
         var curve = Array(repeating: SIMD8<Int>(), count: curveSteps)
@@ -56,27 +54,12 @@ extension TypedReplayCore where Codec == BFloat16Codec {
             let keys = needsRandom
                 ? StochasticKey(seed: configuration.seed, stream: stream, step: input.step).blockKeys(forIndex: firstIndex)
                 : (k1: 0, k2: 0)
-            let special = FusedBFloat16Kernel.apply(truth: truth, update: update, nextUpdate: nextUpdate, tile: tile,
+            let outcome = FusedBFloat16Kernel.apply(truth: truth, update: update, nextUpdate: nextUpdate, tile: tile,
                                                     randomFirst: UInt32(truncatingIfNeeded: firstIndex),
-                                                    k1: keys.k1, k2: keys.k2)
-            if special { nonFinite &+= FusedBFloat16Kernel.countNonFinite(update, length) }
-
+                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint)
+            if outcome.nonFiniteUpdates { nonFinite &+= FusedBFloat16Kernel.countNonFinite(update, length) }
             if input.curvePoint {
-                // The per-step curve counts codes bit for bit, as `runUnit` does.
-                var point = SIMD8<Int>()
-                point[CountSlot.trueChanged] = StepKernels.countChangedBits(truth, base, length)
-                if master {
-                    point[CountSlot.visible(.master)] =
-                        FusedBFloat16Kernel.countMasterDiffering(truth, tile.storedBase, length)
-                }
-                for (policy, lanes) in [(ReplayPolicy.pure, tile.pure), (.stochastic, tile.stochastic),
-                                        (.kahan, tile.kahanWeights)] {
-                    if let lanes {
-                        point[CountSlot.visible(policy)] =
-                            FusedBFloat16Kernel.countDiffering(lanes, tile.storedBase, length)
-                    }
-                }
-                curve[curveIndex] = point
+                curve[curveIndex] = outcome.counts
                 curveIndex += 1
             }
         }
