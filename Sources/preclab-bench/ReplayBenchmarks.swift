@@ -125,22 +125,27 @@ func runReplayBenchmarks() {
         }
     }
 
-    // A fingerprint of every result (all five policies, step views on): builds for
-    // another CPU (-target-cpu) must print the same one.
-    var configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
-    configuration.stepViews = true
-    if let result = try? StreamReplay.run(path: path, configuration: configuration,
-                                          options: StreamReplayOptions(verifyCRC: false)) {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        for byte in result.json().serialized().utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
-        print("result fingerprint (FNV-1a of the JSON, all five, step views): \(String(hash, radix: 16))")
+    // Fingerprints of every result (all five policies), with step views (the per-policy
+    // loops) and without (the fused kernel): builds for another CPU (-target-cpu) must
+    // print the same ones.
+    for views in [true, false] {
+        var configuration = ReplayConfiguration(format: .bf16, policies: ReplayPolicy.allCases, threads: 2)
+        configuration.stepViews = views
+        if let result = try? StreamReplay.run(path: path, configuration: configuration,
+                                              options: StreamReplayOptions(verifyCRC: false)) {
+            var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+            for byte in result.json().serialized().utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01B3 }
+            print("result fingerprint (FNV-1a of the JSON, all five, \(views ? "step views" : "fused kernel")): "
+                  + String(hash, radix: 16))
+        }
     }
 
     if let numpy = numpyReference(path: path) {
         for (label, key) in [("fp32,master,pure,kahan", "fp32,master,pure,kahan"), ("all five", "all")] {
             guard let reference = numpy[key], let ours = endToEnd[label] else { continue }
             let ratio = reference / ours
-            print("numpy + ml_dtypes \(pad(label, 23)) \(fixed(reference, 3)) s; ours \(fixed(ours, 3)) s: "
+            print("numpy + ml_dtypes \(pad(label, 23)) \(fixed(reference, 3)) s; ours \(fixed(ours, 3)) s "
+                  + "(each best of 3): "
                   + "\(fixed(ratio, 1))x; target >= 10x: \(ratio >= 10 ? "met" : "NOT met")")
         }
     }
@@ -254,7 +259,7 @@ private func writeBenchmarkStream(path: String, shapes: [[Int]], steps: Int) thr
 private func numpyReference(path: String) -> [String: Double]? {
     let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("tools/bench/replay_numpy.py").path
-    guard let output = runProcess(benchPython, [script, path]),
+    guard let output = runProcess(benchPython, [script, path, "3"]),
           let data = output.data(using: .utf8),
           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
         print("numpy reference: skipped (\(benchPython) with numpy and ml_dtypes not available; `make pyenv` creates it)")
