@@ -2,32 +2,44 @@
 /// m smallest |W0| in the (magnitude, index) order of `LowMagnitudeMask.order` are the
 /// entries whose magnitude key is below a threshold k, plus the first t entries (in
 /// index order) whose key equals k. k and t come from two radix-histogram passes (the
-/// key's top 15 bits, then the low 16 bits inside the buckets the cuts fall in), so
-/// the analysis needs one byte per element (the smallest mask holding it) where a sort
-/// needed 20.
-struct LowMagnitudeCuts {
+/// key's top 15 bits, then the low 16 bits inside the buckets the cuts fall in).
+///
+/// Nothing is kept per element: a third pass counts, per fixed chunk of `chunkSize`
+/// entries, the ties met before the chunk, so a `Cursor` can name the mask level of
+/// every entry of any chunk on its own (chunks can be counted in parallel).
+struct LowMagnitudeCuts: Sendable {
     /// |x| as its bit pattern: orders every non-negative float, Inf and NaN included.
     @inline(__always) static func key(_ value: Float) -> UInt32 { value.bitPattern & 0x7FFF_FFFF }
 
     let count: Int
+    let chunkSize: Int
     /// Per cut: entries with a key below `thresholds[c]` are in the mask, and so are the
     /// first `ties[c]` entries whose key equals it.
     let thresholds: [UInt32]
     let ties: [Int]
-    /// The cuts' slots ordered by size (the masks are nested in that order).
+    /// The cuts' slots ordered by size (the masks are nested in that order). An entry's
+    /// level is the position here of the smallest mask holding it, `levelCount` if none.
     private let bySize: [Int]
-    /// Per element, the position in `bySize` of the smallest mask holding it, or
-    /// `bySize.count` when none does: one byte per element.
-    private let levels: [UInt8]
+    private let sortedThresholds: [UInt32]
+    private let sortedTies: [Int]
+    /// Per chunk, per level: entries before the chunk whose key equals that threshold.
+    private let tiesBefore: [Int]
+
+    var levelCount: Int { bySize.count }
 
     /// - Parameters:
     ///   - cuts: mask sizes, each in 0...count (at most 254 of them).
+    ///   - chunkSize: the chunks `cursor(chunk:)` serves.
     ///   - value: the tensor's W0 at a local index.
-    init(count: Int, cuts: [Int], value: (Int) -> Float) {
+    init(count: Int, cuts: [Int], chunkSize: Int? = nil, value: (Int) -> Float) {
         precondition(cuts.count < 255, "at most 254 cuts")
         self.count = count
+        let chunkSize = max(1, chunkSize ?? count)
+        self.chunkSize = chunkSize
         var high = [Int](repeating: 0, count: 1 << 15)
-        for index in 0..<count { high[Int(LowMagnitudeCuts.key(value(index)) >> 16)] += 1 }
+        high.withUnsafeMutableBufferPointer { high in
+            for index in 0..<count { high[Int(LowMagnitudeCuts.key(value(index)) >> 16)] += 1 }
+        }
         // The high bucket of each cut's m-th smallest key and the rank inside it.
         var bucketOf = [Int](repeating: -1, count: cuts.count)
         var rankIn = [Int](repeating: 0, count: cuts.count)
@@ -48,10 +60,14 @@ struct LowMagnitudeCuts {
         for (row, bucket) in buckets.enumerated() { rowOf[bucket] = row }
         var low = [Int](repeating: 0, count: buckets.count << 16)
         if !buckets.isEmpty {
-            for index in 0..<count {
-                let key = LowMagnitudeCuts.key(value(index))
-                let row = rowOf[Int(key >> 16)]
-                if row >= 0 { low[row << 16 | Int(key & 0xFFFF)] += 1 }
+            rowOf.withUnsafeBufferPointer { rowOf in
+                low.withUnsafeMutableBufferPointer { low in
+                    for index in 0..<count {
+                        let key = LowMagnitudeCuts.key(value(index))
+                        let row = rowOf[Int(key >> 16)]
+                        if row >= 0 { low[row << 16 | Int(key & 0xFFFF)] += 1 }
+                    }
+                }
             }
         }
         var thresholds = [UInt32](repeating: 0, count: cuts.count)
@@ -78,76 +94,92 @@ struct LowMagnitudeCuts {
         self.ties = ties
         let bySize = cuts.indices.sorted { (cuts[$0], $0) < (cuts[$1], $1) }
         self.bySize = bySize
-        // Each element's level, walking the masks from the largest down so the last
-        // mask found holding it is the smallest; tie counters advance for every mask
-        // whose threshold the key equals.
-        var levels = [UInt8](repeating: UInt8(bySize.count), count: count)
-        let sortedThresholds = bySize.map { thresholds[$0] }, sortedTies = bySize.map { ties[$0] }
-        var tiesSeen = [Int](repeating: 0, count: bySize.count)
-        sortedThresholds.withUnsafeBufferPointer { threshold in
-            sortedTies.withUnsafeBufferPointer { tie in
-                tiesSeen.withUnsafeMutableBufferPointer { seen in
-                    levels.withUnsafeMutableBufferPointer { levels in
-                        for index in 0..<count {
-                            let key = LowMagnitudeCuts.key(value(index))
-                            var level = threshold.count
-                            for position in stride(from: threshold.count - 1, through: 0, by: -1) {
-                                if key < threshold[position] {
-                                    level = position
-                                } else if key == threshold[position] {
-                                    if seen[position] < tie[position] { level = position }
-                                    seen[position] += 1
-                                } else {
-                                    break  // smaller masks have thresholds no larger
-                                }
-                            }
-                            levels[index] = UInt8(level)
-                        }
-                    }
+        let sortedThresholds = bySize.map { thresholds[$0] }
+        self.sortedThresholds = sortedThresholds
+        sortedTies = bySize.map { ties[$0] }
+        // The ties met before each chunk, per level (keys equal to a threshold are rare,
+        // so the range test skips the per-level comparisons for almost every entry).
+        let levels = bySize.count
+        let chunks = (count + chunkSize - 1) / chunkSize
+        var tiesBefore = [Int](repeating: 0, count: chunks * levels)
+        var running = [Int](repeating: 0, count: levels)
+        let lowest = sortedThresholds.first ?? 1, highest = sortedThresholds.last ?? 0
+        for chunk in 0..<chunks {
+            for level in 0..<levels { tiesBefore[chunk * levels + level] = running[level] }
+            for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
+                let key = LowMagnitudeCuts.key(value(index))
+                guard key >= lowest && key <= highest else { continue }
+                for level in 0..<levels where key == sortedThresholds[level] { running[level] += 1 }
+            }
+        }
+        self.tiesBefore = tiesBefore
+    }
+
+    /// Walks the entries of one chunk in index order, naming each one's level.
+    struct Cursor {
+        let thresholds: UnsafeBufferPointer<UInt32>
+        let ties: UnsafeBufferPointer<Int>
+        /// Per level, entries so far whose key equals its threshold.
+        let seen: UnsafeMutableBufferPointer<Int>
+
+        /// The level of the next entry (keys must come in index order): walking the
+        /// masks from the largest down, the last mask found holding it is the smallest.
+        @inline(__always) func level(ofKey key: UInt32) -> Int {
+            var level = thresholds.count
+            var position = thresholds.count - 1
+            while position >= 0 {
+                let threshold = thresholds[position]
+                if key < threshold {
+                    level = position
+                } else if key == threshold {
+                    if seen[position] < ties[position] { level = position }
+                    seen[position] += 1
+                } else {
+                    break  // smaller masks have thresholds no larger
+                }
+                position -= 1
+            }
+            return level
+        }
+    }
+
+    /// Runs `body` with a cursor positioned at the start of chunk `chunk`.
+    func withCursor<R>(chunk: Int, _ body: (Cursor) throws -> R) rethrows -> R {
+        let levels = levelCount
+        return try sortedThresholds.withUnsafeBufferPointer { thresholds in
+            try sortedTies.withUnsafeBufferPointer { ties in
+                try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(levels, 1)) { seen in
+                    for level in 0..<levels { seen[level] = tiesBefore[chunk * levels + level] }
+                    return try body(Cursor(thresholds: thresholds, ties: ties, seen: seen))
                 }
             }
         }
-        self.levels = levels
     }
 
-    /// Entries inside each cut's mask for which `isVisible(local index)` holds.
-    func counts(_ isVisible: (Int) -> Bool) -> [Int] {
-        let levelCount = bySize.count
+    /// Per cut slot, the sum of `perLevel` over the levels inside its mask (the masks
+    /// are nested: a cut holds its own level and every smaller one).
+    func cumulative<T>(_ zero: T, _ add: (T, T) -> T, _ perLevel: (Int) -> T) -> [T] {
+        var results = [T](repeating: zero, count: levelCount)
+        var running = zero
+        for (position, slot) in bySize.enumerated() {
+            running = add(running, perLevel(position))
+            results[slot] = running
+        }
+        return results
+    }
+
+    /// Entries inside each cut's mask for which `isVisible(local index)` holds; `value`
+    /// gives W0 again, as to `init`.
+    func counts(value: (Int) -> Float, _ isVisible: (Int) -> Bool) -> [Int] {
         var perLevel = [Int](repeating: 0, count: levelCount + 1)
-        levels.withUnsafeBufferPointer { levels in
-            perLevel.withUnsafeMutableBufferPointer { perLevel in
-                for index in 0..<count {
-                    let level = Int(levels[index])
-                    if level < levelCount && isVisible(index) { perLevel[level] += 1 }
+        for chunk in 0..<((count + chunkSize - 1) / chunkSize) {
+            withCursor(chunk: chunk) { cursor in
+                for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
+                    let level = cursor.level(ofKey: LowMagnitudeCuts.key(value(index)))
+                    if isVisible(index) { perLevel[level] += 1 }
                 }
             }
         }
-        var results = [Int](repeating: 0, count: levelCount)
-        var running = 0
-        for (position, slot) in bySize.enumerated() {
-            running += perLevel[position]
-            results[slot] = running
-        }
-        return results
-    }
-
-    /// Per cut: the mask's entries in each of `labelCount` classes, `label(local index)`
-    /// naming an entry's class (the magnitude baselines count masks per binade).
-    func countsByLabel(_ labelCount: Int, _ label: (Int) -> Int) -> [[Int]] {
-        let levelCount = bySize.count
-        var perLevel = [[Int]](repeating: [Int](repeating: 0, count: labelCount), count: levelCount)
-        levels.withUnsafeBufferPointer { levels in
-            for index in 0..<count {
-                let level = Int(levels[index])
-                if level < levelCount { perLevel[level][label(index)] += 1 }
-            }
-        }
-        var results = [[Int]](repeating: [], count: levelCount)
-        var running = [Int](repeating: 0, count: labelCount)
-        for (position, slot) in bySize.enumerated() {
-            for labelIndex in 0..<labelCount { running[labelIndex] += perLevel[position][labelIndex] }
-            results[slot] = running
-        }
-        return results
+        return cumulative(0, +) { perLevel[$0] }
     }
 }
