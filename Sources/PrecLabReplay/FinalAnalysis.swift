@@ -79,7 +79,10 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let bins = VisibilityHistogram.binCount
         let strata = layout.strata
         func slice(_ offset: Int, _ length: Int) -> [Int] { Array(counts[offset..<(offset + length)]) }
-        let stratumSizes = slice(layout.stratumSizes, strata)
+        var stratumSizes = [Int](repeating: 0, count: strata)
+        for level in 0...layout.levels {
+            for stratum in 0..<strata { stratumSizes[stratum] += counts[layout.maskByLevel + level * strata + stratum] }
+        }
         // Per cut, the mask's entries in each stratum (the masks are nested).
         let maskByStratum = cuts.cumulative([Int](repeating: 0, count: strata), { zip($0, $1).map(+) }) {
             slice(layout.maskByLevel + $0 * strata, strata)

@@ -1,11 +1,11 @@
 import PrecLabFormats
 import PrecLabSupport
 
-/// What the final analysis needs of a stored code: its half-ULP (NaN when the code is
-/// not finite) and its binade stratum (`MagnitudeStratum`), numbered compactly over
-/// the strata the format can reach so per-stratum counters stay small. Codes of 16
-/// bits or fewer are looked up in tables built once per analysis; wider codes ask the
-/// format.
+/// What the final analysis needs of a stored code: its half-ULP, for the bin of an
+/// entry's |ΔW_true| / half-ULP (none when the code is not finite), and its binade
+/// stratum (`MagnitudeStratum`), numbered compactly over the strata the format can
+/// reach so per-stratum counters stay small. Codes of 16 bits or fewer are looked up
+/// in tables built once per analysis; wider codes ask the format.
 struct StoredCodeClasses: Sendable {
     let format: FloatFormat
     let minimumNormal: Double
@@ -15,8 +15,12 @@ struct StoredCodeClasses: Sendable {
     let firstNormal: Int
     /// Compact strata the format can reach.
     let stratumCount: Int
+    /// Per code, log2 of its half-ULP (`noHalfULP` when the code is not finite), when
+    /// every half-ULP is a power of two; otherwise the half-ULPs themselves.
+    private let halfExponents: [Int16]?
     private let halfULPs: [Double]?
     private let strata: [UInt16]?
+    private static let noHalfULP = Int16.min
 
     init<Codec: StorageCodec>(codec: Codec, format: FloatFormat) {
         self.format = format
@@ -28,19 +32,41 @@ struct StoredCodeClasses: Sendable {
         stratumCount = MagnitudeStratum.nonFinite + 1 + lastNormal - firstNormal + 1
         if Codec.Code.bitWidth <= 16 {
             let codes = 0..<(1 << Codec.Code.bitWidth)
-            halfULPs = codes.map { StoredCodeClasses.halfULP(format, UInt32($0)) }
+            let halves = codes.map { StoredCodeClasses.halfULP(format, UInt32($0)) }
+            let powersOfTwo = halves.allSatisfy {
+                !$0.isFinite || ($0 > 0 && $0.significand == 1 && abs($0.exponent) < 256)
+            }
+            halfExponents = powersOfTwo ? halves.map { $0.isFinite ? Int16($0.exponent) : StoredCodeClasses.noHalfULP } : nil
+            halfULPs = powersOfTwo ? nil : halves
             let value = { (code: Int) in codec.decode(Codec.Code(truncatingIfNeeded: code)) }
             let (minimumNormal, firstNormal) = (self.minimumNormal, self.firstNormal)
             strata = codes.map { UInt16(StoredCodeClasses.compactStratum(value($0), minimumNormal, firstNormal)) }
         } else {
+            halfExponents = nil
             halfULPs = nil
             strata = nil
         }
     }
 
-    @inline(__always) func halfULP(_ code: UInt32) -> Double {
-        if let halfULPs { return halfULPs[Int(code)] }
-        return StoredCodeClasses.halfULP(format, code)
+    /// The visibility-histogram bin of |trueDelta| / half-ULP(code), or
+    /// `FinalCountLayout.skippedRatioBin` when the code has no half-ULP.
+    @inline(__always) func ratioBin(_ code: UInt32, trueDelta: Double) -> Int {
+        let octaves = VisibilityHistogram.octaves
+        if let halfExponents {
+            // With a half-ULP of 2^e the ratio is exact (a difference of two floats is 0
+            // or of magnitude in [2^-149, 2^129), and |e| < 256), so its octave is
+            // trueDelta's exponent minus e: the division's bin, without the division or
+            // a branch (bins are data-dependent). Zero, then Inf and NaN, as `OctaveBins`.
+            let exponent = Int(halfExponents[Int(code)])
+            let field = Int(truncatingIfNeeded: (trueDelta.bitPattern >> 52) & 0x7FF)
+            let top = octaves.binCount - 1
+            let octave = min(max(field - 1023 - exponent - octaves.lowestExponent + 2, 1), top)
+            let bin = field == 0 ? 0 : field == 0x7FF ? top : octave
+            return exponent == Int(StoredCodeClasses.noHalfULP) ? FinalCountLayout.skippedRatioBin : bin
+        }
+        let half = halfULPs.map { $0[Int(code)] } ?? StoredCodeClasses.halfULP(format, code)
+        guard half.isFinite else { return FinalCountLayout.skippedRatioBin }
+        return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
     }
 
     /// The compact stratum of a code whose decoded value is `value`.
@@ -75,10 +101,10 @@ struct FinalCountLayout: Sendable {
 
     // Per tensor.
     let trueChanged = 0
-    let stratumSizes = 1
-    var magnitudeHistogram: Int { stratumSizes + strata }
+    let magnitudeHistogram = 1
     var histogram: Int { magnitudeHistogram + FinalCountLayout.magnitudeBins }
-    /// Entries per level (rows, one more for "no mask") and stratum.
+    /// Entries per level (rows, one more for "no mask") and stratum: the rows add up to
+    /// the entries per stratum.
     var maskByLevel: Int { histogram + FinalCountLayout.ratioBins }
     var firstPolicy: Int { maskByLevel + (levels + 1) * strata }
 
@@ -132,8 +158,10 @@ extension FinalAnalysis {
     /// multiple of 64 from the tensor start, the chunk `chunk` of `cuts`) into `counts`,
     /// laid out as `layout`. Words of 64 entries: each entry's classes (stratum,
     /// magnitude and ratio bins, mask level) are found once; each policy's visibility
-    /// and signs become bit masks, so its fixed counts are population counts and only
-    /// its visible entries touch its histograms.
+    /// and signs become bit masks (built without branches: they are data-dependent),
+    /// so its fixed counts are population counts and only its visible entries touch
+    /// its histograms; or, for a policy that shows most entries (judged on the chunk's
+    /// first word), its invisible entries, subtracted from the chunk's totals at the end.
     func countChunk(tensor: Int, chunk: Int, range: Range<Int>, cuts: LowMagnitudeCuts,
                     classes: StoredCodeClasses, layout: FinalCountLayout, into counts: UnsafeMutablePointer<Int>) {
         precondition(range.lowerBound % 64 == 0, "chunks start on a word")
@@ -142,49 +170,52 @@ extension FinalAnalysis {
         let storedBase = core.storedBase.pointer + start
         let leftInterval = core.leftInterval.map { $0.pointer + core.wordStarts[tensor] }
         let codec = core.codec
-        let signedZeros = core.configuration.signedZeroChanges
+        // Bits of entries whose two zeros count as no change (none with signed zeros).
+        let sameZeros: UInt64 = core.configuration.signedZeroChanges ? 0 : ~0
         let exportsTruth = core.configuration.tracksInterval  // some stored policy runs
+        let magnitudes = counts + layout.magnitudeHistogram
+        let histogram = counts + layout.histogram, maskByLevel = counts + layout.maskByLevel
         let strata = layout.strata
         let sources = self.sources()
+        // Per policy (bit), whether the chunk counts its invisible entries.
+        var complement: UInt32 = 0
         cuts.withCursor(chunk: chunk) { cursor in
             sources.withUnsafeBufferPointer { sources in
                 withUnsafeTemporaryAllocation(of: WordEntry.self, capacity: 64) { entries in
                     for wordStart in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
                         let length = min(64, range.upperBound - wordStart)
-                        // Bits of the word's entries: truly changed, swamped if hidden (the
+                        let entriesInWord: UInt64 = length == 64 ? ~0 : (1 &<< UInt64(length)) &- 1
+                        // Bits of the word's entries: truly changed; swamped if hidden (the
                         // truth's export differs from the stored base: it ended outside the
-                        // stored base's rounding interval I), true change up or down (a
-                        // Double difference of floats has the sign of their order), truth
-                        // not finite.
+                        // stored base's rounding interval I); true change up or down (a
+                        // Double difference of floats has the sign of their order); truth
+                        // not finite; stored base zero.
                         var changed: UInt64 = 0, swamped: UInt64 = 0, rises: UInt64 = 0, falls: UInt64 = 0
-                        var truthNonFinite: UInt64 = 0
+                        var truthNonFinite: UInt64 = 0, storedZero: UInt64 = 0
                         for offset in 0..<length {
-                            let local = wordStart + offset
+                            let local = wordStart &+ offset
                             let w0 = base[local], truth = truths[local], stored = storedBase[local]
                             let storedValue = codec.decode(stored)
                             let stratum = classes.stratum(UInt32(truncatingIfNeeded: stored), value: storedValue)
                             let magnitude = MagnitudeBins.bin(of: w0)
-                            let half = classes.halfULP(UInt32(truncatingIfNeeded: stored))
-                            let trueDelta = Double(truth) - Double(w0)
-                            let ratio = half.isFinite
-                                ? VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-                                : FinalCountLayout.skippedRatioBin
+                            let ratio = classes.ratioBin(UInt32(truncatingIfNeeded: stored),
+                                                         trueDelta: Double(truth) - Double(w0))
                             let level = cursor.level(ofKey: LowMagnitudeCuts.key(w0))
                             let exported = exportsTruth ? codec.nearest(truth) : stored
                             entries[offset] = WordEntry(stratum: Int32(stratum), magnitude: UInt8(magnitude),
                                                         ratio: UInt8(ratio), level: UInt8(level),
                                                         exported: exported, storedValue: storedValue)
-                            let bit = UInt64(1) << UInt64(offset)
-                            changed |= FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros) ? bit : 0
-                            swamped |= FinalAnalysis.codesDiffer(exported, stored, codec, signedZeros: signedZeros)
-                                ? bit : 0
-                            rises |= truth > w0 ? bit : 0
-                            falls |= truth < w0 ? bit : 0
-                            truthNonFinite |= truth.isFinite ? 0 : bit
-                            counts[layout.stratumSizes + stratum] &+= 1
-                            counts[layout.magnitudeHistogram + magnitude] &+= 1
-                            counts[layout.histogram + ratio] &+= 1
-                            counts[layout.maskByLevel + level * strata + stratum] &+= 1
+                            let zeroPair = bit(w0 == 0, offset) & bit(truth == 0, offset)
+                            changed |= bit(w0.bitPattern != truth.bitPattern, offset) & ~(zeroPair & sameZeros)
+                            let exportedZero = bit(codec.decode(exported) == 0, offset)
+                            storedZero |= bit(storedValue == 0, offset)
+                            swamped |= bit(exported != stored, offset) & ~(exportedZero & storedZero & sameZeros)
+                            rises |= bit(truth > w0, offset)
+                            falls |= bit(truth < w0, offset)
+                            truthNonFinite |= bit(!truth.isFinite, offset)
+                            magnitudes[magnitude] &+= 1
+                            histogram[ratio] &+= 1
+                            maskByLevel[level &* strata &+ stratum] &+= 1
                         }
                         counts[layout.trueChanged] &+= changed.nonzeroBitCount
                         // Hidden entries that left I after some step (the engine's bit).
@@ -192,48 +223,78 @@ extension FinalAnalysis {
                         for (index, source) in sources.enumerated() {
                             var visible = changed, up = rises, down = falls, nonFinite = truthNonFinite
                             if case .truth = source {} else {
-                                visible = 0; up = 0; down = 0; nonFinite = 0
+                                var differs: UInt64 = 0, zero: UInt64 = 0
+                                up = 0; down = 0; nonFinite = 0
                                 for offset in 0..<length {
                                     let code: Codec.Code
                                     if case .stored(let weights) = source {
-                                        code = weights[start + wordStart + offset]
+                                        code = weights[start &+ wordStart &+ offset]
                                     } else {
                                         code = entries[offset].exported
                                     }
-                                    let stored = storedBase[wordStart + offset]
                                     let value = codec.decode(code), storedValue = entries[offset].storedValue
-                                    let bit = UInt64(1) << UInt64(offset)
-                                    visible |= FinalAnalysis.codesDiffer(code, stored, codec, signedZeros: signedZeros)
-                                        ? bit : 0
-                                    up |= value > storedValue ? bit : 0
-                                    down |= value < storedValue ? bit : 0
-                                    nonFinite |= value.isFinite ? 0 : bit
+                                    differs |= bit(code != storedBase[wordStart &+ offset], offset)
+                                    zero |= bit(value == 0, offset)
+                                    up |= bit(value > storedValue, offset)
+                                    down |= bit(value < storedValue, offset)
+                                    nonFinite |= bit(!value.isFinite, offset)
                                 }
+                                visible = differs & ~(zero & storedZero & sameZeros)
                             }
-                            let policy = layout.policy(index)
+                            let policy = counts + layout.policy(index)
                             let hidden = changed & ~visible
-                            counts[policy + FinalCountLayout.visible] &+= visible.nonzeroBitCount
-                            counts[policy + FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
-                            counts[policy + FinalCountLayout.hiddenSwamped] &+= (hidden & swamped).nonzeroBitCount
-                            counts[policy + FinalCountLayout.hiddenReturned] &+= (hidden & ~swamped & left).nonzeroBitCount
-                            counts[policy + FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~swamped & ~left).nonzeroBitCount
+                            policy[FinalCountLayout.visible] &+= visible.nonzeroBitCount
+                            policy[FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
+                            policy[FinalCountLayout.hiddenSwamped] &+= (hidden & swamped).nonzeroBitCount
+                            policy[FinalCountLayout.hiddenReturned] &+= (hidden & ~swamped & left).nonzeroBitCount
+                            policy[FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~swamped & ~left).nonzeroBitCount
                             // A stored change of the opposite sign to the truth's.
-                            counts[policy + FinalCountLayout.spurious] &+= (visible & (up & falls | down & rises)).nonzeroBitCount
-                            counts[policy + FinalCountLayout.nonFinite] &+= nonFinite.nonzeroBitCount
-                            var remaining = visible
+                            policy[FinalCountLayout.spurious] &+= (visible & (up & falls | down & rises)).nonzeroBitCount
+                            policy[FinalCountLayout.nonFinite] &+= nonFinite.nonzeroBitCount
+                            if wordStart == range.lowerBound && 2 * visible.nonzeroBitCount > length {
+                                complement |= 1 << UInt32(index)
+                            }
+                            let byStratum = policy + FinalCountLayout.visibleByStratum
+                            let byMagnitude = policy + layout.visibleByMagnitude
+                            let byBin = policy + layout.visibleByBin, byLevel = policy + layout.visibleByLevel
+                            var remaining = (complement >> UInt32(index)) & 1 == 1 ? ~visible & entriesInWord : visible
                             while remaining != 0 {
                                 let entry = entries[remaining.trailingZeroBitCount]
                                 remaining &= remaining &- 1
-                                counts[policy + FinalCountLayout.visibleByStratum + Int(entry.stratum)] &+= 1
-                                counts[policy + layout.visibleByMagnitude + Int(entry.magnitude)] &+= 1
-                                counts[policy + layout.visibleByBin + Int(entry.ratio)] &+= 1
-                                counts[policy + layout.visibleByLevel + Int(entry.level)] &+= 1
+                                byStratum[Int(entry.stratum)] &+= 1
+                                byMagnitude[Int(entry.magnitude)] &+= 1
+                                byBin[Int(entry.ratio)] &+= 1
+                                byLevel[Int(entry.level)] &+= 1
                             }
                         }
                     }
                 }
             }
         }
+        guard complement != 0 else { return }
+        // The chunk's entries per class, then visible = all - invisible for those policies.
+        var perStratum = [Int](repeating: 0, count: strata), perLevel = [Int](repeating: 0, count: layout.levels + 1)
+        for level in 0...layout.levels {
+            for stratum in 0..<strata {
+                perStratum[stratum] += maskByLevel[level * strata + stratum]
+                perLevel[level] += maskByLevel[level * strata + stratum]
+            }
+        }
+        for index in sources.indices where (complement >> UInt32(index)) & 1 == 1 {
+            let policy = counts + layout.policy(index)
+            func complementOf(_ offset: Int, _ totals: (Int) -> Int, count: Int) {
+                for slot in 0..<count { policy[offset + slot] = totals(slot) - policy[offset + slot] }
+            }
+            complementOf(FinalCountLayout.visibleByStratum, { perStratum[$0] }, count: strata)
+            complementOf(layout.visibleByMagnitude, { magnitudes[$0] }, count: FinalCountLayout.magnitudeBins)
+            complementOf(layout.visibleByBin, { histogram[$0] }, count: FinalCountLayout.ratioBins)
+            complementOf(layout.visibleByLevel, { perLevel[$0] }, count: layout.levels + 1)
+        }
+    }
+
+    /// `condition` as bit `offset` of a word, without a branch.
+    @inline(__always) private func bit(_ condition: Bool, _ offset: Int) -> UInt64 {
+        UInt64(condition ? 1 : 0) &<< UInt64(truncatingIfNeeded: offset)
     }
 
     /// Per policy, Σ (ΔW_policy - ΔW_true)² and Σ ΔW_true² over one tensor in index
@@ -254,6 +315,7 @@ extension FinalAnalysis {
         var errors = SIMD8<Double>(), squaredTruths = SIMD8<Double>()
         let sources = self.sources()
         withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: block) { policyDeltas in
+            policyDeltas.initialize(repeating: SIMD8())  // lanes past the policies stay 0
             withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { trueDeltas in
                 for blockStart in stride(from: 0, to: count, by: block) {
                     let length = min(block, count - blockStart)
@@ -287,19 +349,5 @@ extension FinalAnalysis {
             }
         }
         return (0..<policies).map { (errors[$0], squaredTruths[$0]) }
-    }
-
-    /// Whether two codes differ as stored changes count it: bitwise, except that the
-    /// two zeros are the same value unless `signedZeros`.
-    @inline(__always) static func codesDiffer(_ code: Codec.Code, _ stored: Codec.Code, _ codec: Codec,
-                                              signedZeros: Bool) -> Bool {
-        code != stored && (signedZeros || !(codec.decode(code) == 0 && codec.decode(stored) == 0))
-    }
-
-    /// The engine's bit for a local index: the truth left the stored base's rounding
-    /// interval after some step (never, when no stored policy ran).
-    @inline(__always) static func leftBit(_ words: UnsafeMutablePointer<UInt64>?, _ local: Int) -> Bool {
-        guard let words else { return false }
-        return (words[local >> 6] >> UInt64(local & 63)) & 1 == 1
     }
 }

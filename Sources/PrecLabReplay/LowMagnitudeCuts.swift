@@ -122,22 +122,20 @@ struct LowMagnitudeCuts: Sendable {
         /// Per level, entries so far whose key equals its threshold.
         let seen: UnsafeMutableBufferPointer<Int>
 
-        /// The level of the next entry (keys must come in index order): walking the
-        /// masks from the largest down, the last mask found holding it is the smallest.
+        /// The level of the next entry (keys must come in index order): the smallest
+        /// mask whose threshold is above the key (counted without branches: levels are
+        /// data-dependent), or a smaller one whose threshold equals the key while that
+        /// mask has ties left. Such masks sit just below, since thresholds grow with
+        /// the mask size.
         @inline(__always) func level(ofKey key: UInt32) -> Int {
-            var level = thresholds.count
-            var position = thresholds.count - 1
-            while position >= 0 {
-                let threshold = thresholds[position]
-                if key < threshold {
-                    level = position
-                } else if key == threshold {
-                    if seen[position] < ties[position] { level = position }
-                    seen[position] += 1
-                } else {
-                    break  // smaller masks have thresholds no larger
-                }
-                position -= 1
+            var above = 0
+            for threshold in thresholds { above &+= Int((UInt64(key) &- UInt64(threshold)) >> 63) }  // key < it
+            var level = thresholds.count &- above
+            var position = level &- 1
+            while position >= 0 && thresholds[position] == key {
+                if seen[position] < ties[position] { level = position }
+                seen[position] &+= 1
+                position &-= 1
             }
             return level
         }
