@@ -149,8 +149,6 @@ extension FinalAnalysis {
     struct WordEntry {
         var stratum: Int32
         var magnitude: UInt8, ratio: UInt8, level: UInt8
-        /// The truth's nearest-even export (the master policy's code).
-        var exported: Codec.Code
         var storedValue: Float
     }
 
@@ -182,91 +180,96 @@ extension FinalAnalysis {
         cuts.withCursor(chunk: chunk) { cursor in
             sources.withUnsafeBufferPointer { sources in
                 withUnsafeTemporaryAllocation(of: WordEntry.self, capacity: 64) { entries in
-                    for wordStart in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
-                        let length = min(64, range.upperBound - wordStart)
-                        let entriesInWord: UInt64 = length == 64 ? ~0 : (1 &<< UInt64(length)) &- 1
-                        // Bits of the word's entries: truly changed; swamped if hidden (the
-                        // truth's export differs from the stored base: it ended outside the
-                        // stored base's rounding interval I); true change up or down (a
-                        // Double difference of floats has the sign of their order); truth
-                        // not finite; stored base zero.
-                        var changed: UInt64 = 0, swamped: UInt64 = 0, rises: UInt64 = 0, falls: UInt64 = 0
-                        var truthNonFinite: UInt64 = 0, storedZero: UInt64 = 0
-                        for offset in 0..<length {
-                            let local = wordStart &+ offset
-                            let w0 = base[local], truth = truths[local], stored = storedBase[local]
-                            let storedValue = codec.decode(stored)
-                            let stratum = classes.stratum(UInt32(truncatingIfNeeded: stored), value: storedValue)
-                            let magnitude = MagnitudeBins.bin(of: w0)
-                            let ratio = classes.ratioBin(UInt32(truncatingIfNeeded: stored),
-                                                         trueDelta: Double(truth) - Double(w0))
-                            let level = cursor.level(ofKey: LowMagnitudeCuts.key(w0))
-                            let exported = exportsTruth ? codec.nearest(truth) : stored
-                            entries[offset] = WordEntry(stratum: Int32(stratum), magnitude: UInt8(magnitude),
-                                                        ratio: UInt8(ratio), level: UInt8(level),
-                                                        exported: exported, storedValue: storedValue)
-                            let zeroPair = bit(w0 == 0, offset) & bit(truth == 0, offset)
-                            changed |= bit(w0.bitPattern != truth.bitPattern, offset) & ~(zeroPair & sameZeros)
-                            let exportedZero = bit(codec.decode(exported) == 0, offset)
-                            storedZero |= bit(storedValue == 0, offset)
-                            swamped |= bit(exported != stored, offset) & ~(exportedZero & storedZero & sameZeros)
-                            rises |= bit(truth > w0, offset)
-                            falls |= bit(truth < w0, offset)
-                            truthNonFinite |= bit(!truth.isFinite, offset)
-                            magnitudes[magnitude] &+= 1
-                            histogram[ratio] &+= 1
-                            maskByLevel[level &* strata &+ stratum] &+= 1
-                        }
-                        counts[layout.trueChanged] &+= changed.nonzeroBitCount
-                        // Hidden entries that left I after some step (the engine's bit).
-                        let left = leftInterval.map { $0[wordStart >> 6] } ?? 0
-                        for (index, source) in sources.enumerated() {
-                            var visible = changed, up = rises, down = falls, nonFinite = truthNonFinite
-                            if case .truth = source {} else {
-                                var differs: UInt64 = 0, zero: UInt64 = 0
-                                up = 0; down = 0; nonFinite = 0
-                                for offset in 0..<length {
-                                    let code: Codec.Code
-                                    if case .stored(let weights) = source {
-                                        code = weights[start &+ wordStart &+ offset]
-                                    } else {
-                                        code = entries[offset].exported
-                                    }
-                                    let value = codec.decode(code), storedValue = entries[offset].storedValue
-                                    differs |= bit(code != storedBase[wordStart &+ offset], offset)
-                                    zero |= bit(value == 0, offset)
-                                    up |= bit(value > storedValue, offset)
-                                    down |= bit(value < storedValue, offset)
-                                    nonFinite |= bit(!value.isFinite, offset)
-                                }
-                                visible = differs & ~(zero & storedZero & sameZeros)
-                            }
-                            let policy = counts + layout.policy(index)
-                            let hidden = changed & ~visible
-                            policy[FinalCountLayout.visible] &+= visible.nonzeroBitCount
-                            policy[FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
-                            policy[FinalCountLayout.hiddenSwamped] &+= (hidden & swamped).nonzeroBitCount
-                            policy[FinalCountLayout.hiddenReturned] &+= (hidden & ~swamped & left).nonzeroBitCount
-                            policy[FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~swamped & ~left).nonzeroBitCount
-                            // A stored change of the opposite sign to the truth's.
-                            policy[FinalCountLayout.spurious] &+= (visible & (up & falls | down & rises)).nonzeroBitCount
-                            policy[FinalCountLayout.nonFinite] &+= nonFinite.nonzeroBitCount
-                            if wordStart == range.lowerBound && 2 * visible.nonzeroBitCount > length {
-                                complement |= 1 << UInt32(index)
-                            }
-                            let byStratum = policy + FinalCountLayout.visibleByStratum
-                            let byMagnitude = policy + layout.visibleByMagnitude
-                            let byBin = policy + layout.visibleByBin, byLevel = policy + layout.visibleByLevel
-                            var remaining = (complement >> UInt32(index)) & 1 == 1 ? ~visible & entriesInWord : visible
-                            while remaining != 0 {
-                                let entry = entries[remaining.trailingZeroBitCount]
-                                remaining &= remaining &- 1
-                                byStratum[Int(entry.stratum)] &+= 1
-                                byMagnitude[Int(entry.magnitude)] &+= 1
-                                byBin[Int(entry.ratio)] &+= 1
-                                byLevel[Int(entry.level)] &+= 1
-                            }
-                        }
+                    // The truths' nearest-even exports: the master policy's codes.
+                    withUnsafeTemporaryAllocation(of: Codec.Code.self, capacity: 64) { exports in
+                      for wordStart in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
+                          let length = min(64, range.upperBound - wordStart)
+                          let entriesInWord: UInt64 = length == 64 ? ~0 : (1 &<< UInt64(length)) &- 1
+                          // Bits of the word's entries: truly changed; swamped if hidden (the
+                          // truth's export differs from the stored base: it ended outside the
+                          // stored base's rounding interval I); true change up or down (a
+                          // Double difference of floats has the sign of their order); truth
+                          // not finite; stored base zero.
+                          var changed: UInt64 = 0, swamped: UInt64 = 0, rises: UInt64 = 0, falls: UInt64 = 0
+                          var truthNonFinite: UInt64 = 0, storedZero: UInt64 = 0
+                          for offset in 0..<length {
+                              let local = wordStart &+ offset
+                              let w0 = base[local], truth = truths[local], stored = storedBase[local]
+                              let storedValue = codec.decode(stored)
+                              let stratum = classes.stratum(UInt32(truncatingIfNeeded: stored), value: storedValue)
+                              let magnitude = MagnitudeBins.bin(of: w0)
+                              let ratio = classes.ratioBin(UInt32(truncatingIfNeeded: stored),
+                                                           trueDelta: Double(truth) - Double(w0))
+                              let level = cursor.level(ofKey: LowMagnitudeCuts.key(w0))
+                              let exported = exportsTruth ? codec.nearest(truth) : stored
+                              entries[offset] = WordEntry(stratum: Int32(stratum), magnitude: UInt8(magnitude),
+                                                          ratio: UInt8(ratio), level: UInt8(level),
+                                                          storedValue: storedValue)
+                              exports[offset] = exported
+                              let zeroPair = bit(w0 == 0, offset) & bit(truth == 0, offset)
+                              changed |= bit(w0.bitPattern != truth.bitPattern, offset) & ~(zeroPair & sameZeros)
+                              let exportedZero = bit(codec.decode(exported) == 0, offset)
+                              storedZero |= bit(storedValue == 0, offset)
+                              swamped |= bit(exported != stored, offset) & ~(exportedZero & storedZero & sameZeros)
+                              rises |= bit(truth > w0, offset)
+                              falls |= bit(truth < w0, offset)
+                              truthNonFinite |= bit(!truth.isFinite, offset)
+                              magnitudes[magnitude] &+= 1
+                              histogram[ratio] &+= 1
+                              maskByLevel[level &* strata &+ stratum] &+= 1
+                          }
+                          counts[layout.trueChanged] &+= changed.nonzeroBitCount
+                          // Hidden entries that left I after some step (the engine's bit).
+                          let left = leftInterval.map { $0[wordStart >> 6] } ?? 0
+                          for (index, source) in sources.enumerated() {
+                              var visible = changed, up = rises, down = falls, nonFinite = truthNonFinite
+                              if case .truth = source {} else {
+                                  var differs: UInt64 = 0, zero: UInt64 = 0
+                                  up = 0; down = 0; nonFinite = 0
+                                  let codes: UnsafePointer<Codec.Code>
+                                  if case .stored(let weights) = source {
+                                      codes = UnsafePointer(weights + start + wordStart)
+                                  } else {
+                                      codes = UnsafePointer(exports.baseAddress!)
+                                  }
+                                  for offset in 0..<length {
+                                      let code = codes[offset]
+                                      let value = codec.decode(code), storedValue = entries[offset].storedValue
+                                      differs |= bit(code != storedBase[wordStart &+ offset], offset)
+                                      zero |= bit(value == 0, offset)
+                                      up |= bit(value > storedValue, offset)
+                                      down |= bit(value < storedValue, offset)
+                                      nonFinite |= bit(!value.isFinite, offset)
+                                  }
+                                  visible = differs & ~(zero & storedZero & sameZeros)
+                              }
+                              let policy = counts + layout.policy(index)
+                              let hidden = changed & ~visible
+                              policy[FinalCountLayout.visible] &+= visible.nonzeroBitCount
+                              policy[FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
+                              policy[FinalCountLayout.hiddenSwamped] &+= (hidden & swamped).nonzeroBitCount
+                              policy[FinalCountLayout.hiddenReturned] &+= (hidden & ~swamped & left).nonzeroBitCount
+                              policy[FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~swamped & ~left).nonzeroBitCount
+                              // A stored change of the opposite sign to the truth's.
+                              policy[FinalCountLayout.spurious] &+= (visible & (up & falls | down & rises)).nonzeroBitCount
+                              policy[FinalCountLayout.nonFinite] &+= nonFinite.nonzeroBitCount
+                              if wordStart == range.lowerBound && 2 * visible.nonzeroBitCount > length {
+                                  complement |= 1 << UInt32(index)
+                              }
+                              let byStratum = policy + FinalCountLayout.visibleByStratum
+                              let byMagnitude = policy + layout.visibleByMagnitude
+                              let byBin = policy + layout.visibleByBin, byLevel = policy + layout.visibleByLevel
+                              var remaining = (complement >> UInt32(index)) & 1 == 1 ? ~visible & entriesInWord : visible
+                              while remaining != 0 {
+                                  let entry = entries[remaining.trailingZeroBitCount]
+                                  remaining &= remaining &- 1
+                                  byStratum[Int(entry.stratum)] &+= 1
+                                  byMagnitude[Int(entry.magnitude)] &+= 1
+                                  byBin[Int(entry.ratio)] &+= 1
+                                  byLevel[Int(entry.level)] &+= 1
+                              }
+                          }
+                      }
                     }
                 }
             }
@@ -301,9 +304,8 @@ extension FinalAnalysis {
     /// order (the sums must not depend on how the tensor is cut), over the entries where
     /// both changes are finite. The policies are lanes of one vector: each lane is its
     /// own sequential sum, and adding +0 where an entry is left out keeps its bits (a
-    /// sum of squares is never -0). Blocks of entries first gather every policy's
-    /// change, then add them, so the vectors are read long after their lanes were
-    /// written.
+    /// sum of squares is never -0). Blocks of entries first find each policy's changes
+    /// (a row per policy, lanes past the policies stay 0), then add them up.
     func squaredSums(tensor: Int) -> [(error: Double, truth: Double)] {
         let policies = core.configuration.policies.count
         precondition(policies <= 8, "at most 8 policies")
@@ -311,40 +313,44 @@ extension FinalAnalysis {
         let base = core.base.pointer + start, truths = core.truth.pointer + start
         let storedBase = core.storedBase.pointer + start
         let codec = core.codec
-        let block = 256
+        let block = 512
         var errors = SIMD8<Double>(), squaredTruths = SIMD8<Double>()
         let sources = self.sources()
-        withUnsafeTemporaryAllocation(of: SIMD8<Double>.self, capacity: block) { policyDeltas in
-            policyDeltas.initialize(repeating: SIMD8())  // lanes past the policies stay 0
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { trueDeltas in
-                for blockStart in stride(from: 0, to: count, by: block) {
-                    let length = min(block, count - blockStart)
-                    for offset in 0..<length {
-                        let local = blockStart + offset
-                        trueDeltas[offset] = Double(truths[local]) - Double(base[local])
-                    }
-                    for (index, source) in sources.enumerated() {
+        withUnsafeTemporaryAllocation(of: Double.self, capacity: 9 * block) { scratch in
+            scratch.initialize(repeating: 0)
+            let deltas = scratch.baseAddress!, trueDeltas = deltas + 8 * block
+            for blockStart in stride(from: 0, to: count, by: block) {
+                let length = min(block, count - blockStart)
+                let w0 = base + blockStart, truth = truths + blockStart, stored = storedBase + blockStart
+                for offset in 0..<length { trueDeltas[offset] = Double(truth[offset]) - Double(w0[offset]) }
+                for (index, source) in sources.enumerated() {
+                    let row = deltas + index * block
+                    switch source {
+                    case .truth:
+                        row.update(from: trueDeltas, count: length)
+                    case .nearestOfTruth:
                         for offset in 0..<length {
-                            let local = blockStart + offset
-                            let code: Codec.Code
-                            switch source {
-                            case .truth:
-                                policyDeltas[offset][index] = trueDeltas[offset]
-                                continue
-                            case .nearestOfTruth: code = codec.nearest(truths[local])
-                            case .stored(let weights): code = weights[start + local]
-                            }
-                            policyDeltas[offset][index] = Double(codec.decode(code)) - Double(codec.decode(storedBase[local]))
+                            row[offset] = Double(codec.decode(codec.nearest(truth[offset])))
+                                - Double(codec.decode(stored[offset]))
+                        }
+                    case .stored(let weights):
+                        let final = weights + start + blockStart
+                        for offset in 0..<length {
+                            row[offset] = Double(codec.decode(final[offset])) - Double(codec.decode(stored[offset]))
                         }
                     }
-                    for offset in 0..<length {
-                        let trueDelta = SIMD8(repeating: trueDeltas[offset]), policyDelta = policyDeltas[offset]
-                        // x - x is NaN exactly for ±Inf and NaN.
-                        let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
-                        let error = policyDelta - trueDelta
-                        errors += (error * error).replacing(with: 0, where: .!finite)
-                        squaredTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
-                    }
+                }
+                for offset in 0..<length {
+                    let trueDelta = SIMD8(repeating: trueDeltas[offset])
+                    let policyDelta = SIMD8(deltas[offset], deltas[block + offset], deltas[2 * block + offset],
+                                            deltas[3 * block + offset], deltas[4 * block + offset],
+                                            deltas[5 * block + offset], deltas[6 * block + offset],
+                                            deltas[7 * block + offset])
+                    // x - x is NaN exactly for ±Inf and NaN.
+                    let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
+                    let error = policyDelta - trueDelta
+                    errors += (error * error).replacing(with: 0, where: .!finite)
+                    squaredTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
                 }
             }
         }

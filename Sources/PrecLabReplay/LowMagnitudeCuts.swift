@@ -24,6 +24,11 @@ struct LowMagnitudeCuts: Sendable {
     private let sortedTies: [Int]
     /// Per chunk, per level: entries before the chunk whose key equals that threshold.
     private let tiesBefore: [Int]
+    /// Per high bucket (key >> 16), the level of every key in it, or `mixedBucket`
+    /// when a threshold falls inside it: a lookup instead of comparisons for almost
+    /// every entry.
+    private let bucketLevels: [UInt8]
+    static let mixedBucket = UInt8.max
 
     var levelCount: Int { bySize.count }
 
@@ -44,15 +49,9 @@ struct LowMagnitudeCuts: Sendable {
         var bucketOf = [Int](repeating: -1, count: cuts.count)
         var rankIn = [Int](repeating: 0, count: cuts.count)
         for (slot, cut) in cuts.enumerated() where cut > 0 && cut < count {
-            var before = 0
-            for bucket in high.indices {
-                if before + high[bucket] >= cut {
-                    bucketOf[slot] = bucket
-                    rankIn[slot] = cut - before
-                    break
-                }
-                before += high[bucket]
-            }
+            let (bucket, before) = LowMagnitudeCuts.seek(high[...], rank: cut)
+            bucketOf[slot] = bucket
+            rankIn[slot] = cut - before
         }
         // Low-16-bit histograms of the buckets the cuts fall in, one row per bucket.
         let buckets = Array(Set(bucketOf.filter { $0 >= 0 })).sorted()
@@ -79,16 +78,9 @@ struct LowMagnitudeCuts: Sendable {
             }
             guard cut > 0 else { continue }  // threshold 0 and no ties: empty
             let row = rowOf[bucketOf[slot]] << 16
-            var before = 0
-            for lowBits in 0..<(1 << 16) {
-                let entries = low[row | lowBits]
-                if before + entries >= rankIn[slot] {
-                    thresholds[slot] = UInt32(bucketOf[slot]) << 16 | UInt32(lowBits)
-                    ties[slot] = rankIn[slot] - before
-                    break
-                }
-                before += entries
-            }
+            let (lowBits, before) = LowMagnitudeCuts.seek(low[row..<(row + (1 << 16))], rank: rankIn[slot])
+            thresholds[slot] = UInt32(bucketOf[slot]) << 16 | UInt32(lowBits - row)
+            ties[slot] = rankIn[slot] - before
         }
         self.thresholds = thresholds
         self.ties = ties
@@ -97,37 +89,76 @@ struct LowMagnitudeCuts: Sendable {
         let sortedThresholds = bySize.map { thresholds[$0] }
         self.sortedThresholds = sortedThresholds
         sortedTies = bySize.map { ties[$0] }
-        // The ties met before each chunk, per level (keys equal to a threshold are rare,
-        // so the range test skips the per-level comparisons for almost every entry).
+        // The ties met before each chunk, per level. Keys equal to a threshold are rare:
+        // a branch-free test (x - 1 borrows exactly when x is 0) skips the per-level
+        // comparisons for almost every entry.
         let levels = bySize.count
         let chunks = (count + chunkSize - 1) / chunkSize
         var tiesBefore = [Int](repeating: 0, count: chunks * levels)
         var running = [Int](repeating: 0, count: levels)
-        let lowest = sortedThresholds.first ?? 1, highest = sortedThresholds.last ?? 0
-        for chunk in 0..<chunks {
-            for level in 0..<levels { tiesBefore[chunk * levels + level] = running[level] }
-            for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
-                let key = LowMagnitudeCuts.key(value(index))
-                guard key >= lowest && key <= highest else { continue }
-                for level in 0..<levels where key == sortedThresholds[level] { running[level] += 1 }
+        sortedThresholds.withUnsafeBufferPointer { thresholds in
+            for chunk in 0..<chunks {
+                for level in 0..<levels { tiesBefore[chunk * levels + level] = running[level] }
+                for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
+                    let key = LowMagnitudeCuts.key(value(index))
+                    var equal: UInt64 = 0
+                    for threshold in thresholds { equal |= (UInt64(key ^ threshold) &- 1) >> 63 }
+                    guard equal != 0 else { continue }
+                    for level in 0..<levels where key == thresholds[level] { running[level] += 1 }
+                }
             }
         }
         self.tiesBefore = tiesBefore
+        // A key's level is the number of thresholds not above it; in a bucket holding
+        // no threshold, that is the number of thresholds in lower buckets.
+        var bucketLevels = [UInt8](repeating: 0, count: 1 << 15)
+        var notAbove = 0
+        for bucket in bucketLevels.indices {
+            let before = notAbove
+            while notAbove < levels && Int(sortedThresholds[notAbove] >> 16) <= bucket { notAbove += 1 }
+            bucketLevels[bucket] = notAbove > before ? LowMagnitudeCuts.mixedBucket : UInt8(notAbove)
+        }
+        self.bucketLevels = bucketLevels
+    }
+
+    /// The first index of `counts` where the running total reaches `rank` (which the
+    /// whole slice reaches), with the total before it. Whole blocks are skipped on their
+    /// sums (vectorised) before the walk inside the block.
+    static func seek(_ counts: ArraySlice<Int>, rank: Int) -> (index: Int, before: Int) {
+        let block = 256
+        var index = counts.startIndex, before = 0
+        while index + block <= counts.endIndex {
+            let sum = counts[index..<(index + block)].reduce(0, &+)
+            if before + sum >= rank { break }
+            before += sum
+            index += block
+        }
+        while before + counts[index] < rank {
+            before += counts[index]
+            index += 1
+        }
+        return (index, before)
     }
 
     /// Walks the entries of one chunk in index order, naming each one's level.
     struct Cursor {
+        let bucketLevels: UnsafeBufferPointer<UInt8>
         let thresholds: UnsafeBufferPointer<UInt32>
         let ties: UnsafeBufferPointer<Int>
         /// Per level, entries so far whose key equals its threshold.
         let seen: UnsafeMutableBufferPointer<Int>
 
-        /// The level of the next entry (keys must come in index order): the smallest
-        /// mask whose threshold is above the key (counted without branches: levels are
-        /// data-dependent), or a smaller one whose threshold equals the key while that
-        /// mask has ties left. Such masks sit just below, since thresholds grow with
-        /// the mask size.
+        /// The level of the next entry (keys must come in index order).
         @inline(__always) func level(ofKey key: UInt32) -> Int {
+            let level = bucketLevels[Int(key >> 16)]
+            return level != LowMagnitudeCuts.mixedBucket ? Int(level) : levelInMixedBucket(key)
+        }
+
+        /// The smallest mask whose threshold is above the key (counted without branches:
+        /// levels are data-dependent), or a smaller one whose threshold equals the key
+        /// while that mask has ties left. Such masks sit just below, since thresholds
+        /// grow with the mask size.
+        private func levelInMixedBucket(_ key: UInt32) -> Int {
             var above = 0
             for threshold in thresholds { above &+= Int((UInt64(key) &- UInt64(threshold)) >> 63) }  // key < it
             var level = thresholds.count &- above
@@ -146,9 +177,12 @@ struct LowMagnitudeCuts: Sendable {
         let levels = levelCount
         return try sortedThresholds.withUnsafeBufferPointer { thresholds in
             try sortedTies.withUnsafeBufferPointer { ties in
-                try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(levels, 1)) { seen in
-                    for level in 0..<levels { seen[level] = tiesBefore[chunk * levels + level] }
-                    return try body(Cursor(thresholds: thresholds, ties: ties, seen: seen))
+                try bucketLevels.withUnsafeBufferPointer { bucketLevels in
+                    try withUnsafeTemporaryAllocation(of: Int.self, capacity: max(levels, 1)) { seen in
+                        for level in 0..<levels { seen[level] = tiesBefore[chunk * levels + level] }
+                        return try body(Cursor(bucketLevels: bucketLevels, thresholds: thresholds, ties: ties,
+                                               seen: seen))
+                    }
                 }
             }
         }
