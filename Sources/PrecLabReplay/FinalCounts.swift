@@ -178,98 +178,69 @@ extension FinalAnalysis {
         // Per policy (bit), whether the chunk counts its invisible entries.
         var complement: UInt32 = 0
         cuts.withCursor(chunk: chunk) { cursor in
-            sources.withUnsafeBufferPointer { sources in
-                withUnsafeTemporaryAllocation(of: WordEntry.self, capacity: 64) { entries in
-                    // The truths' nearest-even exports: the master policy's codes.
-                    withUnsafeTemporaryAllocation(of: Codec.Code.self, capacity: 64) { exports in
-                      for wordStart in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
-                          let length = min(64, range.upperBound - wordStart)
-                          let entriesInWord: UInt64 = length == 64 ? ~0 : (1 &<< UInt64(length)) &- 1
-                          // Bits of the word's entries: truly changed; swamped if hidden (the
-                          // truth's export differs from the stored base: it ended outside the
-                          // stored base's rounding interval I); true change up or down (a
-                          // Double difference of floats has the sign of their order); truth
-                          // not finite; stored base zero.
-                          var changed: UInt64 = 0, swamped: UInt64 = 0, rises: UInt64 = 0, falls: UInt64 = 0
-                          var truthNonFinite: UInt64 = 0, storedZero: UInt64 = 0
-                          for offset in 0..<length {
-                              let local = wordStart &+ offset
-                              let w0 = base[local], truth = truths[local], stored = storedBase[local]
-                              let storedValue = codec.decode(stored)
-                              let stratum = classes.stratum(UInt32(truncatingIfNeeded: stored), value: storedValue)
-                              let magnitude = MagnitudeBins.bin(of: w0)
-                              let ratio = classes.ratioBin(UInt32(truncatingIfNeeded: stored),
-                                                           trueDelta: Double(truth) - Double(w0))
-                              let level = cursor.level(ofKey: LowMagnitudeCuts.key(w0))
-                              let exported = exportsTruth ? codec.nearest(truth) : stored
-                              entries[offset] = WordEntry(stratum: Int32(stratum), magnitude: UInt8(magnitude),
-                                                          ratio: UInt8(ratio), level: UInt8(level),
-                                                          storedValue: storedValue)
-                              exports[offset] = exported
-                              let zeroPair = bit(w0 == 0, offset) & bit(truth == 0, offset)
-                              changed |= bit(w0.bitPattern != truth.bitPattern, offset) & ~(zeroPair & sameZeros)
-                              let exportedZero = bit(codec.decode(exported) == 0, offset)
-                              storedZero |= bit(storedValue == 0, offset)
-                              swamped |= bit(exported != stored, offset) & ~(exportedZero & storedZero & sameZeros)
-                              rises |= bit(truth > w0, offset)
-                              falls |= bit(truth < w0, offset)
-                              truthNonFinite |= bit(!truth.isFinite, offset)
-                              magnitudes[magnitude] &+= 1
-                              histogram[ratio] &+= 1
-                              maskByLevel[level &* strata &+ stratum] &+= 1
-                          }
-                          counts[layout.trueChanged] &+= changed.nonzeroBitCount
-                          // Hidden entries that left I after some step (the engine's bit).
-                          let left = leftInterval.map { $0[wordStart >> 6] } ?? 0
-                          for (index, source) in sources.enumerated() {
-                              var visible = changed, up = rises, down = falls, nonFinite = truthNonFinite
-                              if case .truth = source {} else {
-                                  var differs: UInt64 = 0, zero: UInt64 = 0
-                                  up = 0; down = 0; nonFinite = 0
-                                  let codes: UnsafePointer<Codec.Code>
-                                  if case .stored(let weights) = source {
-                                      codes = UnsafePointer(weights + start + wordStart)
-                                  } else {
-                                      codes = UnsafePointer(exports.baseAddress!)
-                                  }
-                                  for offset in 0..<length {
-                                      let code = codes[offset]
-                                      let value = codec.decode(code), storedValue = entries[offset].storedValue
-                                      differs |= bit(code != storedBase[wordStart &+ offset], offset)
-                                      zero |= bit(value == 0, offset)
-                                      up |= bit(value > storedValue, offset)
-                                      down |= bit(value < storedValue, offset)
-                                      nonFinite |= bit(!value.isFinite, offset)
-                                  }
-                                  visible = differs & ~(zero & storedZero & sameZeros)
-                              }
-                              let policy = counts + layout.policy(index)
-                              let hidden = changed & ~visible
-                              policy[FinalCountLayout.visible] &+= visible.nonzeroBitCount
-                              policy[FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
-                              policy[FinalCountLayout.hiddenSwamped] &+= (hidden & swamped).nonzeroBitCount
-                              policy[FinalCountLayout.hiddenReturned] &+= (hidden & ~swamped & left).nonzeroBitCount
-                              policy[FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~swamped & ~left).nonzeroBitCount
-                              // A stored change of the opposite sign to the truth's.
-                              policy[FinalCountLayout.spurious] &+= (visible & (up & falls | down & rises)).nonzeroBitCount
-                              policy[FinalCountLayout.nonFinite] &+= nonFinite.nonzeroBitCount
-                              if wordStart == range.lowerBound && 2 * visible.nonzeroBitCount > length {
-                                  complement |= 1 << UInt32(index)
-                              }
-                              let byStratum = policy + FinalCountLayout.visibleByStratum
-                              let byMagnitude = policy + layout.visibleByMagnitude
-                              let byBin = policy + layout.visibleByBin, byLevel = policy + layout.visibleByLevel
-                              var remaining = (complement >> UInt32(index)) & 1 == 1 ? ~visible & entriesInWord : visible
-                              while remaining != 0 {
-                                  let entry = entries[remaining.trailingZeroBitCount]
-                                  remaining &= remaining &- 1
-                                  byStratum[Int(entry.stratum)] &+= 1
-                                  byMagnitude[Int(entry.magnitude)] &+= 1
-                                  byBin[Int(entry.ratio)] &+= 1
-                                  byLevel[Int(entry.level)] &+= 1
-                              }
-                          }
-                      }
+            // Per entry of a word: its classes, and the truth's nearest-even export (the
+            // master policy's code).
+            withUnsafeTemporaryAllocation(of: WordEntry.self, capacity: 64) { entries in
+                withUnsafeTemporaryAllocation(of: Codec.Code.self, capacity: 64) { exports in
+                    for wordStart in stride(from: range.lowerBound, to: range.upperBound, by: 64) {
+                        let length = min(64, range.upperBound - wordStart)
+                        // Bits of the word's entries: truly changed; swamped if hidden (the
+                        // truth's export differs from the stored base: it ended outside the
+                        // stored base's rounding interval I); true change up or down (a
+                        // Double difference of floats has the sign of their order); truth
+                        // not finite; stored base zero.
+                        var word = WordBits()
+                        for offset in 0..<length {
+                            let local = wordStart &+ offset
+                            let w0 = base[local], truth = truths[local], stored = storedBase[local]
+                            let storedValue = codec.decode(stored)
+                            let stratum = classes.stratum(UInt32(truncatingIfNeeded: stored), value: storedValue)
+                            let magnitude = MagnitudeBins.bin(of: w0)
+                            let ratio = classes.ratioBin(UInt32(truncatingIfNeeded: stored),
+                                                         trueDelta: Double(truth) - Double(w0))
+                            let level = cursor.level(ofKey: LowMagnitudeCuts.key(w0))
+                            let exported = exportsTruth ? codec.nearest(truth) : stored
+                            entries[offset] = WordEntry(stratum: Int32(stratum), magnitude: UInt8(magnitude),
+                                                        ratio: UInt8(ratio), level: UInt8(level),
+                                                        storedValue: storedValue)
+                            exports[offset] = exported
+                            let zeroPair = bit(w0 == 0, offset) & bit(truth == 0, offset)
+                            word.changed |= bit(w0.bitPattern != truth.bitPattern, offset) & ~(zeroPair & sameZeros)
+                            let exportedZero = bit(codec.decode(exported) == 0, offset)
+                            word.storedZero |= bit(storedValue == 0, offset)
+                            word.swamped |= bit(exported != stored, offset)
+                                & ~(exportedZero & word.storedZero & sameZeros)
+                            word.rises |= bit(truth > w0, offset)
+                            word.falls |= bit(truth < w0, offset)
+                            word.truthNonFinite |= bit(!truth.isFinite, offset)
+                            magnitudes[magnitude] &+= 1
+                            histogram[ratio] &+= 1
+                            maskByLevel[level &* strata &+ stratum] &+= 1
+                        }
+                        counts[layout.trueChanged] &+= word.changed.nonzeroBitCount
+                        // Hidden entries that left I after some step (the engine's bit).
+                        word.left = leftInterval.map { $0[wordStart >> 6] } ?? 0
+                        for (index, source) in sources.enumerated() {
+                            var policy = word  // fp32: the truth's own bits
+                            if case .truth = source {} else {
+                                let codes: UnsafePointer<Codec.Code>
+                                if case .stored(let weights) = source {
+                                    codes = UnsafePointer(weights + start + wordStart)
+                                } else {
+                                    codes = UnsafePointer(exports.baseAddress!)
+                                }
+                                policy = storedPolicyBits(word, codes: codes, storedBase: storedBase + wordStart,
+                                                          entries: entries, length: length, sameZeros: sameZeros)
+                            }
+                            if wordStart == range.lowerBound && 2 * policy.changed.nonzeroBitCount > length {
+                                complement |= 1 << UInt32(index)
+                            }
+                            let counted = (complement >> UInt32(index)) & 1 == 1
+                                ? ~policy.changed & (length == 64 ? ~0 : (1 &<< UInt64(length)) &- 1)
+                                : policy.changed
+                            addPolicy(policy, truth: word, counted: counted, entries: entries,
+                                      into: counts + layout.policy(index), layout: layout)
+                        }
                     }
                 }
             }
@@ -292,6 +263,74 @@ extension FinalAnalysis {
             complementOf(layout.visibleByMagnitude, { magnitudes[$0] }, count: FinalCountLayout.magnitudeBins)
             complementOf(layout.visibleByBin, { histogram[$0] }, count: FinalCountLayout.ratioBins)
             complementOf(layout.visibleByLevel, { perLevel[$0] }, count: layout.levels + 1)
+        }
+    }
+
+    /// Bit masks over the entries of a word (bit = offset in the word).
+    struct WordBits {
+        /// Truth: truly changed. A policy: visible (its stored bits changed).
+        var changed: UInt64 = 0
+        /// The truth's export differs from the stored base (hidden: swamped).
+        var swamped: UInt64 = 0
+        /// The truth (a policy: its stored value) went up or down from the base.
+        var rises: UInt64 = 0, falls: UInt64 = 0
+        /// The truth (a policy: its stored value) is not finite.
+        var truthNonFinite: UInt64 = 0
+        var storedZero: UInt64 = 0
+        /// The engine's bit: the truth left the stored base's rounding interval.
+        var left: UInt64 = 0
+    }
+
+    /// A stored policy's bits over a word: visible, the sign of its stored change, its
+    /// non-finite values; `truth`'s other bits carried over.
+    @inline(__always) private func storedPolicyBits(_ truth: WordBits, codes: UnsafePointer<Codec.Code>,
+                                                    storedBase: UnsafePointer<Codec.Code>,
+                                                    entries: UnsafeMutableBufferPointer<WordEntry>, length: Int,
+                                                    sameZeros: UInt64) -> WordBits {
+        let codec = core.codec
+        var bits = truth
+        var differs: UInt64 = 0, zero: UInt64 = 0
+        bits.rises = 0; bits.falls = 0; bits.truthNonFinite = 0
+        for offset in 0..<length {
+            let code = codes[offset]
+            let value = codec.decode(code), storedValue = entries[offset].storedValue
+            differs |= bit(code != storedBase[offset], offset)
+            zero |= bit(value == 0, offset)
+            bits.rises |= bit(value > storedValue, offset)
+            bits.falls |= bit(value < storedValue, offset)
+            bits.truthNonFinite |= bit(!value.isFinite, offset)
+        }
+        bits.changed = differs & ~(zero & truth.storedZero & sameZeros)
+        return bits
+    }
+
+    /// Adds a policy's counts over a word (`policy` its bits, `truth` the truth's);
+    /// its histograms take the entries of `counted` (its visible ones, or its
+    /// invisible ones in a complemented chunk).
+    @inline(__always) private func addPolicy(_ policy: WordBits, truth: WordBits, counted: UInt64,
+                                             entries: UnsafeMutableBufferPointer<WordEntry>,
+                                             into counts: UnsafeMutablePointer<Int>, layout: FinalCountLayout) {
+        let visible = policy.changed
+        let hidden = truth.changed & ~visible
+        counts[FinalCountLayout.visible] &+= visible.nonzeroBitCount
+        counts[FinalCountLayout.hidden] &+= hidden.nonzeroBitCount
+        counts[FinalCountLayout.hiddenSwamped] &+= (hidden & truth.swamped).nonzeroBitCount
+        counts[FinalCountLayout.hiddenReturned] &+= (hidden & ~truth.swamped & truth.left).nonzeroBitCount
+        counts[FinalCountLayout.hiddenNeverLeft] &+= (hidden & ~truth.swamped & ~truth.left).nonzeroBitCount
+        // A stored change of the opposite sign to the truth's.
+        let opposite = policy.rises & truth.falls | policy.falls & truth.rises
+        counts[FinalCountLayout.spurious] &+= (visible & opposite).nonzeroBitCount
+        counts[FinalCountLayout.nonFinite] &+= policy.truthNonFinite.nonzeroBitCount
+        let byStratum = counts + FinalCountLayout.visibleByStratum, byMagnitude = counts + layout.visibleByMagnitude
+        let byBin = counts + layout.visibleByBin, byLevel = counts + layout.visibleByLevel
+        var remaining = counted
+        while remaining != 0 {
+            let entry = entries[remaining.trailingZeroBitCount]
+            remaining &= remaining &- 1
+            byStratum[Int(entry.stratum)] &+= 1
+            byMagnitude[Int(entry.magnitude)] &+= 1
+            byBin[Int(entry.ratio)] &+= 1
+            byLevel[Int(entry.level)] &+= 1
         }
     }
 
@@ -340,17 +379,35 @@ extension FinalAnalysis {
                         }
                     }
                 }
-                for offset in 0..<length {
+                @inline(__always) func add(_ offset: Int, skippingNonFinite: Bool) {
                     let trueDelta = SIMD8(repeating: trueDeltas[offset])
                     let policyDelta = SIMD8(deltas[offset], deltas[block + offset], deltas[2 * block + offset],
                                             deltas[3 * block + offset], deltas[4 * block + offset],
                                             deltas[5 * block + offset], deltas[6 * block + offset],
                                             deltas[7 * block + offset])
-                    // x - x is NaN exactly for ±Inf and NaN.
-                    let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
                     let error = policyDelta - trueDelta
-                    errors += (error * error).replacing(with: 0, where: .!finite)
-                    squaredTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
+                    if skippingNonFinite {
+                        // x - x is NaN exactly for ±Inf and NaN.
+                        let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
+                        errors += (error * error).replacing(with: 0, where: .!finite)
+                        squaredTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
+                    } else {
+                        errors += error * error
+                        squaredTruths += trueDelta * trueDelta
+                    }
+                }
+                // Masks only in blocks holding a non-finite change (an exponent field of
+                // all ones carries into bit 63 when one more is added to it).
+                var nonFinite: UInt64 = 0
+                for row in 0...8 {
+                    for offset in 0..<length {
+                        nonFinite |= (deltas[row * block + offset].bitPattern & 0x7FF0_0000_0000_0000) &+ (1 << 52)
+                    }
+                }
+                if nonFinite >> 63 == 0 {
+                    for offset in 0..<length { add(offset, skippingNonFinite: false) }
+                } else {
+                    for offset in 0..<length { add(offset, skippingNonFinite: true) }
                 }
             }
         }
