@@ -379,36 +379,37 @@ extension FinalAnalysis {
                         }
                     }
                 }
-                @inline(__always) func add(_ offset: Int, skippingNonFinite: Bool) {
-                    let trueDelta = SIMD8(repeating: trueDeltas[offset])
-                    let policyDelta = SIMD8(deltas[offset], deltas[block + offset], deltas[2 * block + offset],
-                                            deltas[3 * block + offset], deltas[4 * block + offset],
-                                            deltas[5 * block + offset], deltas[6 * block + offset],
-                                            deltas[7 * block + offset])
-                    let error = policyDelta - trueDelta
-                    if skippingNonFinite {
-                        // x - x is NaN exactly for ±Inf and NaN.
-                        let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
-                        errors += (error * error).replacing(with: 0, where: .!finite)
-                        squaredTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
-                    } else {
-                        errors += error * error
-                        squaredTruths += trueDelta * trueDelta
-                    }
+                @inline(__always) func policyDeltas(_ offset: Int) -> SIMD8<Double> {
+                    SIMD8(deltas[offset], deltas[block + offset], deltas[2 * block + offset],
+                          deltas[3 * block + offset], deltas[4 * block + offset], deltas[5 * block + offset],
+                          deltas[6 * block + offset], deltas[7 * block + offset])
                 }
                 // Masks only in blocks holding a non-finite change (an exponent field of
-                // all ones carries into bit 63 when one more is added to it).
+                // all ones carries into bit 63 when one more is added to it; entries past
+                // the block's length can only send it to the masked loop, which is exact).
                 var nonFinite: UInt64 = 0
-                for row in 0...8 {
+                for delta in UnsafeBufferPointer(start: deltas, count: 9 * block) {
+                    nonFinite |= (delta.bitPattern & 0x7FF0_0000_0000_0000) &+ (1 << 52)
+                }
+                var blockErrors = errors, blockTruths = squaredTruths  // kept in registers
+                if nonFinite >> 63 == 0 {
                     for offset in 0..<length {
-                        nonFinite |= (deltas[row * block + offset].bitPattern & 0x7FF0_0000_0000_0000) &+ (1 << 52)
+                        let trueDelta = SIMD8(repeating: trueDeltas[offset]), error = policyDeltas(offset) - trueDelta
+                        blockErrors += error * error
+                        blockTruths += trueDelta * trueDelta
+                    }
+                } else {
+                    for offset in 0..<length {
+                        let trueDelta = SIMD8(repeating: trueDeltas[offset]), policyDelta = policyDeltas(offset)
+                        let error = policyDelta - trueDelta
+                        // x - x is NaN exactly for ±Inf and NaN.
+                        let finite = (policyDelta - policyDelta .== 0) .& (trueDelta - trueDelta .== 0)
+                        blockErrors += (error * error).replacing(with: 0, where: .!finite)
+                        blockTruths += (trueDelta * trueDelta).replacing(with: 0, where: .!finite)
                     }
                 }
-                if nonFinite >> 63 == 0 {
-                    for offset in 0..<length { add(offset, skippingNonFinite: false) }
-                } else {
-                    for offset in 0..<length { add(offset, skippingNonFinite: true) }
-                }
+                errors = blockErrors
+                squaredTruths = blockTruths
             }
         }
         return (0..<policies).map { (errors[$0], squaredTruths[$0]) }
