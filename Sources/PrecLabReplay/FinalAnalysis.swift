@@ -4,143 +4,116 @@ import PrecLabSupport
 /// Turns the final replay state into per-tensor metrics: visible and hidden counts,
 /// relative errors, the visibility histogram, and overlaps with the low-magnitude masks
 /// of W0 beside their magnitude-stratified expectations. (The null model is a second
-/// replay, see `NullPermutation`.) Tensors are analysed in parallel; each tensor's sums
-/// run in index order, so results do not depend on the thread count.
+/// replay, see `NullPermutation`.)
+///
+/// Two parallel phases. First, per tensor (largest first): the mask thresholds
+/// (`LowMagnitudeCuts`) and the Double sums of the relative error, in index order.
+/// Then every integer count, in one pass per fixed chunk of a tensor (boundaries
+/// fixed relative to the tensor start) for all policies at once, added into the
+/// tensor's totals. Integer sums do not depend on their order and the Double sums run
+/// in index order, so results do not depend on the thread count.
 ///
 /// A change between +0 and -0 is no change unless `signedZeroChanges` (Def. 2.1).
 struct FinalAnalysis<Codec: StorageCodec> {
     let core: TypedReplayCore<Codec>
 
+    /// Entries per counting job: enough to amortise a job's counters, small enough to
+    /// balance the threads.
+    static var chunkSize: Int { 16_384 }
+
     func run() -> [TensorReplayResult] {
-        let starts = core.tensorStarts
         let core = self.core
-        return ParallelChunks.map(count: core.tensors.count, chunkSize: 1,
-                                  threads: core.configuration.threads) { indices in
-            FinalAnalysis(core: core).analyse(tensor: indices.lowerBound, start: starts[indices.lowerBound])
+        let configuration = core.configuration
+        let threads = configuration.threads
+        let counts = core.tensors.map(\.count)
+        let chunkSize = FinalAnalysis.chunkSize
+
+        // Phase 1: thresholds and Double sums per tensor, the largest tensors first.
+        let bySize = counts.indices.sorted { (counts[$0], $1) > (counts[$1], $0) }
+        let perTensor = ParallelChunks.map(count: bySize.count, chunkSize: 1, threads: threads) { indices in
+            let tensor = bySize[indices.lowerBound]
+            let start = core.tensorStarts[tensor], base = core.base
+            let sizes = configuration.lowMagnitudeAlphas.map {
+                LowMagnitudeMask.size(alpha: $0, count: counts[tensor])
+            }
+            let cuts = LowMagnitudeCuts(count: counts[tensor], cuts: sizes, chunkSize: chunkSize) {
+                base[start + $0]
+            }
+            return (cuts, FinalAnalysis(core: core).squaredSums(tensor: tensor))
+        }
+        var cuts = [LowMagnitudeCuts?](repeating: nil, count: counts.count)
+        var sums = [[(error: Double, truth: Double)]](repeating: [], count: counts.count)
+        for (position, tensor) in bySize.enumerated() { (cuts[tensor], sums[tensor]) = perTensor[position] }
+
+        // Phase 2: the integer counts, chunk by chunk.
+        let classes = StoredCodeClasses(codec: core.codec, format: configuration.format)
+        let layout = FinalCountLayout(strata: classes.stratumCount,
+                                      levels: configuration.lowMagnitudeAlphas.count,
+                                      policies: configuration.policies.count)
+        let jobs = counts.indices.flatMap { tensor in
+            ParallelChunks.ranges(count: counts[tensor], chunkSize: chunkSize).enumerated().map {
+                (tensor: tensor, chunk: $0.offset, range: $0.element)
+            }
+        }
+        let totals = TensorCountTotals(tensors: counts.count, size: layout.size)
+        let allCuts = cuts.map { $0! }
+        ParallelChunks.forEach(count: jobs.count, chunkSize: 1, threads: threads) { indices in
+            let job = jobs[indices.lowerBound]
+            var chunkCounts = [Int](repeating: 0, count: layout.size)
+            chunkCounts.withUnsafeMutableBufferPointer { buffer in
+                FinalAnalysis(core: core).countChunk(tensor: job.tensor, chunk: job.chunk, range: job.range,
+                                                     cuts: allCuts[job.tensor], classes: classes, layout: layout,
+                                                     into: buffer.baseAddress!)
+            }
+            totals.add(chunkCounts, tensor: job.tensor)
+        }
+        return counts.indices.map {
+            result(tensor: $0, counts: totals[$0], cuts: allCuts[$0], sums: sums[$0], layout: layout)
         }
     }
 
-    private func analyse(tensor tensorIndex: Int, start: Int) -> TensorReplayResult {
-        let tensor = core.tensors[tensorIndex]
+    /// A tensor's metrics from its counts.
+    private func result(tensor tensorIndex: Int, counts: [Int], cuts: LowMagnitudeCuts,
+                        sums: [(error: Double, truth: Double)], layout: FinalCountLayout) -> TensorReplayResult {
         let configuration = core.configuration
-        let codec = core.codec
-        let format = configuration.format
         let bins = VisibilityHistogram.binCount
-        let alphas = configuration.lowMagnitudeAlphas
-
-        // The histograms. The bins are recomputed where visible entries need them rather
-        // than kept per element (the analysis holds no per-element memory).
-        let count = tensor.count
-        var histogram = Array(repeating: 0, count: bins)
-        var magnitudeHistogram = Array(repeating: 0, count: MagnitudeBins.binCount)
-        var trueChanged = 0
-        let halfULP = HalfULPTable(format: format, codeBits: Codec.Code.bitWidth)
-        let signedZeros = configuration.signedZeroChanges
-        // Binade stratum of each stored base value, for the magnitude baselines;
-        // recomputed where needed rather than kept per element.
-        var stratumSizes = [Int](repeating: 0, count: MagnitudeStratum.count)
-        let minimumNormal = format.minNormal
-        let stratumOf = { (index: Int) -> Int in
-            MagnitudeStratum.of(Double(codec.decode(core.storedBase[index])), minimumNormal: minimumNormal)
+        let strata = layout.strata
+        func slice(_ offset: Int, _ length: Int) -> [Int] { Array(counts[offset..<(offset + length)]) }
+        var stratumSizes = [Int](repeating: 0, count: strata)
+        for level in 0...layout.levels {
+            for stratum in 0..<strata { stratumSizes[stratum] += counts[layout.maskByLevel + level * strata + stratum] }
         }
-        for local in 0..<count {
-            let index = start + local
-            let w0 = core.base[index]
-            let truth = core.truth[index]
-            stratumSizes[stratumOf(index)] += 1
-            if FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros) { trueChanged += 1 }
-            magnitudeHistogram[MagnitudeBins.bin(of: w0)] += 1
-            if let bin = ratioBin(index, halfULP) { histogram[bin] += 1 }
+        // Per cut, the mask's entries in each stratum (the masks are nested).
+        let maskByStratum = cuts.cumulative([Int](repeating: 0, count: strata), { zip($0, $1).map(+) }) {
+            slice(layout.maskByLevel + $0 * strata, strata)
         }
-
-        // One pass per policy with its counters in locals (policy-major keeps the
-        // inner loop free of dictionary traffic).
         var metrics: [ReplayPolicy: PolicyMetrics] = [:]
-        var visibleByStratum: [ReplayPolicy: [Int]] = [:]
-        for policy in configuration.policies {
-            var perStratum = [Int](repeating: 0, count: MagnitudeStratum.count)
-            var entry = PolicyMetrics.zero(bins: bins, alphas: alphas.count)
-            var visibleCount = 0, hidden = 0, nonFinite = 0
-            var split = HiddenSplit()
-            var squaredError = 0.0, squaredTruth = 0.0
-            for local in 0..<count {
-                let index = start + local
-                let w0 = core.base[index]
-                let truth = core.truth[index]
-                let changed = FinalAnalysis.valuesDiffer(w0, truth, signedZeros: signedZeros)
-                let trueDelta = Double(truth) - Double(w0)
-                let visible: Bool
-                let policyDelta: Double
-                let finalFinite: Bool
-                if policy == .fp32 {
-                    visible = changed
-                    policyDelta = trueDelta
-                    finalFinite = truth.isFinite
-                } else {
-                    let stored = core.storedBase[index]
-                    let code = core.finalCode(policy, index)
-                    visible = code != stored
-                        && (signedZeros || !(codec.decode(code) == 0 && codec.decode(stored) == 0))
-                    let value = Double(codec.decode(code))
-                    policyDelta = value - Double(codec.decode(stored))
-                    finalFinite = value.isFinite
-                }
-                if visible {
-                    visibleCount += 1
-                    perStratum[stratumOf(index)] += 1
-                    entry.visibleByMagnitude[MagnitudeBins.bin(of: w0)] += 1
-                    if let bin = ratioBin(index, halfULP) { entry.visibleByBin[bin] += 1 }
-                    if (policyDelta > 0 && trueDelta < 0) || (policyDelta < 0 && trueDelta > 0) { split.spurious += 1 }
-                } else if changed {
-                    hidden += 1
-                    split.addHidden(core: core, index: index, tensor: tensorIndex, signedZeros: signedZeros)
-                }
-                if !finalFinite { nonFinite += 1 }
-                if trueDelta.isFinite, policyDelta.isFinite {
-                    let error = policyDelta - trueDelta
-                    squaredError += error * error
-                    squaredTruth += trueDelta * trueDelta
-                }
-            }
-            entry.visibleChanged = visibleCount
-            entry.hidden = hidden
-            entry.hiddenNeverLeft = split.neverLeft
-            entry.hiddenReturned = split.returned
-            entry.hiddenSwamped = split.swamped
-            entry.spurious = split.spurious
-            entry.nonFiniteWeights = nonFinite
-            entry.squaredErrorSum = squaredError
-            entry.squaredTruthSum = squaredTruth
-            metrics[policy] = entry
-            visibleByStratum[policy] = perStratum
-        }
-
-        // Overlap with the bottom-α |W0| masks: count visible entries inside each cut.
-        let cuts = alphas.map { LowMagnitudeMask.size(alpha: $0, count: tensor.count) }
-        let order = LowMagnitudeCuts(count: count, cuts: cuts) { core.base[start + $0] }
-        for policy in configuration.policies {
-            let isVisible: (Int) -> Bool = policy == .fp32
-                ? { FinalAnalysis.valuesDiffer(core.base[$0], core.truth[$0], signedZeros: signedZeros) }
-                : { index in
-                    let code = core.finalCode(policy, index), stored = core.storedBase[index]
-                    return code != stored
-                        && (signedZeros || !(codec.decode(code) == 0 && codec.decode(stored) == 0))
-                }
-            metrics[policy]!.visibleInLowMagnitude = countsAtCuts(order: order, cuts: cuts, start: start, isVisible)
-        }
-
-        // Magnitude baselines of those overlaps: the mask's share of each binade,
-        // weighted by the policy's visible rate in that binade.
-        let maskByStratum = order.countsByLabel(MagnitudeStratum.count) { stratumOf(start + $0) }
-        for policy in configuration.policies {
-            let visible = visibleByStratum[policy]!
-            metrics[policy]!.expectedInLowMagnitude = maskByStratum.map { inMask in
+        for (index, policy) in configuration.policies.enumerated() {
+            let offset = layout.policy(index)
+            var entry = PolicyMetrics.zero(bins: bins, alphas: configuration.lowMagnitudeAlphas.count)
+            entry.visibleChanged = counts[offset + FinalCountLayout.visible]
+            entry.hidden = counts[offset + FinalCountLayout.hidden]
+            entry.hiddenNeverLeft = counts[offset + FinalCountLayout.hiddenNeverLeft]
+            entry.hiddenReturned = counts[offset + FinalCountLayout.hiddenReturned]
+            entry.hiddenSwamped = counts[offset + FinalCountLayout.hiddenSwamped]
+            entry.spurious = counts[offset + FinalCountLayout.spurious]
+            entry.nonFiniteWeights = counts[offset + FinalCountLayout.nonFinite]
+            entry.squaredErrorSum = sums[index].error
+            entry.squaredTruthSum = sums[index].truth
+            entry.visibleByBin = slice(offset + layout.visibleByBin, bins)
+            entry.visibleByMagnitude = slice(offset + layout.visibleByMagnitude, MagnitudeBins.binCount)
+            entry.visibleInLowMagnitude = cuts.cumulative(0, +) { counts[offset + layout.visibleByLevel + $0] }
+            // Magnitude baselines of those overlaps: the mask's share of each binade,
+            // weighted by the policy's visible rate in that binade (strata ascending).
+            let visible = slice(offset + FinalCountLayout.visibleByStratum, strata)
+            entry.expectedInLowMagnitude = maskByStratum.map { inMask in
                 var expected = 0.0
-                for s in 0..<MagnitudeStratum.count where visible[s] > 0 {
+                for s in 0..<strata where visible[s] > 0 {
                     expected += Double(visible[s]) / Double(stratumSizes[s]) * Double(inMask[s])
                 }
                 return expected
             }
+            metrics[policy] = entry
         }
 
         var nanUpdates = 0, infiniteUpdates = 0
@@ -148,24 +121,11 @@ struct FinalAnalysis<Codec: StorageCodec> {
             nanUpdates += core.nonFiniteUpdates[unitIndex][0]
             infiniteUpdates += core.nonFiniteUpdates[unitIndex][1]
         }
-        return TensorReplayResult(tensor: tensor, trueChanged: trueChanged, nanUpdates: nanUpdates,
-                                  infiniteUpdates: infiniteUpdates, histogram: histogram,
-                                  magnitudeHistogram: magnitudeHistogram,
+        return TensorReplayResult(tensor: core.tensors[tensorIndex], trueChanged: counts[layout.trueChanged],
+                                  nanUpdates: nanUpdates, infiniteUpdates: infiniteUpdates,
+                                  histogram: slice(layout.histogram, bins),
+                                  magnitudeHistogram: slice(layout.magnitudeHistogram, MagnitudeBins.binCount),
                                   policies: metrics, nullModel: nil)
-    }
-
-    /// The visibility-histogram bin of an element's true change, nil when its stored
-    /// base has no half-ULP (non-finite).
-    @inline(__always) private func ratioBin(_ index: Int, _ halfULP: HalfULPTable) -> Int? {
-        let half = halfULP[UInt32(truncatingIfNeeded: core.storedBase[index])]
-        guard half.isFinite else { return nil }
-        let trueDelta = Double(core.truth[index]) - Double(core.base[index])
-        return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
-    }
-
-    /// Visible entries inside each bottom-α cut; `isVisible` takes `start` + local index.
-    private func countsAtCuts(order: LowMagnitudeCuts, cuts: [Int], start: Int, _ isVisible: (Int) -> Bool) -> [Int] {
-        order.counts { isVisible(start + $0) }
     }
 
     /// Whether two fp32 values differ as updates count it: bitwise, except that +0 and
@@ -175,52 +135,25 @@ struct FinalAnalysis<Codec: StorageCodec> {
     }
 }
 
-/// What hid a hidden entry, judged on the fp32 truth against I, the rounding interval
-/// of the stored base: the truth is inside I exactly when its nearest-even code is the
-/// stored base (the master export's test), and the engine kept one bit per element
-/// recording whether that failed after any step. Unless `signedZeros`, a truth whose
-/// code is the stored base's zero of the other sign ends inside I (the per-step bit
-/// still compares codes bit by bit).
-struct HiddenSplit {
-    var neverLeft = 0, returned = 0, swamped = 0, spurious = 0
+/// Every tensor's integer counts, added into by the counting jobs as they finish (in
+/// any order: integer sums do not depend on it).
+private final class TensorCountTotals: @unchecked Sendable {
+    private var totals: [[Int]]
+    private let lock = Lock()
 
-    mutating func addHidden<Codec: StorageCodec>(core: TypedReplayCore<Codec>, index: Int, tensor: Int,
-                                                 signedZeros: Bool) {
-        let code = core.codec.nearest(core.truth[index]), stored = core.storedBase[index]
-        if code != stored && (signedZeros || !(core.codec.decode(code) == 0 && core.codec.decode(stored) == 0)) {
-            swamped += 1
-        } else if core.leftIntervalBit(index, tensor: tensor) {
-            returned += 1
-        } else {
-            neverLeft += 1
-        }
+    init(tensors: Int, size: Int) {
+        totals = Array(repeating: Array(repeating: 0, count: size), count: tensors)
     }
-}
 
-/// Half-ULPs of stored codes: a lookup table for codes of 16 bits or fewer (built
-/// once per analysis), the format's own query otherwise. Non-finite codes give NaN.
-struct HalfULPTable {
-    let format: FloatFormat
-    let table: [Double]?
-
-    init(format: FloatFormat, codeBits: Int) {
-        self.format = format
-        if codeBits <= 16 {
-            table = (0..<(1 << codeBits)).map { HalfULPTable.query(format, UInt32($0)) }
-        } else {
-            table = nil
+    func add(_ counts: [Int], tensor: Int) {
+        lock.withLock {
+            totals[tensor].withUnsafeMutableBufferPointer { total in
+                for index in counts.indices { total[index] &+= counts[index] }
+            }
         }
     }
 
-    subscript(code: UInt32) -> Double {
-        if let table { return table[Int(code)] }
-        return HalfULPTable.query(format, code)
-    }
-
-    private static func query(_ format: FloatFormat, _ code: UInt32) -> Double {
-        guard format.decode(code).isFinite else { return .nan }
-        return format.halfULP(ofBits: code)
-    }
+    subscript(tensor: Int) -> [Int] { lock.withLock { totals[tensor] } }
 }
 
 /// The bottom-α |W0| mask: exactly round(α·n) entries (half away from zero), ties

@@ -20,13 +20,17 @@ final class LowMagnitudeCutsTests: XCTestCase {
             var cuts = Array(stride(from: 0, through: count, by: max(1, count / 60)))
             cuts += [count, count / 2, count / 2, count / 3]
             cuts.reverse()
-            let selection = LowMagnitudeCuts(count: count, cuts: cuts) { values[$0] }
-            let counted = selection.counts { visible[$0] }
-            for (slot, cut) in cuts.enumerated() {
-                let expected = order.prefix(cut).filter { visible[$0] }.count
-                XCTAssertEqual(counted[slot], expected, "n \(count) cut \(cut)")
+            // One chunk, and chunks of 1 and 7 entries (ties carried across chunks).
+            for chunkSize in [nil, 1, 7] {
+                let selection = LowMagnitudeCuts(count: count, cuts: cuts, chunkSize: chunkSize) { values[$0] }
+                let counted = selection.counts(value: { values[$0] }) { visible[$0] }
+                for (slot, cut) in cuts.enumerated() {
+                    let expected = order.prefix(cut).filter { visible[$0] }.count
+                    XCTAssertEqual(counted[slot], expected, "n \(count) cut \(cut) chunk \(chunkSize ?? count)")
+                }
+                XCTAssertEqual(selection.counts(value: { values[$0] }) { _ in true }, cuts,
+                               "n \(count): the masks hold exactly the cut sizes")
             }
-            XCTAssertEqual(selection.counts { _ in true }, cuts, "n \(count): the masks hold exactly the cut sizes")
         }
     }
 }
