@@ -34,19 +34,19 @@ enum BFloat16Lanes {
         return ((rounded & ~nan) | ((b | 0x0040_0000) & nan)) & 0xFFFF_0000
     }
 
-    /// `nearest` for lanes that hold no NaN.
-    @inline(__always) static func nearestOfNonNaN(_ value: SIMD8<Float>) -> Bits {
+    /// `nearest` for lanes that hold no NaN. `high` is 0xFFFF0000 in every lane, passed
+    /// in at run time: with the constant, LLVM lowered the mask to a blend and then
+    /// computed some lanes with scalar code (40% of a step's time, measured with perf).
+    @inline(__always) static func nearestOfNonNaN(_ value: SIMD8<Float>, high: Bits) -> Bits {
         let b = bits(value)
-        // Shifts rather than `& 0xFFFF_0000`: LLVM turned that mask into per-lane scalar
-        // code in one of the Kahan roundings (measured with perf).
-        return ((b &+ 0x7FFF &+ ((b &>> 16) & 1)) &>> 16) &<< 16
+        return (b &+ 0x7FFF &+ ((b &>> 16) & 1)) & high
     }
 
-    /// `stochastic` for lanes that hold no NaN.
-    @inline(__always) static func stochasticOfNonNaN(_ value: SIMD8<Float>, random: Bits) -> Bits {
+    /// `stochastic` for lanes that hold no NaN (`high` as in `nearestOfNonNaN`).
+    @inline(__always) static func stochasticOfNonNaN(_ value: SIMD8<Float>, random: Bits, high: Bits) -> Bits {
         let b = bits(value)
         let up = ((random &>> 16) &- (b & 0xFFFF)) &>> 31
-        return (b & 0xFFFF_0000) &+ (up &<< 16)
+        return (b & high) &+ (up &<< 16)
     }
 
     /// Lane-wise unsigned maximum.
@@ -126,6 +126,8 @@ final class FusedTile {
     /// Eight lanes for the last partial vector of the truth and the update.
     let tailTruth: UnsafeMutablePointer<Float>
     let tailUpdate: UnsafeMutablePointer<Float>
+    /// 0xFFFF0000, kept in a variable so the kernel sees it only at run time.
+    var highHalfMask: UInt32
 
     init(length: Int, pure: FusedPureMode, stochastic: Bool, kahan: Bool, scaled: Bool) {
         self.length = length
@@ -151,6 +153,7 @@ final class FusedTile {
         self.scaled = scaled ? .allocate(capacity: max(length, 1)) : nil
         tailTruth = .allocate(capacity: 8)
         tailUpdate = .allocate(capacity: 8)
+        highHalfMask = 0xFFFF_0000
     }
 
     func release() {
@@ -261,6 +264,8 @@ enum FusedPureStochastic: FusedPureChoice { static var mode: FusedPureMode { .st
 /// The tile's lanes as plain pointers (a value, so the loop keeps them in registers);
 /// a policy that does not run points at nothing it uses.
 struct FusedLanePointers {
+    /// 0xFFFF0000, read from the tile at run time (`BFloat16Lanes.nearestOfNonNaN`).
+    let highHalf: UInt32
     let base: UnsafePointer<Float>
     let storedBase: UnsafePointer<UInt32>
     let lower: UnsafePointer<Float>
@@ -272,6 +277,7 @@ struct FusedLanePointers {
     let kahanCompensation: UnsafeMutablePointer<UInt32>
 
     init(_ tile: FusedTile) {
+        highHalf = tile.highHalfMask
         base = UnsafePointer(tile.base)
         storedBase = UnsafePointer(tile.storedBase)
         lower = UnsafePointer(tile.lower)
@@ -284,16 +290,17 @@ struct FusedLanePointers {
     }
 
     func advanced(by offset: Int) -> FusedLanePointers {
-        FusedLanePointers(base: base + offset, storedBase: storedBase + offset,
+        FusedLanePointers(highHalf: highHalf, base: base + offset, storedBase: storedBase + offset,
                           lower: lower + offset, upper: upper + offset, stayed: stayed + offset, pure: pure + offset,
                           stochastic: stochastic + offset, kahanWeights: kahanWeights + offset,
                           kahanCompensation: kahanCompensation + offset)
     }
 
-    private init(base: UnsafePointer<Float>, storedBase: UnsafePointer<UInt32>,
+    private init(highHalf: UInt32, base: UnsafePointer<Float>, storedBase: UnsafePointer<UInt32>,
                  lower: UnsafePointer<Float>, upper: UnsafePointer<Float>, stayed: UnsafeMutablePointer<UInt32>,
                  pure: UnsafeMutablePointer<UInt32>, stochastic: UnsafeMutablePointer<UInt32>,
                  kahanWeights: UnsafeMutablePointer<UInt32>, kahanCompensation: UnsafeMutablePointer<UInt32>) {
+        self.highHalf = highHalf
         self.base = base
         self.storedBase = storedBase
         self.lower = lower
@@ -443,7 +450,7 @@ enum FusedBFloat16Kernel {
         // Exponent all ones (NaN or Inf) carries into the sign bit.
         let special = (L.bits(u) & 0x7F80_0000) &+ 0x0080_0000
         let stored = L.anyAtLeast(special, 0x8000_0000)
-            ? storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: false)
+            ? storedPoliciesWithNaNRules(Policies.self, u: u, operands, random: random, lanes: lanes)
             : storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: true)
         if Policies.counting {
             let storedBase = L.load(lanes.storedBase)
@@ -461,6 +468,16 @@ enum FusedBFloat16Kernel {
         let pure, stochastic, kahanWeights, kahanCompensation: BFloat16Lanes.Bits
     }
 
+    /// `storedPolicies` with the full NaN rules, out of line: inlined, LLVM merged it with
+    /// the fast path and vectorised the mix badly (some lanes in scalar code, measured).
+    @inline(never)
+    private static func storedPoliciesWithNaNRules<Policies: FusedPolicies>(
+        _: Policies.Type, u: SIMD8<Float>, _ operands: StoredOperands, random: BFloat16Lanes.Bits,
+        lanes: FusedLanePointers
+    ) -> StoredOperands {
+        storedPolicies(Policies.self, u: u, operands, random: random, lanes: lanes, nonNaN: false)
+    }
+
     /// The stored policies' step on eight lanes; `nonNaN` when no sum can be a NaN whose
     /// low 16 bits are not zero (see `eight`).
     @inline(__always)
@@ -469,11 +486,12 @@ enum FusedBFloat16Kernel {
         lanes: FusedLanePointers, nonNaN: Bool
     ) -> StoredOperands {
         typealias L = BFloat16Lanes
+        let high = L.Bits(repeating: lanes.highHalf)
         @inline(__always) func nearest(_ value: SIMD8<Float>) -> L.Bits {
-            nonNaN ? L.nearestOfNonNaN(value) : L.nearest(value)
+            nonNaN ? L.nearestOfNonNaN(value, high: high) : L.nearest(value)
         }
         @inline(__always) func stochastic(_ value: SIMD8<Float>) -> L.Bits {
-            nonNaN ? L.stochasticOfNonNaN(value, random: random) : L.stochastic(value, random: random)
+            nonNaN ? L.stochasticOfNonNaN(value, random: random, high: high) : L.stochastic(value, random: random)
         }
         var pure = L.Bits(), stochasticCodes = L.Bits(), weights = L.Bits(), compensation = L.Bits()
         if Policies.pure != .off {

@@ -34,6 +34,18 @@ func runReplayBenchmarks() {
           + "\(Int(deltaBytes / 1e6)) MB of updates")
 
     let fourPolicies: [ReplayPolicy] = [.fp32, .master, .pure, .kahan]
+    // PRECLAB_BENCH_END_TO_END=POLICY,POLICY...: only that set's end-to-end replay, ten
+    // times (for profiling).
+    if let only = getenvString("PRECLAB_BENCH_END_TO_END") {
+        let policies = only.split(separator: ",").compactMap { ReplayPolicy(rawValue: String($0)) }
+        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        let seconds = bestOf(10) {
+            _ = try? StreamReplay.run(path: path, configuration: configuration,
+                                      options: StreamReplayOptions(verifyCRC: false))
+        }
+        print("end to end \(only), threads 2, best of 10: \(fixed(seconds, 3)) s")
+        return
+    }
     // PRECLAB_BENCH_STEP_PASS=POLICY,POLICY...: only that set's step pass (for profiling).
     if let only = getenvString("PRECLAB_BENCH_STEP_PASS") {
         let policies = only.split(separator: ",").compactMap { ReplayPolicy(rawValue: String($0)) }

@@ -42,7 +42,9 @@ final class FusedKernelTests: XCTestCase {
             var bits = L.Bits()
             for lane in 0..<8 { bits[lane] = UInt32(truncatingIfNeeded: random.nextUInt64()) }
             let nearest = L.nearest(x), stochastic = L.stochastic(x, random: bits)
-            let nonNaNNearest = L.nearestOfNonNaN(x), nonNaNStochastic = L.stochasticOfNonNaN(x, random: bits)
+            let high = L.Bits(repeating: 0xFFFF_0000)
+            let nonNaNNearest = L.nearestOfNonNaN(x, high: high)
+            let nonNaNStochastic = L.stochasticOfNonNaN(x, random: bits, high: high)
             for lane in 0..<8 {
                 let label = "x = 0x\(String(x[lane].bitPattern, radix: 16))"
                 let expectedNearest = format.encode(x[lane], RoundingOptions()) << 16
