@@ -140,13 +140,14 @@ sweep-%: build
 	@test -f experiments/$*.json || { echo "no experiment experiments/$*.json (have: $(EXPERIMENTS))"; exit 2; }
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
-# The bench is built for AVX2 (`-target-cpu haswell`, in its own build directory) when
-# the host has it; `make bench BENCH_CPU=` builds the portable x86-64 baseline instead.
+# The bench is built for AVX2 (`-target-cpu haswell` for Swift, `-march=haswell` for the C
+# kernel, in its own build directory) when the host has it; `make bench BENCH_CPU=` builds
+# the portable x86-64 baseline instead.
 # The replay suite prints a result fingerprint that must be the same for both builds.
 BENCH_CPU  ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo haswell)
 BENCH_DIR  := $(if $(BENCH_CPU),.build/cpu-$(BENCH_CPU),.build)
 bench: deps pyenv pyenv-torch
-	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench $(if $(BENCH_CPU),--scratch-path $(BENCH_DIR) -Xswiftc -target-cpu -Xswiftc $(BENCH_CPU))
+	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench $(if $(BENCH_CPU),--scratch-path $(BENCH_DIR) -Xswiftc -target-cpu -Xswiftc $(BENCH_CPU) -Xcc -march=$(BENCH_CPU))
 	$(BENCH_DIR)/release/preclab-bench
 
 # A real single-node Slurm (Debian's slurm-wlm and munge, installed with apt as root when

@@ -43,11 +43,11 @@ let package = Package(
         // Spectral metrics in float64 on LAPACK.
         .target(name: "PrecLabSpectral", dependencies: ["PrecLabSupport", "CLapack"],
                 swiftSettings: numericSettings),
-        // A cache prefetch hint for the replay's update stream (C: Swift has no spelling).
-        .target(name: "CPrecLabPrefetch"),
+        // The fused bf16 replay step and a prefetch hint, in C (see the headers for why).
+        .target(name: "CPrecLabKernels"),
         // Replaying update streams under storage precisions and policies.
         .target(name: "PrecLabReplay",
-                dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "CPrecLabPrefetch"],
+                dependencies: ["PrecLabSupport", "PrecLabFormats", "PrecLabFiles", "CPrecLabKernels"],
                 swiftSettings: numericSettings),
         // Synthetic update streams: base weights with a realistic spectrum and
         // simulated AdamW steps (rl / sft / noise profiles) for experiments and the demo.

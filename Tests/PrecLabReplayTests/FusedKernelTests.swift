@@ -1,3 +1,4 @@
+import CPrecLabKernels
 import XCTest
 @testable import PrecLabFormats
 @testable import PrecLabReplay
@@ -9,7 +10,6 @@ import PrecLabSupport
 /// case: NaN, Inf, signed zeros, subnormals, ties, overflow, and the lanes that leave
 /// the fast (no-NaN) path.
 final class FusedKernelTests: XCTestCase {
-    typealias L = BFloat16Lanes
     let format = FloatFormat.bf16
 
     /// Values of every class, both signs: zeros, subnormals, ties of both parities,
@@ -28,23 +28,21 @@ final class FusedKernelTests: XCTestCase {
         return patterns.map { Float(bitPattern: $0) }
     }
 
-    private func lanes(_ values: [Float], _ start: Int) -> SIMD8<Float> {
-        var lanes = SIMD8<Float>()
-        for lane in 0..<8 { lanes[lane] = values[(start + lane) % values.count] }
-        return lanes
-    }
-
-    func testLaneRoundingsMatchTheFormatsEncoder() {
+    /// The kernel's four roundings (`preclab_fused_bf16_round8`) against the formats
+    /// module's encoder, eight values at a time; the ones without the NaN rule on
+    /// non-NaN values only.
+    func testKernelRoundingsMatchTheFormatsEncoder() {
         let values = specialValues()
         var random = TestRandom(seed: 3)
         for start in stride(from: 0, to: values.count, by: 8) {
-            let x = lanes(values, start)
-            var bits = L.Bits()
-            for lane in 0..<8 { bits[lane] = UInt32(truncatingIfNeeded: random.nextUInt64()) }
-            let nearest = L.nearest(x), stochastic = L.stochastic(x, random: bits)
-            let high = L.Bits(repeating: 0xFFFF_0000)
-            let nonNaNNearest = L.nearestOfNonNaN(x, high: high)
-            let nonNaNStochastic = L.stochasticOfNonNaN(x, random: bits, high: high)
+            let x = (0..<8).map { values[(start + $0) % values.count] }
+            let bits = (0..<8).map { _ in UInt32(truncatingIfNeeded: random.nextUInt64()) }
+            func round(_ mode: Int32) -> [UInt32] {
+                var codes = [UInt32](repeating: 0, count: 8)
+                preclab_fused_bf16_round8(x, bits, mode, &codes)
+                return codes
+            }
+            let nearest = round(0), stochastic = round(1), plainNearest = round(2), plainStochastic = round(3)
             for lane in 0..<8 {
                 let label = "x = 0x\(String(x[lane].bitPattern, radix: 16))"
                 let expectedNearest = format.encode(x[lane], RoundingOptions()) << 16
@@ -53,8 +51,8 @@ final class FusedKernelTests: XCTestCase {
                 XCTAssertEqual(nearest[lane], expectedNearest, label)
                 XCTAssertEqual(stochastic[lane], expectedStochastic, label)
                 if !x[lane].isNaN {
-                    XCTAssertEqual(nonNaNNearest[lane], expectedNearest, label)
-                    XCTAssertEqual(nonNaNStochastic[lane], expectedStochastic, label)
+                    XCTAssertEqual(plainNearest[lane], expectedNearest, label)
+                    XCTAssertEqual(plainStochastic[lane], expectedStochastic, label)
                 }
             }
         }
@@ -86,13 +84,15 @@ final class FusedKernelTests: XCTestCase {
         }
     }
 
-    func testLaneRandomBitsMatchTheStochasticKey() {
+    /// The block keys the kernel draws its stochastic bits from (hash((first + i) ^ k1) ^ k2).
+    func testBlockKeysGiveTheStochasticKeyBits() {
         let key = StochasticKey(seed: 11, stream: 3, step: 41)
         for first in [0, 8, 1_000_000, (1 << 32) - 8, (5 << 32) + 16] {
             let keys = key.blockKeys(forIndex: first)
-            let bits = L.random(first: UInt32(truncatingIfNeeded: first), k1: keys.k1, k2: keys.k2)
             for lane in 0..<8 {
-                XCTAssertEqual(bits[lane], key.randomBits(index: first + lane), "index \(first + lane)")
+                let low = UInt32(truncatingIfNeeded: first) &+ UInt32(lane)
+                XCTAssertEqual(StochasticKey.hash(low ^ keys.k1) ^ keys.k2, key.randomBits(index: first + lane),
+                               "index \(first + lane)")
             }
         }
     }

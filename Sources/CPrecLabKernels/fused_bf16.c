@@ -1,0 +1,174 @@
+#include "preclab_fused_bf16.h"
+#include "preclab_prefetch.h"
+#include <string.h>
+
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+typedef float f32x8 __attribute__((vector_size(32)));
+
+static inline __attribute__((always_inline)) u32x8 load_u(const uint32_t *p) { u32x8 v; memcpy(&v, p, 32); return v; }
+static inline __attribute__((always_inline)) f32x8 load_f(const float *p) { f32x8 v; memcpy(&v, p, 32); return v; }
+static inline __attribute__((always_inline)) void store_u(uint32_t *p, u32x8 v) { memcpy(p, &v, 32); }
+static inline __attribute__((always_inline)) void store_f(float *p, f32x8 v) { memcpy(p, &v, 32); }
+static inline __attribute__((always_inline)) u32x8 bits(f32x8 v) { return (u32x8)v; }
+static inline __attribute__((always_inline)) f32x8 value(u32x8 v) { return (f32x8)v; }
+static inline __attribute__((always_inline)) u32x8 splat(uint32_t x) { return (u32x8){x, x, x, x, x, x, x, x}; }
+
+/// 1 in the lanes where x is not zero.
+static inline __attribute__((always_inline)) u32x8 nonzero(u32x8 x) { return (x | (splat(0) - x)) >> 31; }
+
+/// All ones in the lanes holding a NaN.
+static inline __attribute__((always_inline)) u32x8 nan_mask(u32x8 b) {
+    return (u32x8)((i32x8)(splat(0x7F800000u) - (b & 0x7FFFFFFFu)) >> 31);
+}
+
+/// Nearest-even into bf16, expanded; a NaN keeps its sign and top payload, quieted.
+static inline __attribute__((always_inline)) u32x8 nearest(f32x8 v) {
+    u32x8 b = bits(v);
+    u32x8 rounded = b + 0x7FFFu + ((b >> 16) & 1u);
+    u32x8 nan = nan_mask(b);
+    return ((rounded & ~nan) | ((b | 0x00400000u) & nan)) & 0xFFFF0000u;
+}
+
+/// Nearest-even for lanes holding no NaN whose low 16 bits would carry (see the step).
+static inline __attribute__((always_inline)) u32x8 nearest_plain(f32x8 v) {
+    u32x8 b = bits(v);
+    return (b + 0x7FFFu + ((b >> 16) & 1u)) & 0xFFFF0000u;
+}
+
+/// Stochastic rounding: the magnitude goes up iff the top 16 random bits are below the
+/// 16 discarded bits.
+static inline __attribute__((always_inline)) u32x8 stochastic_plain(f32x8 v, u32x8 random) {
+    u32x8 b = bits(v);
+    u32x8 up = ((random >> 16) - (b & 0xFFFFu)) >> 31;
+    return (b & 0xFFFF0000u) + (up << 16);
+}
+
+static inline __attribute__((always_inline)) u32x8 stochastic(f32x8 v, u32x8 random) {
+    u32x8 b = bits(v);
+    u32x8 nan = nan_mask(b);
+    return (stochastic_plain(v, random) & ~nan) | ((b | 0x00400000u) & 0xFFFF0000u & nan);
+}
+
+/// StochasticKey.randomBits of eight consecutive indices of one 2^32 block.
+static inline __attribute__((always_inline)) u32x8 random_bits(uint32_t first, uint32_t k1, uint32_t k2) {
+    u32x8 x = (splat(first) + (u32x8){0, 1, 2, 3, 4, 5, 6, 7}) ^ k1;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    return x ^ k2;
+}
+
+typedef struct { u32x8 pure, stochastic, weights, compensation; } stored_codes;
+
+/// The stored policies on eight lanes. `plain`: no NaN rule (exact unless an update is
+/// NaN: every other operand is an expanded code and every NaN a sum makes from them is
+/// an operand's or the default NaN, whose low 16 bits are zero).
+static inline __attribute__((always_inline)) stored_codes stored_policies(
+    const preclab_fused_tile *t, long i, f32x8 u, u32x8 random, int pure_mode, int with_stochastic,
+    int with_kahan, int plain) {
+    stored_codes out = {splat(0), splat(0), splat(0), splat(0)};
+#define NEAREST(x) (plain ? nearest_plain(x) : nearest(x))
+#define STOCHASTIC(x) (plain ? stochastic_plain((x), random) : stochastic((x), random))
+    if (pure_mode != 0) {
+        f32x8 sum = value(load_u(t->pure + i)) + u;
+        out.pure = pure_mode == 1 ? NEAREST(sum) : STOCHASTIC(sum);
+        store_u(t->pure + i, out.pure);
+    }
+    if (with_stochastic) {
+        out.stochastic = STOCHASTIC(value(load_u(t->stochastic + i)) + u);
+        store_u(t->stochastic + i, out.stochastic);
+    }
+    if (with_kahan) {
+        // c += u; old = w; w += c; c += (old - w), each rounded to bf16.
+        u32x8 c = NEAREST(value(load_u(t->kahan_compensation + i)) + u);
+        u32x8 old = load_u(t->kahan_weights + i);
+        out.weights = NEAREST(value(old) + value(c));
+        u32x8 lost = NEAREST(value(old) - value(out.weights));
+        out.compensation = NEAREST(value(c) + value(lost));
+        store_u(t->kahan_weights + i, out.weights);
+        store_u(t->kahan_compensation + i, out.compensation);
+    }
+#undef NEAREST
+#undef STOCHASTIC
+    return out;
+}
+
+typedef struct { u32x8 true_changed, master, pure, stochastic, kahan; } lane_counts;
+
+static inline __attribute__((always_inline)) int step(
+    const preclab_fused_tile *t, preclab_fused_counts *counts, int pure_mode, int with_stochastic, int with_kahan,
+    int counting) {
+    u32x8 special_any = splat(0);
+    lane_counts lc = {splat(0), splat(0), splat(0), splat(0), splat(0)};
+    const float *next = t->next_update ? t->next_update : t->update;
+    for (long i = 0; i < t->length; i += 8) {
+        if ((i & 15) == 0) preclab_prefetch_l2(next + i);
+        f32x8 u = load_f(t->update + i);
+        f32x8 updated = load_f(t->truth + i) + u;
+        store_f(t->truth + i, updated);
+        // Inside I (the truth's nearest code is the stored base) iff lower <= truth <= upper.
+        u32x8 inside = (u32x8)(updated >= load_f(t->lower + i)) & (u32x8)(updated <= load_f(t->upper + i));
+        store_u(t->stayed + i, load_u(t->stayed + i) & inside);
+
+        u32x8 random = (pure_mode == 2 || with_stochastic)
+            ? random_bits(t->random_first + (uint32_t)i, t->k1, t->k2) : splat(0);
+        // Exponent all ones (NaN or Inf) carries into the sign bit.
+        u32x8 special = (bits(u) & 0x7F800000u) + 0x00800000u;
+        special_any |= special;
+        stored_codes s;
+        int any_special = 0;
+        for (int lane = 0; lane < 8; lane++) any_special |= (int)(special[lane] >> 31);
+        if (__builtin_expect(any_special, 0)) {
+            s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 0);
+        } else {
+            s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 1);
+        }
+        if (counting) {
+            u32x8 stored = load_u(t->stored_base + i);
+            lc.true_changed += nonzero(bits(updated) ^ bits(load_f(t->base + i)));
+            lc.master += nonzero(nearest(updated) ^ stored);
+            if (pure_mode != 0) lc.pure += nonzero(s.pure ^ stored);
+            if (with_stochastic) lc.stochastic += nonzero(s.stochastic ^ stored);
+            if (with_kahan) lc.kahan += nonzero(s.weights ^ stored);
+        }
+    }
+    if (counting && counts) {
+        preclab_fused_counts c = {0, 0, 0, 0, 0};
+        for (int lane = 0; lane < 8; lane++) {
+            c.true_changed += lc.true_changed[lane];
+            c.master += lc.master[lane];
+            c.pure += lc.pure[lane];
+            c.stochastic += lc.stochastic[lane];
+            c.kahan += lc.kahan[lane];
+        }
+        *counts = c;
+    }
+    uint32_t any = 0;
+    for (int lane = 0; lane < 8; lane++) any |= special_any[lane];
+    return (int)(any >> 31);
+}
+
+int preclab_fused_bf16_step(const preclab_fused_tile *t, preclab_fused_counts *counts) {
+    int s = t->stochastic != 0, k = t->kahan_weights != 0, c = counts != 0;
+    // One copy of the loop per combination, the others' work compiled out.
+#define CASE(P, S, K, C) \
+    if (t->pure_mode == P && s == S && k == K && c == C) return step(t, counts, P, S, K, C);
+#define CASES(P, S, K) CASE(P, S, K, 0) CASE(P, S, K, 1)
+    CASES(0, 0, 0) CASES(0, 0, 1) CASES(0, 1, 0) CASES(0, 1, 1)
+    CASES(1, 0, 0) CASES(1, 0, 1) CASES(1, 1, 0) CASES(1, 1, 1)
+    CASES(2, 0, 0) CASES(2, 0, 1) CASES(2, 1, 0) CASES(2, 1, 1)
+#undef CASES
+#undef CASE
+    return step(t, counts, t->pure_mode, s, k, c);
+}
+
+void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes) {
+    f32x8 v = load_f(values);
+    u32x8 r = load_u(random);
+    u32x8 out = mode == 0 ? nearest(v) : mode == 1 ? stochastic(v, r) : mode == 2 ? nearest_plain(v)
+        : stochastic_plain(v, r);
+    store_u(codes, out);
+}

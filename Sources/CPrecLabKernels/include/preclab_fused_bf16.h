@@ -1,0 +1,47 @@
+// The fused bf16 replay step (every storage policy of one step in a single pass per
+// element) in C with vector extensions. Swift's floating-point and bitwise SIMD
+// operators are per-lane loops that LLVM re-vectorises, and it left some lanes of the
+// roundings in scalar code (measured with perf: 40% of the step); written as vector
+// types here, every operation is one vector instruction. The arithmetic is the scalar
+// BFloat16Codec's lane for lane; PrecLabReplay's tests compare this kernel with the
+// per-policy Swift loops bit for bit.
+#ifndef PRECLAB_FUSED_BF16_H
+#define PRECLAB_FUSED_BF16_H
+
+#include <stdint.h>
+
+/// One tile's state for a step: expanded bf16 codes (the fp32 pattern, code << 16) in
+/// 32-bit lanes. Policies that do not run have NULL pointers.
+typedef struct {
+    float *truth;                 // fp32 truth, updated in place
+    const float *update;          // this step's updates
+    const float *next_update;     // the next step's (prefetched), or NULL
+    const float *base;            // W0 (for the curve counts)
+    const uint32_t *stored_base;  // expanded stored base (for the curve counts)
+    const float *lower;           // bounds of the stored base's rounding interval
+    const float *upper;
+    uint32_t *stayed;             // all ones while the truth stayed inside the interval
+    uint32_t *pure;
+    uint32_t *stochastic;
+    uint32_t *kahan_weights;
+    uint32_t *kahan_compensation;
+    long length;                  // elements, a multiple of 8
+    uint32_t random_first;        // stochastic bits of element i: hash((random_first + i) ^ k1) ^ k2
+    uint32_t k1, k2;
+    int pure_mode;                // 0 off, 1 nearest-even, 2 stochastic
+} preclab_fused_tile;
+
+/// Curve counts of a step (bit inequality against the base / stored base).
+typedef struct {
+    uint64_t true_changed, master, pure, stochastic, kahan;
+} preclab_fused_counts;
+
+/// Applies one step to the tile. Returns 1 when some update was NaN or Inf (the caller
+/// counts them exactly), else 0. When `counts` is not NULL, the step also counts.
+int preclab_fused_bf16_step(const preclab_fused_tile *tile, preclab_fused_counts *counts);
+
+/// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
+/// stochastic (with `random`), 2 and 3 the same without the NaN rule.
+void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes);
+
+#endif
