@@ -1,6 +1,9 @@
 #include "preclab_fused_bf16.h"
 #include "preclab_prefetch.h"
 #include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
@@ -61,13 +64,41 @@ static inline __attribute__((always_inline)) u32x8 random_bits(uint32_t first, u
     return x ^ k2;
 }
 
+/// Whether some lane has its sign bit set (one movemask with AVX).
+static inline __attribute__((always_inline)) int any_sign(u32x8 v) {
+#if defined(__AVX__)
+    return _mm256_movemask_ps((__m256)v) != 0;
+#else
+    uint32_t any = 0;
+    for (int lane = 0; lane < 8; lane++) any |= v[lane];
+    return (int)(any >> 31);
+#endif
+}
+
+/// The tile's pointers as locals the compiler knows do not alias (clang otherwise
+/// reloaded every one from the struct after each store).
+typedef struct {
+    float *restrict truth;
+    const float *restrict update;
+    const float *restrict next;
+    const float *restrict base;
+    const uint32_t *restrict stored_base;
+    const float *restrict lower;
+    const float *restrict upper;
+    uint32_t *restrict stayed;
+    uint32_t *restrict pure;
+    uint32_t *restrict stochastic;
+    uint32_t *restrict kahan_weights;
+    uint32_t *restrict kahan_compensation;
+} lanes_t;
+
 typedef struct { u32x8 pure, stochastic, weights, compensation; } stored_codes;
 
 /// The stored policies on eight lanes. `plain`: no NaN rule (exact unless an update is
 /// NaN: every other operand is an expanded code and every NaN a sum makes from them is
 /// an operand's or the default NaN, whose low 16 bits are zero).
 static inline __attribute__((always_inline)) stored_codes stored_policies(
-    const preclab_fused_tile *t, long i, f32x8 u, u32x8 random, int pure_mode, int with_stochastic,
+    const lanes_t *t, long i, f32x8 u, u32x8 random, int pure_mode, int with_stochastic,
     int with_kahan, int plain) {
     stored_codes out = {splat(0), splat(0), splat(0), splat(0)};
 #define NEAREST(x) (plain ? nearest_plain(x) : nearest(x))
@@ -99,13 +130,20 @@ static inline __attribute__((always_inline)) stored_codes stored_policies(
 typedef struct { u32x8 true_changed, master, pure, stochastic, kahan; } lane_counts;
 
 static inline __attribute__((always_inline)) int step(
-    const preclab_fused_tile *t, preclab_fused_counts *counts, int pure_mode, int with_stochastic, int with_kahan,
+    const preclab_fused_tile *tile, preclab_fused_counts *counts, int pure_mode, int with_stochastic, int with_kahan,
     int counting) {
+    const lanes_t lanes = {
+        tile->truth, tile->update, tile->next_update ? tile->next_update : tile->update, tile->base,
+        tile->stored_base, tile->lower, tile->upper, tile->stayed, tile->pure, tile->stochastic,
+        tile->kahan_weights, tile->kahan_compensation,
+    };
+    const lanes_t *t = &lanes;
+    const long length = tile->length;
+    const uint32_t random_first = tile->random_first, k1 = tile->k1, k2 = tile->k2;
     u32x8 special_any = splat(0);
     lane_counts lc = {splat(0), splat(0), splat(0), splat(0), splat(0)};
-    const float *next = t->next_update ? t->next_update : t->update;
-    for (long i = 0; i < t->length; i += 8) {
-        if ((i & 15) == 0) preclab_prefetch_l2(next + i);
+    for (long i = 0; i < length; i += 8) {
+        if ((i & 15) == 0) preclab_prefetch_l2(t->next + i);
         f32x8 u = load_f(t->update + i);
         f32x8 updated = load_f(t->truth + i) + u;
         store_f(t->truth + i, updated);
@@ -114,14 +152,12 @@ static inline __attribute__((always_inline)) int step(
         store_u(t->stayed + i, load_u(t->stayed + i) & inside);
 
         u32x8 random = (pure_mode == 2 || with_stochastic)
-            ? random_bits(t->random_first + (uint32_t)i, t->k1, t->k2) : splat(0);
+            ? random_bits(random_first + (uint32_t)i, k1, k2) : splat(0);
         // Exponent all ones (NaN or Inf) carries into the sign bit.
         u32x8 special = (bits(u) & 0x7F800000u) + 0x00800000u;
         special_any |= special;
         stored_codes s;
-        int any_special = 0;
-        for (int lane = 0; lane < 8; lane++) any_special |= (int)(special[lane] >> 31);
-        if (__builtin_expect(any_special, 0)) {
+        if (__builtin_expect(any_sign(special), 0)) {
             s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 0);
         } else {
             s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 1);
@@ -146,9 +182,7 @@ static inline __attribute__((always_inline)) int step(
         }
         *counts = c;
     }
-    uint32_t any = 0;
-    for (int lane = 0; lane < 8; lane++) any |= special_any[lane];
-    return (int)(any >> 31);
+    return any_sign(special_any);
 }
 
 int preclab_fused_bf16_step(const preclab_fused_tile *t, preclab_fused_counts *counts) {
