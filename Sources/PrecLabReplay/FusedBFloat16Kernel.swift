@@ -71,13 +71,18 @@ final class FusedTile {
     /// cannot take the fused path) when a stored base is a NaN, whose interval is not one
     /// range.
     func loadBase(_ weights: UnsafePointer<Float>, stored codes: UnsafePointer<UInt16>) -> Bool {
+        var nanCodes: UInt16 = 0
+        for index in 0..<length { nanCodes |= (0x7F80 &- (codes[index] & 0x7FFF)) & 0x8000 }
+        guard nanCodes == 0 else { return false }
         base.update(from: weights, count: length)
+        let lowerBits = UnsafeMutableRawPointer(lower).assumingMemoryBound(to: UInt32.self)
+        let upperBits = UnsafeMutableRawPointer(upper).assumingMemoryBound(to: UInt32.self)
         for index in 0..<length {
             let code = codes[index]
-            guard let interval = FusedTile.roundingInterval(code) else { return false }
+            let bounds = FusedTile.roundingIntervalBits(code)
             storedBase[index] = UInt32(code) << 16
-            lower[index] = interval.lower
-            upper[index] = interval.upper
+            lowerBits[index] = bounds.lower
+            upperBits[index] = bounds.upper
         }
         return true
     }
@@ -85,23 +90,31 @@ final class FusedTile {
     /// The fp32 values whose nearest-even bf16 code is `code`, as [lower, upper], with
     /// +0 and -0 one value (a zero's interval holds both signs' tiny values); nil for a
     /// NaN code.
+    static func roundingInterval(_ code: UInt16) -> (lower: Float, upper: Float)? {
+        guard code & 0x7FFF <= 0x7F80 else { return nil }
+        let bounds = roundingIntervalBits(code)
+        return (Float(bitPattern: bounds.lower), Float(bitPattern: bounds.upper))
+    }
+
+    /// `roundingInterval` as bit patterns for a code that is not a NaN, branch-free (the
+    /// tile setup loop vectorises).
     ///
     /// Nearest-even is (bits + 0x7FFF + lsb) >> 16 on the fp32 bits, monotone within a
     /// sign, so the preimage of code b (B = b << 16) is the bit range B - 0x8000 ...
     /// B + 0x8000 for even b (ties round to it) and B - 0x7FFF ... B + 0x7FFF for odd
     /// b; above +-Inf's pattern lie NaNs, which round to NaN codes.
-    static func roundingInterval(_ code: UInt16) -> (lower: Float, upper: Float)? {
-        let magnitude = code & 0x7FFF
-        if magnitude > 0x7F80 { return nil }
-        if magnitude == 0 {
-            let tiny = Float(bitPattern: 0x8000)
-            return (-tiny, tiny)
-        }
-        let reach: UInt32 = code & 1 == 0 ? 0x8000 : 0x7FFF
-        let centre = UInt32(magnitude) << 16
-        let low = Float(bitPattern: centre - reach)
-        let high = Float(bitPattern: min(centre + reach, 0x7F80_0000))
-        return code & 0x8000 == 0 ? (low, high) : (-high, -low)
+    @inline(__always) static func roundingIntervalBits(_ code: UInt16) -> (lower: UInt32, upper: UInt32) {
+        let magnitude = UInt32(code & 0x7FFF)
+        let sign = UInt32(code & 0x8000) << 16
+        let reach: UInt32 = 0x8000 &- UInt32(code & 1)
+        let centre = magnitude << 16
+        let low = centre &- reach
+        let high = min(centre &+ reach, 0x7F80_0000)
+        // A zero's interval holds the tiny values of both signs: [-0x8000, +0x8000] as bits.
+        let isZero = magnitude == 0
+        let lower = isZero ? 0x8000_8000 : (sign == 0 ? low : high | sign)
+        let upper = isZero ? 0x0000_8000 : (sign == 0 ? high : low | sign)
+        return (lower, upper)
     }
 
     /// Expanded codes from a code buffer (`length` codes).
