@@ -92,7 +92,11 @@ typedef struct {
     uint32_t *restrict kahan_compensation;
 } lanes_t;
 
-typedef struct { u32x8 pure, stochastic, weights, compensation; } stored_codes;
+/// The stored policies' codes after a step, and before it (for the step views).
+typedef struct {
+    u32x8 pure, stochastic, weights, compensation;
+    u32x8 pure_before, stochastic_before, weights_before;
+} stored_codes;
 
 /// The stored policies on eight lanes. `plain`: no NaN rule (exact unless an update is
 /// NaN: every other operand is an expanded code and every NaN a sum makes from them is
@@ -100,22 +104,26 @@ typedef struct { u32x8 pure, stochastic, weights, compensation; } stored_codes;
 static inline __attribute__((always_inline)) stored_codes stored_policies(
     const lanes_t *t, long i, f32x8 u, u32x8 random, int pure_mode, int with_stochastic,
     int with_kahan, int plain) {
-    stored_codes out = {splat(0), splat(0), splat(0), splat(0)};
+    stored_codes out;
+    memset(&out, 0, sizeof out);
 #define NEAREST(x) (plain ? nearest_plain(x) : nearest(x))
 #define STOCHASTIC(x) (plain ? stochastic_plain((x), random) : stochastic((x), random))
     if (pure_mode != 0) {
-        f32x8 sum = value(load_u(t->pure + i)) + u;
+        out.pure_before = load_u(t->pure + i);
+        f32x8 sum = value(out.pure_before) + u;
         out.pure = pure_mode == 1 ? NEAREST(sum) : STOCHASTIC(sum);
         store_u(t->pure + i, out.pure);
     }
     if (with_stochastic) {
-        out.stochastic = STOCHASTIC(value(load_u(t->stochastic + i)) + u);
+        out.stochastic_before = load_u(t->stochastic + i);
+        out.stochastic = STOCHASTIC(value(out.stochastic_before) + u);
         store_u(t->stochastic + i, out.stochastic);
     }
     if (with_kahan) {
         // c += u; old = w; w += c; c += (old - w), each rounded to bf16.
         u32x8 c = NEAREST(value(load_u(t->kahan_compensation + i)) + u);
         u32x8 old = load_u(t->kahan_weights + i);
+        out.weights_before = old;
         out.weights = NEAREST(value(old) + value(c));
         u32x8 lost = NEAREST(value(old) - value(out.weights));
         out.compensation = NEAREST(value(c) + value(lost));
@@ -127,7 +135,10 @@ static inline __attribute__((always_inline)) stored_codes stored_policies(
     return out;
 }
 
-typedef struct { u32x8 true_changed, master, pure, stochastic, kahan; } lane_counts;
+typedef struct {
+    u32x8 true_changed, master, pure, stochastic, kahan;
+    u32x8 step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
+} lane_counts;
 
 static inline __attribute__((always_inline)) int step(
     const preclab_fused_tile *tile, preclab_fused_counts *counts, int pure_mode, int with_stochastic, int with_kahan,
@@ -141,11 +152,13 @@ static inline __attribute__((always_inline)) int step(
     const long length = tile->length;
     const uint32_t random_first = tile->random_first, k1 = tile->k1, k2 = tile->k2;
     u32x8 special_any = splat(0);
-    lane_counts lc = {splat(0), splat(0), splat(0), splat(0), splat(0)};
+    lane_counts lc;
+    memset(&lc, 0, sizeof lc);
     for (long i = 0; i < length; i += 8) {
         if ((i & 15) == 0) preclab_prefetch_l2(t->next + i);
         f32x8 u = load_f(t->update + i);
-        f32x8 updated = load_f(t->truth + i) + u;
+        f32x8 before = load_f(t->truth + i);
+        f32x8 updated = before + u;
         store_f(t->truth + i, updated);
         // Inside I (the truth's nearest code is the stored base) iff lower <= truth <= upper.
         u32x8 inside = (u32x8)(updated >= load_f(t->lower + i)) & (u32x8)(updated <= load_f(t->upper + i));
@@ -164,21 +177,39 @@ static inline __attribute__((always_inline)) int step(
         }
         if (counting) {
             u32x8 stored = load_u(t->stored_base + i);
+            u32x8 code = nearest(updated);
             lc.true_changed += nonzero(bits(updated) ^ bits(load_f(t->base + i)));
-            lc.master += nonzero(nearest(updated) ^ stored);
-            if (pure_mode != 0) lc.pure += nonzero(s.pure ^ stored);
-            if (with_stochastic) lc.stochastic += nonzero(s.stochastic ^ stored);
-            if (with_kahan) lc.kahan += nonzero(s.weights ^ stored);
+            lc.master += nonzero(code ^ stored);
+            lc.step_true_changed += nonzero(bits(updated) ^ bits(before));
+            lc.step_master += nonzero(code ^ nearest(before));
+            if (pure_mode != 0) {
+                lc.pure += nonzero(s.pure ^ stored);
+                lc.step_pure += nonzero(s.pure ^ s.pure_before);
+            }
+            if (with_stochastic) {
+                lc.stochastic += nonzero(s.stochastic ^ stored);
+                lc.step_stochastic += nonzero(s.stochastic ^ s.stochastic_before);
+            }
+            if (with_kahan) {
+                lc.kahan += nonzero(s.weights ^ stored);
+                lc.step_kahan += nonzero(s.weights ^ s.weights_before);
+            }
         }
     }
     if (counting && counts) {
-        preclab_fused_counts c = {0, 0, 0, 0, 0};
+        preclab_fused_counts c;
+        memset(&c, 0, sizeof c);
         for (int lane = 0; lane < 8; lane++) {
             c.true_changed += lc.true_changed[lane];
             c.master += lc.master[lane];
             c.pure += lc.pure[lane];
             c.stochastic += lc.stochastic[lane];
             c.kahan += lc.kahan[lane];
+            c.step_true_changed += lc.step_true_changed[lane];
+            c.step_master += lc.step_master[lane];
+            c.step_pure += lc.step_pure[lane];
+            c.step_stochastic += lc.step_stochastic[lane];
+            c.step_kahan += lc.step_kahan[lane];
         }
         *counts = c;
     }

@@ -28,8 +28,13 @@ final class FusedTile {
     /// Eight lanes for the last partial vector of the truth and the update.
     let tailTruth: UnsafeMutablePointer<Float>
     let tailUpdate: UnsafeMutablePointer<Float>
+    /// For the pure policy's ratio histogram (step views): its codes before and after a
+    /// step, and each element's ratio bin.
+    let pureBefore: UnsafeMutablePointer<UInt16>?
+    let pureAfter: UnsafeMutablePointer<UInt16>?
+    let ratioBins: UnsafeMutablePointer<UInt8>?
 
-    init(length: Int, pure: FusedPureMode, stochastic: Bool, kahan: Bool, scaled: Bool) {
+    init(length: Int, pure: FusedPureMode, stochastic: Bool, kahan: Bool, scaled: Bool, ratioBins: Bool) {
         self.length = length
         vectorLength = length / 8 * 8
         pureMode = pure
@@ -53,6 +58,9 @@ final class FusedTile {
         self.scaled = scaled ? .allocate(capacity: max(length, 1)) : nil
         tailTruth = .allocate(capacity: 8)
         tailUpdate = .allocate(capacity: 8)
+        pureBefore = ratioBins ? .allocate(capacity: max(length, 1)) : nil
+        pureAfter = ratioBins ? .allocate(capacity: max(length, 1)) : nil
+        self.ratioBins = ratioBins ? .allocate(capacity: max(length, 1)) : nil
     }
 
     func release() {
@@ -65,6 +73,9 @@ final class FusedTile {
         scaled?.deallocate()
         tailTruth.deallocate()
         tailUpdate.deallocate()
+        pureBefore?.deallocate()
+        pureAfter?.deallocate()
+        ratioBins?.deallocate()
     }
 
     /// Copies W0, expands the stored base and sets I's bounds. Returns false (the tile
@@ -153,6 +164,8 @@ struct FusedStepOutcome {
     var nonFiniteUpdates: Bool
     /// The curve counts in `CountSlot` order when the step counted, else zeros.
     var counts: SIMD8<Int>
+    /// The entries each policy changed in this step (the step views), likewise.
+    var stepChanges: SIMD8<Int>
 }
 
 /// One step of every policy over one tile, in a single pass per element: the truth,
@@ -202,6 +215,11 @@ enum FusedBFloat16Kernel {
             counts.pure += stepCounts.pure
             counts.stochastic += stepCounts.stochastic
             counts.kahan += stepCounts.kahan
+            counts.step_true_changed += stepCounts.step_true_changed
+            counts.step_master += stepCounts.step_master
+            counts.step_pure += stepCounts.step_pure
+            counts.step_stochastic += stepCounts.step_stochastic
+            counts.step_kahan += stepCounts.step_kahan
         }
         if tile.vectorLength > 0 {
             run(state(at: 0, truth: truth, update: update, nextUpdate: nextUpdate, length: tile.vectorLength))
@@ -217,13 +235,20 @@ enum FusedBFloat16Kernel {
             run(state(at: offset, truth: tile.tailTruth, update: tile.tailUpdate, nextUpdate: nil, length: 8))
             (truth + offset).update(from: tile.tailTruth, count: rest)
         }
-        var slots = SIMD8<Int>()
-        slots[CountSlot.trueChanged] = Int(counts.true_changed)
-        slots[CountSlot.visible(.master)] = Int(counts.master)
-        slots[CountSlot.visible(.pure)] = Int(counts.pure)
-        slots[CountSlot.visible(.stochastic)] = Int(counts.stochastic)
-        slots[CountSlot.visible(.kahan)] = Int(counts.kahan)
-        return FusedStepOutcome(nonFiniteUpdates: nonFinite, counts: slots)
+        func slots(_ values: (UInt64, UInt64, UInt64, UInt64, UInt64)) -> SIMD8<Int> {
+            var slots = SIMD8<Int>()
+            slots[CountSlot.trueChanged] = Int(values.0)
+            slots[CountSlot.visible(.master)] = Int(values.1)
+            slots[CountSlot.visible(.pure)] = Int(values.2)
+            slots[CountSlot.visible(.stochastic)] = Int(values.3)
+            slots[CountSlot.visible(.kahan)] = Int(values.4)
+            return slots
+        }
+        return FusedStepOutcome(
+            nonFiniteUpdates: nonFinite,
+            counts: slots((counts.true_changed, counts.master, counts.pure, counts.stochastic, counts.kahan)),
+            stepChanges: slots((counts.step_true_changed, counts.step_master, counts.step_pure,
+                                counts.step_stochastic, counts.step_kahan)))
     }
 
     /// NaN and Inf counts among `length` updates.

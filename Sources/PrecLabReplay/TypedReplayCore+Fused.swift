@@ -2,7 +2,7 @@ import PrecLabFormats
 
 /// The bf16 replay's fast path: every policy of a step in one pass per element
 /// (`FusedBFloat16Kernel`), on tile state expanded to 32-bit lanes. Used for plain bf16
-/// storage without step views or signed-zero changes; everything else takes the
+/// storage without signed-zero changes; everything else takes the
 /// per-policy loops of `runUnit`, which the tests use as the reference for this path.
 extension TypedReplayCore where Codec == BFloat16Codec {
     /// Batches shorter than this take the per-policy loops.
@@ -10,7 +10,7 @@ extension TypedReplayCore where Codec == BFloat16Codec {
 
     /// Whether the configuration lets tiles take the fused path.
     var fusedPureMode: FusedPureMode? {
-        guard !configuration.stepViews, !configuration.signedZeroChanges, configuration.tracksInterval else {
+        guard !configuration.signedZeroChanges, configuration.tracksInterval else {
             return nil
         }
         guard pure != nil else { return .off }
@@ -28,8 +28,10 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         guard steps.count >= TypedReplayCore.fusedMinimumSteps, let pureMode = fusedPureMode,
               firstIndex >> 32 == (firstIndex + length - 1) >> 32 else { return false }
         let configuration = self.configuration
+        let views = configuration.stepViews
         let tile = FusedTile(length: length, pure: pureMode, stochastic: stochastic != nil,
-                             kahan: kahanWeights != nil, scaled: configuration.scale != 1)
+                             kahan: kahanWeights != nil, scaled: configuration.scale != 1,
+                             ratioBins: views && pure != nil)
         defer { tile.release() }
         guard tile.loadBase(base.pointer + lower, stored: storedBase.pointer + lower) else { return false }
         let stateBuffers: [(OwnedBuffer<UInt16>?, UnsafeMutablePointer<UInt32>?)] = [
@@ -43,6 +45,9 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         let needsRandom = stochastic != nil || pureMode == .stochastic
         var curve = Array(repeating: SIMD8<Int>(), count: curveSteps)
         var curveIndex = 0
+        var changed = Array(repeating: SIMD8<Int>(), count: views ? steps.count : 0)
+        var bins = Array(repeating: 0, count: views ? VisibilityHistogram.binCount + 1 : 0)
+        var binsChanged = bins
         var nonFinite = SIMD2<Int>()
         for (stepIndex, input) in steps.enumerated() {
             var update = UnsafePointer(input.delta + lower)
@@ -51,13 +56,24 @@ extension TypedReplayCore where Codec == BFloat16Codec {
                 StepKernels.scale(update, by: configuration.scale, into: scaled, length)
                 update = UnsafePointer(scaled)
             }
+            // The pure policy's ratio bins take its codes before the step.
+            if let before = tile.pureBefore, let ratioBins = tile.ratioBins, let lanes = tile.pure {
+                tile.contract(lanes, into: before)
+                ratioBinner!.bins(update, before, length, into: ratioBins)
+            }
             let keys = needsRandom
                 ? StochasticKey(seed: configuration.seed, stream: stream, step: input.step).blockKeys(forIndex: firstIndex)
                 : (k1: 0, k2: 0)
             let outcome = FusedBFloat16Kernel.apply(truth: truth, update: update, nextUpdate: nextUpdate, tile: tile,
                                                     randomFirst: UInt32(truncatingIfNeeded: firstIndex),
-                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint)
+                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint || views)
             if outcome.nonFiniteUpdates { nonFinite &+= FusedBFloat16Kernel.countNonFinite(update, length) }
+            if views { changed[stepIndex] = outcome.stepChanges }
+            if let before = tile.pureBefore, let after = tile.pureAfter, let ratioBins = tile.ratioBins,
+               let lanes = tile.pure {
+                tile.contract(lanes, into: after)
+                StepKernels.tally(ratioBins, after, before, length, into: &bins, changed: &binsChanged)
+            }
             if input.curvePoint {
                 curve[curveIndex] = outcome.counts
                 curveIndex += 1
@@ -66,7 +82,7 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         for case let (buffer?, lanes?) in stateBuffers { tile.contract(lanes, into: buffer.pointer + lower) }
         if let words = leftInterval?.pointer.advanced(by: unit.firstWord) { tile.orLeftBits(into: words) }
         nonFiniteUpdates[unitIndex] &+= nonFinite
-        tallies.add(tensor: unit.tensor, curve: curve, changed: [], bins: [], binsChanged: [])
+        tallies.add(tensor: unit.tensor, curve: curve, changed: changed, bins: bins, binsChanged: binsChanged)
         fusedUnitRuns[unitIndex] &+= 1
         return true
     }

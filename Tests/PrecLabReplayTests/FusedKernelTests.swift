@@ -139,10 +139,11 @@ final class FusedKernelTests: XCTestCase {
     }
 
     private func engine(_ base: [Float], policies: [ReplayPolicy], rounding: RoundingMode, threads: Int,
-                        tileSize: Int, fused: Bool) throws -> ReplayEngine {
+                        tileSize: Int, fused: Bool, views: Bool = false) throws -> ReplayEngine {
         var configuration = ReplayConfiguration(format: format, rounding: RoundingOptions(mode: rounding), seed: 5,
                                                 policies: policies, threads: threads)
         configuration.tileSize = tileSize
+        configuration.stepViews = views
         let engine = try base.withUnsafeBufferPointer {
             try ReplayEngine(tensors: tensors, base: $0, configuration: configuration)
         }
@@ -191,7 +192,8 @@ final class FusedKernelTests: XCTestCase {
         }
     }
 
-    /// Every combination of policies, pure rounding nearest or stochastic, tile sizes
+    /// Every combination of policies, pure rounding nearest or stochastic, with and
+    /// without step views (per-step changes and the pure ratio histogram), tile sizes
     /// that do and do not divide the tensors, one or two threads, and batches long
     /// enough for the fused path: the state, the interval bits, the non-finite counts,
     /// the curve and every metric equal the per-policy loops' bit for bit, and the
@@ -202,15 +204,17 @@ final class FusedKernelTests: XCTestCase {
         for mask in 1..<(1 << stored.count) {
             let policies = [ReplayPolicy.fp32] + stored.enumerated().filter { mask >> $0.offset & 1 == 1 }.map(\.element)
             for rounding in [RoundingMode.nearestEven, .stochastic] where rounding == .nearestEven || policies.contains(.pure) {
+              for views in [false, true] {
                 let reference = try engine(base, policies: policies, rounding: rounding, threads: 1, tileSize: 8192,
-                                           fused: false)
+                                           fused: false, views: views)
                 try apply(updates, to: reference, batch: updates.count)
                 let expectedState = try state(reference)
                 let expectedJSON = reference.finish().json().serialized()
                 for (tileSize, threads) in [(64, 2), (192, 1), (8192, 2)] {
-                    let label = "\(policies.map(\.rawValue)) \(rounding.rawValue) tile \(tileSize) threads \(threads)"
+                    let label = "\(policies.map(\.rawValue)) \(rounding.rawValue) views \(views) tile \(tileSize) "
+                        + "threads \(threads)"
                     let candidate = try engine(base, policies: policies, rounding: rounding, threads: threads,
-                                               tileSize: tileSize, fused: true)
+                                               tileSize: tileSize, fused: true, views: views)
                     try apply(updates, to: candidate, batch: 6)
                     assertSame(try state(candidate), expectedState, label)
                     XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
@@ -221,6 +225,7 @@ final class FusedKernelTests: XCTestCase {
                     XCTAssertEqual(runs.enumerated().filter { $0.offset != nanTile }.map(\.element),
                                    Array(repeating: 2, count: runs.count - 1), label)
                 }
+              }
             }
         }
     }

@@ -31,9 +31,12 @@ typedef struct {
     int pure_mode;                // 0 off, 1 nearest-even, 2 stochastic
 } preclab_fused_tile;
 
-/// Curve counts of a step (bit inequality against the base / stored base).
+/// Counts of a step, bit inequality: against the base and stored base (the per-step
+/// curve), and against the values before the step (the step views). `master` compares
+/// the truth's nearest-even codes.
 typedef struct {
     uint64_t true_changed, master, pure, stochastic, kahan;
+    uint64_t step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
 } preclab_fused_counts;
 
 /// Applies one step to the tile. Returns 1 when some update was NaN or Inf (the caller
