@@ -75,6 +75,19 @@ static inline __attribute__((always_inline)) int any_sign(u32x8 v) {
 #endif
 }
 
+/// The histogram bin of |u| (fp32 magnitude bits, not zero, finite) against a half-ULP
+/// of 2^half_exponent: the octave of the ratio is floor(log2 |u|) - half_exponent.
+static inline int ratio_bin(uint32_t magnitude, int half_exponent, int lowest, int highest, int top) {
+    int exponent = magnitude >= 0x00800000u ? (int)(magnitude >> 23) - 127
+                                            : (31 - __builtin_clz(magnitude)) - 149;
+    int octave = exponent - half_exponent;
+    return octave < lowest ? 1 : octave > highest ? top : octave - lowest + 2;
+}
+
+/// Per-lane histograms (no store-forwarding chains when lanes share a bin).
+enum { ratio_bin_capacity = 64 };
+typedef struct { uint32_t all[8][ratio_bin_capacity], changed[8][ratio_bin_capacity]; } lane_histograms;
+
 /// The tile's pointers as locals the compiler knows do not alias (clang otherwise
 /// reloaded every one from the struct after each store).
 typedef struct {
@@ -154,6 +167,14 @@ static inline __attribute__((always_inline)) int step(
     u32x8 special_any = splat(0);
     lane_counts lc;
     memset(&lc, 0, sizeof lc);
+    const int lowest = tile->ratio_lowest, highest = tile->ratio_highest, top = tile->ratio_bins - 1;
+    const int skipped = tile->ratio_bins;
+    lane_histograms lane_ratio;
+    lane_histograms *histograms = 0;
+    if (counting && tile->ratio_all && tile->ratio_bins < ratio_bin_capacity) {
+        memset(&lane_ratio, 0, sizeof lane_ratio);
+        histograms = &lane_ratio;
+    }
     for (long i = 0; i < length; i += 8) {
         if ((i & 15) == 0) preclab_prefetch_l2(t->next + i);
         f32x8 u = load_f(t->update + i);
@@ -193,6 +214,27 @@ static inline __attribute__((always_inline)) int step(
             if (with_kahan) {
                 lc.kahan += nonzero(s.weights ^ stored);
                 lc.step_kahan += nonzero(s.weights ^ s.weights_before);
+            }
+            if (pure_mode != 0 && histograms) {
+                u32x8 magnitude = bits(u) & 0x7FFFFFFFu;
+                u32x8 changed = nonzero(s.pure ^ s.pure_before);
+                int lanes_valid = tile->valid - i < 8 ? (int)(tile->valid - i) : 8;
+                for (int lane = 0; lane < lanes_valid; lane++) {
+                    int half = tile->half_ulp_exponents[s.pure_before[lane] >> 16];
+                    uint32_t m = magnitude[lane];
+                    int bin = half == INT16_MIN ? skipped : m == 0 ? 0 : m >= 0x7F800000u ? top
+                        : ratio_bin(m, half, lowest, highest, top);
+                    histograms->all[lane][bin] += 1;
+                    histograms->changed[lane][bin] += changed[lane];
+                }
+            }
+        }
+    }
+    if (histograms) {
+        for (int bin = 0; bin <= skipped; bin++) {
+            for (int lane = 0; lane < 8; lane++) {
+                tile->ratio_all[bin] += histograms->all[lane][bin];
+                tile->ratio_changed[bin] += histograms->changed[lane][bin];
             }
         }
     }

@@ -28,11 +28,10 @@ final class FusedTile {
     /// Eight lanes for the last partial vector of the truth and the update.
     let tailTruth: UnsafeMutablePointer<Float>
     let tailUpdate: UnsafeMutablePointer<Float>
-    /// For the pure policy's ratio histogram (step views): its codes before and after a
-    /// step, and each element's ratio bin.
-    let pureBefore: UnsafeMutablePointer<UInt16>?
-    let pureAfter: UnsafeMutablePointer<UInt16>?
-    let ratioBins: UnsafeMutablePointer<UInt8>?
+    /// The pure policy's update-ratio histogram over the batch (step views): element-steps
+    /// per bin, and those whose code changed (`RatioBinner.skippedBin` + 1 bins).
+    let ratioAll: UnsafeMutablePointer<UInt64>?
+    let ratioChanged: UnsafeMutablePointer<UInt64>?
 
     init(length: Int, pure: FusedPureMode, stochastic: Bool, kahan: Bool, scaled: Bool, ratioBins: Bool) {
         self.length = length
@@ -58,9 +57,11 @@ final class FusedTile {
         self.scaled = scaled ? .allocate(capacity: max(length, 1)) : nil
         tailTruth = .allocate(capacity: 8)
         tailUpdate = .allocate(capacity: 8)
-        pureBefore = ratioBins ? .allocate(capacity: max(length, 1)) : nil
-        pureAfter = ratioBins ? .allocate(capacity: max(length, 1)) : nil
-        self.ratioBins = ratioBins ? .allocate(capacity: max(length, 1)) : nil
+        let bins = RatioBinner.skippedBin + 1
+        ratioAll = ratioBins ? .allocate(capacity: bins) : nil
+        ratioChanged = ratioBins ? .allocate(capacity: bins) : nil
+        ratioAll?.initialize(repeating: 0, count: bins)
+        ratioChanged?.initialize(repeating: 0, count: bins)
     }
 
     func release() {
@@ -73,9 +74,8 @@ final class FusedTile {
         scaled?.deallocate()
         tailTruth.deallocate()
         tailUpdate.deallocate()
-        pureBefore?.deallocate()
-        pureAfter?.deallocate()
-        ratioBins?.deallocate()
+        ratioAll?.deallocate()
+        ratioChanged?.deallocate()
     }
 
     /// Copies W0, expands the stored base and sets I's bounds. Returns false (the tile
@@ -188,20 +188,29 @@ enum FusedBFloat16Kernel {
     ///     `StochasticKey.hash(randomFirst ^ k1) ^ k2`, and so on up the tile.
     ///   - counting: also count, against the base, the entries the per-step curve
     ///     counts (bit inequality, as `runUnit` counts them).
+    ///   - ratioHistogram: when counting, also add the pure policy's update-ratio bins
+    ///     (`RatioBinner`'s rule, from its half-ULP exponent table) to the tile's
+    ///     `ratioAll` and `ratioChanged`.
     static func apply(truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
                       nextUpdate: UnsafePointer<Float>?, tile: FusedTile,
-                      randomFirst: UInt32, k1: UInt32, k2: UInt32, counting: Bool) -> FusedStepOutcome {
+                      randomFirst: UInt32, k1: UInt32, k2: UInt32, counting: Bool,
+                      ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> FusedStepOutcome {
+        let octaves = VisibilityHistogram.octaves
         func state(at offset: Int, truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
-                   nextUpdate: UnsafePointer<Float>?, length: Int) -> preclab_fused_tile {
+                   nextUpdate: UnsafePointer<Float>?, length: Int, valid: Int) -> preclab_fused_tile {
             preclab_fused_tile(
                 truth: truth, update: update, next_update: nextUpdate, base: tile.base + offset,
                 stored_base: tile.storedBase + offset, lower: tile.lower + offset, upper: tile.upper + offset,
                 stayed: tile.stayed + offset, pure: tile.pure.map { $0 + offset },
                 stochastic: tile.stochastic.map { $0 + offset },
                 kahan_weights: tile.kahanWeights.map { $0 + offset },
-                kahan_compensation: tile.kahanCompensation.map { $0 + offset }, length: length,
+                kahan_compensation: tile.kahanCompensation.map { $0 + offset }, length: length, valid: valid,
                 random_first: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2,
-                pure_mode: tile.pureMode.rawValue)
+                pure_mode: tile.pureMode.rawValue, half_ulp_exponents: halfULPExponents,
+                ratio_all: halfULPExponents == nil ? nil : tile.ratioAll,
+                ratio_changed: halfULPExponents == nil ? nil : tile.ratioChanged,
+                ratio_lowest: Int32(octaves.lowestExponent), ratio_highest: Int32(octaves.highestExponent),
+                ratio_bins: Int32(octaves.binCount))
         }
         var counts = preclab_fused_counts()
         var nonFinite = false
@@ -222,7 +231,8 @@ enum FusedBFloat16Kernel {
             counts.step_kahan += stepCounts.step_kahan
         }
         if tile.vectorLength > 0 {
-            run(state(at: 0, truth: truth, update: update, nextUpdate: nextUpdate, length: tile.vectorLength))
+            run(state(at: 0, truth: truth, update: update, nextUpdate: nextUpdate, length: tile.vectorLength,
+                      valid: tile.vectorLength))
         }
         let offset = tile.vectorLength, rest = tile.length - offset
         if rest > 0 {
@@ -232,7 +242,8 @@ enum FusedBFloat16Kernel {
             tile.tailUpdate.update(repeating: 0, count: 8)
             tile.tailTruth.update(from: truth + offset, count: rest)
             tile.tailUpdate.update(from: update + offset, count: rest)
-            run(state(at: offset, truth: tile.tailTruth, update: tile.tailUpdate, nextUpdate: nil, length: 8))
+            run(state(at: offset, truth: tile.tailTruth, update: tile.tailUpdate, nextUpdate: nil, length: 8,
+                      valid: rest))
             (truth + offset).update(from: tile.tailTruth, count: rest)
         }
         func slots(_ values: (UInt64, UInt64, UInt64, UInt64, UInt64)) -> SIMD8<Int> {

@@ -29,6 +29,9 @@ extension TypedReplayCore where Codec == BFloat16Codec {
               firstIndex >> 32 == (firstIndex + length - 1) >> 32 else { return false }
         let configuration = self.configuration
         let views = configuration.stepViews
+        // The ratio histogram reads RatioBinner's table of half-ULP exponents (bf16: 2^16 codes).
+        guard !views || pure == nil || ratioExponents != nil else { return false }
+        let halfULPExponents = ratioExponents.map { UnsafePointer($0.pointer) }
         let tile = FusedTile(length: length, pure: pureMode, stochastic: stochastic != nil,
                              kahan: kahanWeights != nil, scaled: configuration.scale != 1,
                              ratioBins: views && pure != nil)
@@ -56,27 +59,24 @@ extension TypedReplayCore where Codec == BFloat16Codec {
                 StepKernels.scale(update, by: configuration.scale, into: scaled, length)
                 update = UnsafePointer(scaled)
             }
-            // The pure policy's ratio bins take its codes before the step.
-            if let before = tile.pureBefore, let ratioBins = tile.ratioBins, let lanes = tile.pure {
-                tile.contract(lanes, into: before)
-                ratioBinner!.bins(update, before, length, into: ratioBins)
-            }
             let keys = needsRandom
                 ? StochasticKey(seed: configuration.seed, stream: stream, step: input.step).blockKeys(forIndex: firstIndex)
                 : (k1: 0, k2: 0)
             let outcome = FusedBFloat16Kernel.apply(truth: truth, update: update, nextUpdate: nextUpdate, tile: tile,
                                                     randomFirst: UInt32(truncatingIfNeeded: firstIndex),
-                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint || views)
+                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint || views,
+                                                    ratioHistogram: views ? halfULPExponents : nil)
             if outcome.nonFiniteUpdates { nonFinite &+= FusedBFloat16Kernel.countNonFinite(update, length) }
             if views { changed[stepIndex] = outcome.stepChanges }
-            if let before = tile.pureBefore, let after = tile.pureAfter, let ratioBins = tile.ratioBins,
-               let lanes = tile.pure {
-                tile.contract(lanes, into: after)
-                StepKernels.tally(ratioBins, after, before, length, into: &bins, changed: &binsChanged)
-            }
             if input.curvePoint {
                 curve[curveIndex] = outcome.counts
                 curveIndex += 1
+            }
+        }
+        if let all = tile.ratioAll, let changedInBin = tile.ratioChanged {
+            for bin in bins.indices {
+                bins[bin] += Int(all[bin])
+                binsChanged[bin] += Int(changedInBin[bin])
             }
         }
         for case let (buffer?, lanes?) in stateBuffers { tile.contract(lanes, into: buffer.pointer + lower) }

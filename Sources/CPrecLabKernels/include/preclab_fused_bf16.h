@@ -26,9 +26,19 @@ typedef struct {
     uint32_t *kahan_weights;
     uint32_t *kahan_compensation;
     long length;                  // elements, a multiple of 8
+    long valid;                   // elements that are real (the rest pad the last vector)
     uint32_t random_first;        // stochastic bits of element i: hash((random_first + i) ^ k1) ^ k2
     uint32_t k1, k2;
     int pure_mode;                // 0 off, 1 nearest-even, 2 stochastic
+    // The pure policy's update-ratio histogram (step views), when `ratio_all` is not NULL
+    // and the step counts: each element-step's bin of |u| / half-ULP of pure's code
+    // before the step (octaves ratio_lowest ... ratio_highest, bin 0 for u = 0, 1 below,
+    // ratio_bins - 1 above or non-finite, ratio_bins for codes without a half-ULP) is
+    // added to ratio_all, and to ratio_changed when the code changed.
+    const int16_t *half_ulp_exponents;  // per bf16 code; INT16_MIN: no half-ULP
+    uint64_t *ratio_all;
+    uint64_t *ratio_changed;
+    int ratio_lowest, ratio_highest, ratio_bins;
 } preclab_fused_tile;
 
 /// Counts of a step, bit inequality: against the base and stored base (the per-step
