@@ -1,4 +1,9 @@
 #include "preclab_fused_bf16.h"
+
+// 32-byte vector arguments between this file's always-inline helpers: in builds without
+// AVX clang warns that their calling convention would differ, but no such call exists
+// after inlining, and none crosses the file's interface (plain pointers only).
+#pragma clang diagnostic ignored "-Wpsabi"
 #include "preclab_prefetch.h"
 #include <string.h>
 #if defined(__AVX__)
@@ -84,9 +89,16 @@ static inline int ratio_bin(uint32_t magnitude, int half_exponent, int lowest, i
     return octave < lowest ? 1 : octave > highest ? top : octave - lowest + 2;
 }
 
+static inline __attribute__((always_inline)) i32x8 isplat(int x) { return (i32x8){x, x, x, x, x, x, x, x}; }
+
+/// Lane-wise `mask ? a : b` for a comparison's all-ones / zero mask.
+static inline __attribute__((always_inline)) i32x8 select_i(i32x8 mask, i32x8 a, i32x8 b) {
+    return (mask & a) | (~mask & b);
+}
+
 /// Per-lane histograms (no store-forwarding chains when lanes share a bin).
 enum { ratio_bin_capacity = 64 };
-typedef struct { uint32_t all[8][ratio_bin_capacity], changed[8][ratio_bin_capacity]; } lane_histograms;
+typedef struct { uint32_t pairs[8][2 * ratio_bin_capacity]; } lane_histograms;
 
 /// The tile's pointers as locals the compiler knows do not alias (clang otherwise
 /// reloaded every one from the struct after each store).
@@ -216,25 +228,40 @@ static inline __attribute__((always_inline)) int step(
                 lc.step_kahan += nonzero(s.weights ^ s.weights_before);
             }
             if (pure_mode != 0 && histograms) {
+                // Bins in vector code: the octave of |u| / 2^half is its exponent minus
+                // half, clamped to bins 1 ... top; zero, non-finite and no-half-ULP lanes
+                // are set apart, and subnormal updates (whose exponent needs a bit count)
+                // are binned again one lane at a time.
                 u32x8 magnitude = bits(u) & 0x7FFFFFFFu;
+                u32x8 codes = s.pure_before >> 16;
+                i32x8 half;
+                for (int lane = 0; lane < 8; lane++) half[lane] = tile->half_ulp_exponents[codes[lane]];
+                i32x8 bin = ((i32x8)(magnitude >> 23) - 127) - half - lowest + 2;
+                bin = select_i(bin < 1, isplat(1), bin);
+                bin = select_i(bin > top, isplat(top), bin);
+                bin = select_i((i32x8)magnitude >= 0x7F800000, isplat(top), bin);
+                bin = select_i((i32x8)magnitude == 0, isplat(0), bin);
+                bin = select_i(half == INT16_MIN, isplat(skipped), bin);
+                i32x8 subnormal = ((i32x8)magnitude > 0) & ((i32x8)magnitude < 0x00800000) & (half != INT16_MIN);
                 u32x8 changed = nonzero(s.pure ^ s.pure_before);
                 int lanes_valid = tile->valid - i < 8 ? (int)(tile->valid - i) : 8;
-                for (int lane = 0; lane < lanes_valid; lane++) {
-                    int half = tile->half_ulp_exponents[s.pure_before[lane] >> 16];
-                    uint32_t m = magnitude[lane];
-                    int bin = half == INT16_MIN ? skipped : m == 0 ? 0 : m >= 0x7F800000u ? top
-                        : ratio_bin(m, half, lowest, highest, top);
-                    histograms->all[lane][bin] += 1;
-                    histograms->changed[lane][bin] += changed[lane];
+                if (__builtin_expect(any_sign((u32x8)subnormal), 0)) {
+                    for (int lane = 0; lane < 8; lane++) {
+                        if (subnormal[lane]) bin[lane] = ratio_bin(magnitude[lane], half[lane], lowest, highest, top);
+                    }
                 }
+                // One counter per (bin, changed) pair: a single increment per lane.
+                i32x8 slot = (bin << 1) | (i32x8)changed;
+                for (int lane = 0; lane < lanes_valid; lane++) histograms->pairs[lane][slot[lane]] += 1;
             }
         }
     }
     if (histograms) {
         for (int bin = 0; bin <= skipped; bin++) {
             for (int lane = 0; lane < 8; lane++) {
-                tile->ratio_all[bin] += histograms->all[lane][bin];
-                tile->ratio_changed[bin] += histograms->changed[lane][bin];
+                uint32_t kept = histograms->pairs[lane][2 * bin], changed = histograms->pairs[lane][2 * bin + 1];
+                tile->ratio_all[bin] += kept + changed;
+                tile->ratio_changed[bin] += changed;
             }
         }
     }

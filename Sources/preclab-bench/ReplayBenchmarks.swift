@@ -38,7 +38,8 @@ func runReplayBenchmarks() {
     // times (for profiling).
     if let only = getenvString("PRECLAB_BENCH_END_TO_END") {
         let policies = only.split(separator: ",").compactMap { ReplayPolicy(rawValue: String($0)) }
-        let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        var configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: 2)
+        configuration.stepViews = getenvString("PRECLAB_BENCH_VIEWS") != nil  // as --json, --plots
         var times: [Double] = []
         for _ in 0..<10 {
             times.append(bestOf(1) {
