@@ -177,18 +177,10 @@ final class FusedKernelTests: XCTestCase {
     }
 
     private func apply(_ updates: [[Float]], to engine: ReplayEngine, batch: Int) throws {
-        let count = updates.first?.count ?? 0
-        let flat = UnsafeMutablePointer<Float>.allocate(capacity: max(1, updates.count * count))
-        defer { flat.deallocate() }
-        var steps: [RecordedStep] = []
-        for (index, update) in updates.enumerated() {
-            (flat + index * count).update(from: update, count: count)
-            steps.append(RecordedStep(step: UInt64(index + 1),
-                                      delta: UnsafeBufferPointer(start: flat + index * count, count: count),
-                                      curvePoint: index % 3 == 1))
-        }
-        for start in stride(from: 0, to: steps.count, by: batch) {
-            try engine.applyAll(Array(steps[start..<min(steps.count, start + batch)]))
+        try withRecordedSteps(updates, curvePoint: { $0 % 3 == 1 }) { steps in
+            for start in stride(from: 0, to: steps.count, by: batch) {
+                try engine.applyAll(Array(steps[start..<min(steps.count, start + batch)]))
+            }
         }
     }
 

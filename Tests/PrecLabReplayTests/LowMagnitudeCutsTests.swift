@@ -8,7 +8,8 @@ final class LowMagnitudeCutsTests: XCTestCase {
     /// random visibility mask.
     func testCutsSelectTheSameEntriesAsTheSortedOrder() {
         var random = TestRandom(seed: 77)
-        let palette: [Float] = [0, -0, 1e-40, -1e-40, 0.5, -0.5, 0.25, 1, -1, .infinity, -.infinity, .nan,
+        let subnormal = Float.leastNormalMagnitude / 1024  // a subnormal of either sign below
+        let palette: [Float] = [0, -0, subnormal, -subnormal, 0.5, -0.5, 0.25, 1, -1, .infinity, -.infinity, .nan,
                                 0.0625, 3e-3, -3e-3]
         for count in [1, 7, 300] {
             let values = (0..<count).map { _ -> Float in

@@ -46,3 +46,20 @@ struct TestRandom {
         Float(Int64(nextUInt64() >> 40) - (1 << 23)) / Float(1 << 23)
     }
 }
+
+/// Hands in-memory updates (`updates[s]` is step s+1's flat update) to `body` as
+/// recorded steps, with a curve point after step s+1 when `curvePoint(s)`.
+func withRecordedSteps(_ updates: [[Float]], curvePoint: (Int) -> Bool,
+                       _ body: ([RecordedStep]) throws -> Void) throws {
+    let count = updates.first?.count ?? 0
+    let flat = UnsafeMutablePointer<Float>.allocate(capacity: max(1, updates.count * count))
+    defer { flat.deallocate() }
+    var steps: [RecordedStep] = []
+    for (index, update) in updates.enumerated() {
+        (flat + index * count).update(from: update, count: count)
+        steps.append(RecordedStep(step: UInt64(index + 1),
+                                  delta: UnsafeBufferPointer(start: flat + index * count, count: count),
+                                  curvePoint: curvePoint(index)))
+    }
+    try body(steps)
+}

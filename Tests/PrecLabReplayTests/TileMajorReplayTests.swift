@@ -167,16 +167,6 @@ final class TileMajorReplayTests: XCTestCase {
 
     /// Hands the updates to `body` as recorded steps (curve points every third step).
     private func withSteps(_ updates: [[Float]], _ body: ([RecordedStep]) throws -> Void) throws {
-        let count = updates.first?.count ?? 0
-        let flat = UnsafeMutablePointer<Float>.allocate(capacity: max(1, updates.count * count))
-        defer { flat.deallocate() }
-        var steps: [RecordedStep] = []
-        for (index, update) in updates.enumerated() {
-            (flat + index * count).update(from: update, count: count)
-            steps.append(RecordedStep(step: UInt64(index + 1), delta: UnsafeBufferPointer(start: flat + index * count,
-                                                                                         count: count),
-                                      curvePoint: index % 3 == 2))
-        }
-        try body(steps)
+        try withRecordedSteps(updates, curvePoint: { $0 % 3 == 2 }, body)
     }
 }
