@@ -8,7 +8,7 @@ final class LowMagnitudeCutsTests: XCTestCase {
     /// random visibility mask.
     func testCutsSelectTheSameEntriesAsTheSortedOrder() {
         var random = TestRandom(seed: 77)
-        let subnormal = Float.leastNormalMagnitude / 1024  // a subnormal of either sign below
+        let subnormal = Float.leastNormalMagnitude / 1024  // a subnormal, used with both signs
         let palette: [Float] = [0, -0, subnormal, -subnormal, 0.5, -0.5, 0.25, 1, -1, .infinity, -.infinity, .nan,
                                 0.0625, 3e-3, -3e-3]
         for count in [1, 7, 300] {
