@@ -2,9 +2,10 @@ import CPrecLabKernels
 import PrecLabFormats
 
 /// The state of one tile while it runs through a batch of steps, expanded to 32-bit
-/// lanes (`BFloat16Lanes`) and padded to a multiple of eight. Loaded from the engine's
-/// code buffers before the first step and written back after the last, so the
-/// conversions cost nothing next to the steps between them.
+/// lanes (a bf16 code held as the fp32 pattern it decodes to, code << 16) and padded to
+/// a multiple of eight. Loaded from the engine's code buffers before the first step and
+/// written back after the last, so the conversions cost nothing next to the steps
+/// between them.
 final class FusedTile {
     let length: Int
     /// Elements in whole vectors of eight.
