@@ -97,8 +97,7 @@ static inline __attribute__((always_inline)) i32x8 select_i(i32x8 mask, i32x8 a,
 }
 
 /// Per-lane histograms (no store-forwarding chains when lanes share a bin).
-enum { ratio_bin_capacity = 64 };
-typedef struct { uint32_t pairs[8][2 * ratio_bin_capacity]; } lane_histograms;
+typedef struct { uint32_t pairs[8][2 * PRECLAB_FUSED_RATIO_BIN_CAPACITY]; } lane_histograms;
 
 /// The tile's pointers as locals the compiler knows do not alias (clang otherwise
 /// reloaded every one from the struct after each store).
@@ -183,7 +182,7 @@ static inline __attribute__((always_inline)) int step(
     const int skipped = tile->ratio_bins;
     lane_histograms lane_ratio;
     lane_histograms *histograms = 0;
-    if (counting && tile->ratio_all && tile->ratio_bins < ratio_bin_capacity) {
+    if (counting && tile->ratio_all && tile->ratio_bins < PRECLAB_FUSED_RATIO_BIN_CAPACITY) {
         memset(&lane_ratio, 0, sizeof lane_ratio);
         histograms = &lane_ratio;
     }
@@ -266,21 +265,18 @@ static inline __attribute__((always_inline)) int step(
         }
     }
     if (counting && counts) {
-        preclab_fused_counts c;
-        memset(&c, 0, sizeof c);
         for (int lane = 0; lane < 8; lane++) {
-            c.true_changed += lc.true_changed[lane];
-            c.master += lc.master[lane];
-            c.pure += lc.pure[lane];
-            c.stochastic += lc.stochastic[lane];
-            c.kahan += lc.kahan[lane];
-            c.step_true_changed += lc.step_true_changed[lane];
-            c.step_master += lc.step_master[lane];
-            c.step_pure += lc.step_pure[lane];
-            c.step_stochastic += lc.step_stochastic[lane];
-            c.step_kahan += lc.step_kahan[lane];
+            counts->true_changed += lc.true_changed[lane];
+            counts->master += lc.master[lane];
+            counts->pure += lc.pure[lane];
+            counts->stochastic += lc.stochastic[lane];
+            counts->kahan += lc.kahan[lane];
+            counts->step_true_changed += lc.step_true_changed[lane];
+            counts->step_master += lc.step_master[lane];
+            counts->step_pure += lc.step_pure[lane];
+            counts->step_stochastic += lc.step_stochastic[lane];
+            counts->step_kahan += lc.step_kahan[lane];
         }
-        *counts = c;
     }
     return any_sign(special_any);
 }

@@ -215,21 +215,11 @@ enum FusedBFloat16Kernel {
         }
         var counts = preclab_fused_counts()
         var nonFinite = false
+        // The kernel adds its counts to `counts`: the whole vectors, then the tail.
         func run(_ state: preclab_fused_tile) {
             var state = state
-            var stepCounts = preclab_fused_counts()
-            let special = counting ? preclab_fused_bf16_step(&state, &stepCounts) : preclab_fused_bf16_step(&state, nil)
+            let special = counting ? preclab_fused_bf16_step(&state, &counts) : preclab_fused_bf16_step(&state, nil)
             nonFinite = nonFinite || special != 0
-            counts.true_changed += stepCounts.true_changed
-            counts.master += stepCounts.master
-            counts.pure += stepCounts.pure
-            counts.stochastic += stepCounts.stochastic
-            counts.kahan += stepCounts.kahan
-            counts.step_true_changed += stepCounts.step_true_changed
-            counts.step_master += stepCounts.step_master
-            counts.step_pure += stepCounts.step_pure
-            counts.step_stochastic += stepCounts.step_stochastic
-            counts.step_kahan += stepCounts.step_kahan
         }
         if tile.vectorLength > 0 {
             run(state(at: 0, truth: truth, update: update, nextUpdate: nextUpdate, length: tile.vectorLength,

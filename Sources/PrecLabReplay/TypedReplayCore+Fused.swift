@@ -1,3 +1,4 @@
+import CPrecLabKernels
 import PrecLabFormats
 
 /// The bf16 replay's fast path: every policy of a step in one pass per element
@@ -29,8 +30,11 @@ extension TypedReplayCore where Codec == BFloat16Codec {
               firstIndex >> 32 == (firstIndex + length - 1) >> 32 else { return false }
         let configuration = self.configuration
         let views = configuration.stepViews
-        // The ratio histogram reads RatioBinner's table of half-ULP exponents (bf16: 2^16 codes).
-        guard !views || pure == nil || ratioExponents != nil else { return false }
+        // The ratio histogram reads RatioBinner's table of half-ULP exponents (bf16: 2^16
+        // codes), into bins the kernel has room for.
+        guard !views || pure == nil
+                || (ratioExponents != nil && RatioBinner.skippedBin < PRECLAB_FUSED_RATIO_BIN_CAPACITY)
+        else { return false }
         let halfULPExponents = ratioExponents.map { UnsafePointer($0.pointer) }
         let tile = FusedTile(length: length, pure: pureMode, stochastic: stochastic != nil,
                              kahan: kahanWeights != nil, scaled: configuration.scale != 1,

@@ -38,8 +38,12 @@ typedef struct {
     const int16_t *half_ulp_exponents;  // per bf16 code; INT16_MIN: no half-ULP
     uint64_t *ratio_all;
     uint64_t *ratio_changed;
-    int ratio_lowest, ratio_highest, ratio_bins;
+    int ratio_lowest, ratio_highest, ratio_bins;  // ratio_bins < PRECLAB_FUSED_RATIO_BIN_CAPACITY
 } preclab_fused_tile;
+
+/// The most histogram bins (`ratio_bins` + 1, the no-half-ULP bin included) the kernel
+/// counts; a caller with more must not ask for the histogram.
+#define PRECLAB_FUSED_RATIO_BIN_CAPACITY 64
 
 /// Counts of a step, bit inequality: against the base and stored base (the per-step
 /// curve), and against the values before the step (the step views). `master` compares
@@ -50,7 +54,8 @@ typedef struct {
 } preclab_fused_counts;
 
 /// Applies one step to the tile. Returns 1 when some update was NaN or Inf (the caller
-/// counts them exactly), else 0. When `counts` is not NULL, the step also counts.
+/// counts them exactly), else 0. When `counts` is not NULL, the step also counts, adding
+/// to what `counts` holds.
 int preclab_fused_bf16_step(const preclab_fused_tile *tile, preclab_fused_counts *counts);
 
 /// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
