@@ -14,6 +14,12 @@ typedef uint32_t u32x8 __attribute__((vector_size(32)));
 typedef int32_t i32x8 __attribute__((vector_size(32)));
 typedef float f32x8 __attribute__((vector_size(32)));
 
+/// Elements per sub-tile (a multiple of 16): the state of all five policies, 36 bytes
+/// per element, stays well inside a 32 KiB L1 data cache.
+#ifndef PRECLAB_FUSED_SUBTILE
+#define PRECLAB_FUSED_SUBTILE 512
+#endif
+
 static inline __attribute__((always_inline)) u32x8 load_u(const uint32_t *p) { u32x8 v; memcpy(&v, p, 32); return v; }
 static inline __attribute__((always_inline)) f32x8 load_f(const float *p) { f32x8 v; memcpy(&v, p, 32); return v; }
 static inline __attribute__((always_inline)) void store_u(uint32_t *p, u32x8 v) { memcpy(p, &v, 32); }
@@ -89,6 +95,19 @@ static inline int ratio_bin(uint32_t magnitude, int half_exponent, int lowest, i
     return octave < lowest ? 1 : octave > highest ? top : octave - lowest + 2;
 }
 
+/// Whether the low 16 bits of every lane are zero (the lanes are bf16 values already;
+/// one vptest with AVX).
+static inline __attribute__((always_inline)) int all_low_bits_zero(u32x8 v) {
+#if defined(__AVX__)
+    return _mm256_testz_si256((__m256i)v, (__m256i)splat(0xFFFFu));
+#else
+    u32x8 low = v & 0xFFFFu;
+    uint32_t any = 0;
+    for (int lane = 0; lane < 8; lane++) any |= low[lane];
+    return any == 0;
+#endif
+}
+
 static inline __attribute__((always_inline)) i32x8 isplat(int x) { return (i32x8){x, x, x, x, x, x, x, x}; }
 
 /// Lane-wise `mask ? a : b` for a comparison's all-ones / zero mask.
@@ -103,8 +122,6 @@ typedef struct { uint32_t pairs[8][2 * PRECLAB_FUSED_RATIO_BIN_CAPACITY]; } lane
 /// reloaded every one from the struct after each store).
 typedef struct {
     float *restrict truth;
-    const float *restrict update;
-    const float *restrict next;
     const float *restrict base;
     const uint32_t *restrict stored_base;
     const float *restrict lower;
@@ -116,115 +133,116 @@ typedef struct {
     uint32_t *restrict kahan_compensation;
 } lanes_t;
 
-/// The stored policies' codes after a step, and before it (for the step views).
+/// The stored policies' codes on eight lanes, held in registers through a block.
 typedef struct {
     u32x8 pure, stochastic, weights, compensation;
-    u32x8 pure_before, stochastic_before, weights_before;
-} stored_codes;
+} policy_state;
 
-/// The stored policies on eight lanes. `plain`: no NaN rule (exact unless an update is
-/// NaN: every other operand is an expanded code and every NaN a sum makes from them is
-/// an operand's or the default NaN, whose low 16 bits are zero).
-static inline __attribute__((always_inline)) stored_codes stored_policies(
-    const lanes_t *t, long i, f32x8 u, u32x8 random, int pure_mode, int with_stochastic,
-    int with_kahan, int plain) {
-    stored_codes out;
-    memset(&out, 0, sizeof out);
+/// One step of the stored policies on eight lanes. `plain`: no NaN rule (exact unless an
+/// update is NaN: every other operand is an expanded code and every NaN a sum makes from
+/// them is an operand's or the default NaN, whose low 16 bits are zero).
+static inline __attribute__((always_inline)) void step_policies(
+    policy_state *state, f32x8 u, u32x8 random, int pure_mode, int with_stochastic, int with_kahan, int plain) {
 #define NEAREST(x) (plain ? nearest_plain(x) : nearest(x))
 #define STOCHASTIC(x) (plain ? stochastic_plain((x), random) : stochastic((x), random))
     if (pure_mode != 0) {
-        out.pure_before = load_u(t->pure + i);
-        f32x8 sum = value(out.pure_before) + u;
-        out.pure = pure_mode == 1 ? NEAREST(sum) : STOCHASTIC(sum);
-        store_u(t->pure + i, out.pure);
+        f32x8 sum = value(state->pure) + u;
+        state->pure = pure_mode == 1 ? NEAREST(sum) : STOCHASTIC(sum);
     }
-    if (with_stochastic) {
-        out.stochastic_before = load_u(t->stochastic + i);
-        out.stochastic = STOCHASTIC(value(out.stochastic_before) + u);
-        store_u(t->stochastic + i, out.stochastic);
-    }
+    if (with_stochastic) state->stochastic = STOCHASTIC(value(state->stochastic) + u);
     if (with_kahan) {
         // c += u; old = w; w += c; c += (old - w), each rounded to bf16.
-        u32x8 c = NEAREST(value(load_u(t->kahan_compensation + i)) + u);
-        u32x8 old = load_u(t->kahan_weights + i);
-        out.weights_before = old;
-        out.weights = NEAREST(value(old) + value(c));
-        u32x8 lost = NEAREST(value(old) - value(out.weights));
-        out.compensation = NEAREST(value(c) + value(lost));
-        store_u(t->kahan_weights + i, out.weights);
-        store_u(t->kahan_compensation + i, out.compensation);
+        u32x8 c = NEAREST(value(state->compensation) + u);
+        u32x8 old = state->weights;
+        state->weights = NEAREST(value(old) + value(c));
+        if (plain) {
+            // The last two sums are usually exact in bf16 already (the weight did not
+            // move, or moved within a binade: Sterbenz), and rounding a value whose low
+            // 16 bits are zero leaves it as it is; so they round only when some lane
+            // needs it.
+            u32x8 lost = bits(value(old) - value(state->weights));
+            if (!all_low_bits_zero(lost)) lost = nearest_plain(value(lost));
+            u32x8 compensation = bits(value(c) + value(lost));
+            if (!all_low_bits_zero(compensation)) compensation = nearest_plain(value(compensation));
+            state->compensation = compensation;
+        } else {
+            u32x8 lost = nearest(value(old) - value(state->weights));
+            state->compensation = nearest(value(c) + value(lost));
+        }
     }
 #undef NEAREST
 #undef STOCHASTIC
-    return out;
 }
 
+/// Per lane, minus the number of vectors where a value equaled its reference (each
+/// equal lane adds the all-ones compare mask, -1): a compare and an add per count. The
+/// changed count is the lanes run minus the equal ones (padding lanes are always equal).
 typedef struct {
-    u32x8 true_changed, master, pure, stochastic, kahan;
-    u32x8 step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
+    i32x8 true_changed, master, pure, stochastic, kahan;
+    i32x8 step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
 } lane_counts;
 
-static inline __attribute__((always_inline)) int step(
-    const preclab_fused_tile *tile, preclab_fused_counts *counts, int pure_mode, int with_stochastic, int with_kahan,
-    int counting) {
-    const lanes_t lanes = {
-        tile->truth, tile->update, tile->next_update ? tile->next_update : tile->update, tile->base,
-        tile->stored_base, tile->lower, tile->upper, tile->stayed, tile->pure, tile->stochastic,
-        tile->kahan_weights, tile->kahan_compensation,
-    };
-    const lanes_t *t = &lanes;
-    const long length = tile->length;
-    const uint32_t random_first = tile->random_first, k1 = tile->k1, k2 = tile->k2;
-    u32x8 special_any = splat(0);
-    lane_counts lc;
-    memset(&lc, 0, sizeof lc);
+/// One step over elements start ..< end of the tile. `counting_mode`: 0 no counts, 1
+/// the curve counts into `c`, 2 also the step views' changes and ratio histogram.
+static inline __attribute__((always_inline)) void run_slice(
+    const preclab_fused_tile *tile, const lanes_t *t, long start, long end, const float *restrict step_update,
+    const float *step_prefetch, uint32_t random_first, uint32_t step_k1, uint32_t step_k2, int pure_mode,
+    int with_stochastic, int with_kahan, int counting_mode, lane_counts *c, lane_histograms *histograms,
+    int *saw_special) {
+    const int needs_random = pure_mode == 2 || with_stochastic;
     const int lowest = tile->ratio_lowest, highest = tile->ratio_highest, top = tile->ratio_bins - 1;
     const int skipped = tile->ratio_bins;
-    lane_histograms lane_ratio;
-    lane_histograms *histograms = 0;
-    if (counting && tile->ratio_all && tile->ratio_bins < PRECLAB_FUSED_RATIO_BIN_CAPACITY) {
-        memset(&lane_ratio, 0, sizeof lane_ratio);
-        histograms = &lane_ratio;
-    }
-    for (long i = 0; i < length; i += 8) {
-        if ((i & 15) == 0) preclab_prefetch_l2(t->next + i);
-        f32x8 u = load_f(t->update + i);
+    // The counts in registers through the loop.
+    lane_counts counts;
+    if (counting_mode != 0) counts = *c;
+    for (long i = start; i < end; i += 8) {
+        if ((i & 15) == 0) preclab_prefetch_l2(step_prefetch + i);
+        f32x8 u = load_f(step_update + i);
         f32x8 before = load_f(t->truth + i);
-        f32x8 updated = before + u;
-        store_f(t->truth + i, updated);
+        f32x8 truth = before + u;
+        store_f(t->truth + i, truth);
         // Inside I (the truth's nearest code is the stored base) iff lower <= truth <= upper.
-        u32x8 inside = (u32x8)(updated >= load_f(t->lower + i)) & (u32x8)(updated <= load_f(t->upper + i));
+        u32x8 inside = (u32x8)(truth >= load_f(t->lower + i)) & (u32x8)(truth <= load_f(t->upper + i));
         store_u(t->stayed + i, load_u(t->stayed + i) & inside);
-
-        u32x8 random = (pure_mode == 2 || with_stochastic)
-            ? random_bits(random_first + (uint32_t)i, k1, k2) : splat(0);
+        u32x8 random = needs_random ? random_bits(random_first + (uint32_t)i, step_k1, step_k2) : splat(0);
+        policy_state state;
+        memset(&state, 0, sizeof state);
+        if (pure_mode != 0) state.pure = load_u(t->pure + i);
+        if (with_stochastic) state.stochastic = load_u(t->stochastic + i);
+        if (with_kahan) {
+            state.weights = load_u(t->kahan_weights + i);
+            state.compensation = load_u(t->kahan_compensation + i);
+        }
+        policy_state prior = state;
         // Exponent all ones (NaN or Inf) carries into the sign bit.
         u32x8 special = (bits(u) & 0x7F800000u) + 0x00800000u;
-        special_any |= special;
-        stored_codes s;
         if (__builtin_expect(any_sign(special), 0)) {
-            s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 0);
+            *saw_special = 1;
+            step_policies(&state, u, random, pure_mode, with_stochastic, with_kahan, 0);
         } else {
-            s = stored_policies(t, i, u, random, pure_mode, with_stochastic, with_kahan, 1);
+            step_policies(&state, u, random, pure_mode, with_stochastic, with_kahan, 1);
         }
-        if (counting) {
+        if (pure_mode != 0) store_u(t->pure + i, state.pure);
+        if (with_stochastic) store_u(t->stochastic + i, state.stochastic);
+        if (with_kahan) {
+            store_u(t->kahan_weights + i, state.weights);
+            store_u(t->kahan_compensation + i, state.compensation);
+        }
+        if (counting_mode != 0) {
+            // Bit equality, as the per-policy loops count (so +0 and -0 differ).
             u32x8 stored = load_u(t->stored_base + i);
-            u32x8 code = nearest(updated);
-            lc.true_changed += nonzero(bits(updated) ^ bits(load_f(t->base + i)));
-            lc.master += nonzero(code ^ stored);
-            lc.step_true_changed += nonzero(bits(updated) ^ bits(before));
-            lc.step_master += nonzero(code ^ nearest(before));
-            if (pure_mode != 0) {
-                lc.pure += nonzero(s.pure ^ stored);
-                lc.step_pure += nonzero(s.pure ^ s.pure_before);
-            }
-            if (with_stochastic) {
-                lc.stochastic += nonzero(s.stochastic ^ stored);
-                lc.step_stochastic += nonzero(s.stochastic ^ s.stochastic_before);
-            }
-            if (with_kahan) {
-                lc.kahan += nonzero(s.weights ^ stored);
-                lc.step_kahan += nonzero(s.weights ^ s.weights_before);
+            u32x8 code = nearest(truth);
+            counts.true_changed += (i32x8)(bits(truth) == bits(load_f(t->base + i)));
+            counts.master += (i32x8)(code == stored);
+            if (pure_mode != 0) counts.pure += (i32x8)(state.pure == stored);
+            if (with_stochastic) counts.stochastic += (i32x8)(state.stochastic == stored);
+            if (with_kahan) counts.kahan += (i32x8)(state.weights == stored);
+            if (counting_mode == 2) {
+                counts.step_true_changed += (i32x8)(bits(truth) == bits(before));
+                counts.step_master += (i32x8)(code == nearest(before));
+                if (pure_mode != 0) counts.step_pure += (i32x8)(state.pure == prior.pure);
+                if (with_stochastic) counts.step_stochastic += (i32x8)(state.stochastic == prior.stochastic);
+                if (with_kahan) counts.step_kahan += (i32x8)(state.weights == prior.weights);
             }
             if (pure_mode != 0 && histograms) {
                 // Bins in vector code: the octave of |u| / 2^half is its exponent minus
@@ -232,7 +250,7 @@ static inline __attribute__((always_inline)) int step(
                 // are set apart, and subnormal updates (whose exponent needs a bit count)
                 // are binned again one lane at a time.
                 u32x8 magnitude = bits(u) & 0x7FFFFFFFu;
-                u32x8 codes = s.pure_before >> 16;
+                u32x8 codes = prior.pure >> 16;
                 i32x8 half;
                 for (int lane = 0; lane < 8; lane++) half[lane] = tile->half_ulp_exponents[codes[lane]];
                 i32x8 bin = ((i32x8)(magnitude >> 23) - 127) - half - lowest + 2;
@@ -242,7 +260,7 @@ static inline __attribute__((always_inline)) int step(
                 bin = select_i((i32x8)magnitude == 0, isplat(0), bin);
                 bin = select_i(half == INT16_MIN, isplat(skipped), bin);
                 i32x8 subnormal = ((i32x8)magnitude > 0) & ((i32x8)magnitude < 0x00800000) & (half != INT16_MIN);
-                u32x8 changed = nonzero(s.pure ^ s.pure_before);
+                u32x8 changed = nonzero(state.pure ^ prior.pure);
                 int lanes_valid = tile->valid - i < 8 ? (int)(tile->valid - i) : 8;
                 if (__builtin_expect(any_sign((u32x8)subnormal), 0)) {
                     for (int lane = 0; lane < 8; lane++) {
@@ -255,6 +273,68 @@ static inline __attribute__((always_inline)) int step(
             }
         }
     }
+    if (counting_mode != 0) *c = counts;
+}
+
+/// The block's steps over the tile, a sub-tile at a time: the sub-tile's state stays in
+/// L1 through the block's steps, so its traffic to L2 is divided by the block's length.
+static inline __attribute__((always_inline)) uint32_t run_block(
+    const preclab_fused_tile *tile, preclab_fused_counts *counts, int pure_mode, int with_stochastic,
+    int with_kahan, int counting_any) {
+    const lanes_t lanes = {
+        tile->truth, tile->base, tile->stored_base, tile->lower, tile->upper, tile->stayed, tile->pure,
+        tile->stochastic, tile->kahan_weights, tile->kahan_compensation,
+    };
+    const lanes_t *t = &lanes;
+    const long length = tile->length;
+    const int steps = tile->steps < 1 ? 1 : tile->steps > PRECLAB_FUSED_MAX_STEPS ? PRECLAB_FUSED_MAX_STEPS : tile->steps;
+    const uint32_t counting = counting_any ? tile->counting : 0;
+    const float *update[PRECLAB_FUSED_MAX_STEPS];
+    const float *prefetch[PRECLAB_FUSED_MAX_STEPS];
+    uint32_t k1[PRECLAB_FUSED_MAX_STEPS], k2[PRECLAB_FUSED_MAX_STEPS];
+    for (int s = 0; s < steps; s++) {
+        update[s] = tile->update[s];
+        prefetch[s] = tile->prefetch && tile->prefetch[s] ? tile->prefetch[s] : tile->update[s];
+        k1[s] = tile->k1 ? tile->k1[s] : 0;
+        k2[s] = tile->k2 ? tile->k2[s] : 0;
+    }
+    const uint32_t random_first = tile->random_first;
+    uint32_t specials = 0;
+    lane_counts lc[PRECLAB_FUSED_MAX_STEPS];
+    if (counting) memset(lc, 0, sizeof(lane_counts) * (size_t)steps);
+    const int lowest = tile->ratio_lowest, highest = tile->ratio_highest, top = tile->ratio_bins - 1;
+    const int skipped = tile->ratio_bins;
+    lane_histograms lane_ratio;
+    lane_histograms *histograms = 0;
+    if (counting && tile->ratio_all && tile->ratio_bins < PRECLAB_FUSED_RATIO_BIN_CAPACITY) {
+        memset(&lane_ratio, 0, sizeof lane_ratio);
+        histograms = &lane_ratio;
+    }
+    const int needs_random = pure_mode == 2 || with_stochastic;
+    // The tile runs in sub-tiles small enough for their state to stay in L1 through the
+    // block's steps; within a step the vectors are independent, so Kahan's chain of four
+    // roundings overlaps across them.
+    for (long start = 0; start < length; start += PRECLAB_FUSED_SUBTILE) {
+        const long end = length - start < PRECLAB_FUSED_SUBTILE ? length : start + PRECLAB_FUSED_SUBTILE;
+        for (int s = 0; s < steps; s++) {
+            const float *restrict step_update = update[s];
+            const float *step_prefetch = prefetch[s];
+            const uint32_t step_k1 = k1[s], step_k2 = k2[s];
+            const int counts_step = (counting >> s) & 1;
+            int special = 0;
+            if (!counts_step) {
+                run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
+                          pure_mode, with_stochastic, with_kahan, 0, 0, 0, &special);
+            } else if (counting_any == 1) {
+                run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
+                          pure_mode, with_stochastic, with_kahan, 1, &lc[s], 0, &special);
+            } else {
+                run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
+                          pure_mode, with_stochastic, with_kahan, 2, &lc[s], histograms, &special);
+            }
+            if (special) specials |= 1u << s;
+        }
+    }
     if (histograms) {
         for (int bin = 0; bin <= skipped; bin++) {
             for (int lane = 0; lane < 8; lane++) {
@@ -265,34 +345,55 @@ static inline __attribute__((always_inline)) int step(
         }
     }
     if (counting && counts) {
-        for (int lane = 0; lane < 8; lane++) {
-            counts->true_changed += lc.true_changed[lane];
-            counts->master += lc.master[lane];
-            counts->pure += lc.pure[lane];
-            counts->stochastic += lc.stochastic[lane];
-            counts->kahan += lc.kahan[lane];
-            counts->step_true_changed += lc.step_true_changed[lane];
-            counts->step_master += lc.step_master[lane];
-            counts->step_pure += lc.step_pure[lane];
-            counts->step_stochastic += lc.step_stochastic[lane];
-            counts->step_kahan += lc.step_kahan[lane];
+        for (int s = 0; s < steps; s++) {
+            if (!(counting & (1u << s))) continue;
+            const lane_counts *c = &lc[s];
+            preclab_fused_counts *out = &counts[s];
+            // Every lane of the `length` run counts once; the accumulators hold minus the equal ones.
+            uint64_t lanes = (uint64_t)length;
+            for (int lane = 0; lane < 8; lane++) {
+                out->true_changed += (uint64_t)c->true_changed[lane];
+                out->master += (uint64_t)c->master[lane];
+                out->pure += (uint64_t)c->pure[lane];
+                out->stochastic += (uint64_t)c->stochastic[lane];
+                out->kahan += (uint64_t)c->kahan[lane];
+                out->step_true_changed += (uint64_t)c->step_true_changed[lane];
+                out->step_master += (uint64_t)c->step_master[lane];
+                out->step_pure += (uint64_t)c->step_pure[lane];
+                out->step_stochastic += (uint64_t)c->step_stochastic[lane];
+                out->step_kahan += (uint64_t)c->step_kahan[lane];
+            }
+            // (a sum of -1s wraps modulo 2^64, so adding the lane count gives the changed ones)
+            out->true_changed += lanes;
+            out->master += lanes;
+            if (pure_mode != 0) out->pure += lanes;
+            if (with_stochastic) out->stochastic += lanes;
+            if (with_kahan) out->kahan += lanes;
+            if (counting_any == 2) {
+                out->step_true_changed += lanes;
+                out->step_master += lanes;
+                if (pure_mode != 0) out->step_pure += lanes;
+                if (with_stochastic) out->step_stochastic += lanes;
+                if (with_kahan) out->step_kahan += lanes;
+            }
         }
     }
-    return any_sign(special_any);
+    return specials;
 }
 
-int preclab_fused_bf16_step(const preclab_fused_tile *t, preclab_fused_counts *counts) {
-    int s = t->stochastic != 0, k = t->kahan_weights != 0, c = counts != 0;
+uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *t, preclab_fused_counts *counts) {
+    int s = t->stochastic != 0, k = t->kahan_weights != 0;
+    int c = counts == 0 || t->counting == 0 ? 0 : t->step_changes ? 2 : 1;
     // One copy of the loop per combination, the others' work compiled out.
 #define CASE(P, S, K, C) \
-    if (t->pure_mode == P && s == S && k == K && c == C) return step(t, counts, P, S, K, C);
-#define CASES(P, S, K) CASE(P, S, K, 0) CASE(P, S, K, 1)
+    if (t->pure_mode == P && s == S && k == K && c == C) return run_block(t, counts, P, S, K, C);
+#define CASES(P, S, K) CASE(P, S, K, 0) CASE(P, S, K, 1) CASE(P, S, K, 2)
     CASES(0, 0, 0) CASES(0, 0, 1) CASES(0, 1, 0) CASES(0, 1, 1)
     CASES(1, 0, 0) CASES(1, 0, 1) CASES(1, 1, 0) CASES(1, 1, 1)
     CASES(2, 0, 0) CASES(2, 0, 1) CASES(2, 1, 0) CASES(2, 1, 1)
 #undef CASES
 #undef CASE
-    return step(t, counts, t->pure_mode, s, k, c);
+    return run_block(t, counts, t->pure_mode, s, k, c);
 }
 
 void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes) {

@@ -24,11 +24,22 @@ final class FusedTile {
     let stochastic: UnsafeMutablePointer<UInt32>?
     let kahanWeights: UnsafeMutablePointer<UInt32>?
     let kahanCompensation: UnsafeMutablePointer<UInt32>?
-    /// The scaled update (`--scale`).
+    /// The scaled updates of a block (`--scale`), `length` per step.
     let scaled: UnsafeMutablePointer<Float>?
-    /// Eight lanes for the last partial vector of the truth and the update.
+    /// Eight lanes for the last partial vector of the truth, and of each step's update.
     let tailTruth: UnsafeMutablePointer<Float>
     let tailUpdate: UnsafeMutablePointer<Float>
+    /// A block's inputs, one entry per step (`FusedBFloat16Kernel.blockSteps` at most):
+    /// the update slices (set by the caller), the slices to prefetch, the stochastic
+    /// block keys, and the counts the kernel adds to.
+    let updates: UnsafeMutablePointer<UnsafePointer<Float>?>
+    let prefetches: UnsafeMutablePointer<UnsafePointer<Float>?>
+    let k1: UnsafeMutablePointer<UInt32>
+    let k2: UnsafeMutablePointer<UInt32>
+    let counts: UnsafeMutablePointer<preclab_fused_counts>
+    /// The tail's update pointers (into `tailUpdate`).
+    private let tailUpdates: UnsafeMutablePointer<UnsafePointer<Float>?>
+    var tailUpdatesPointer: UnsafePointer<UnsafePointer<Float>?> { UnsafePointer(tailUpdates) }
     /// The pure policy's update-ratio histogram over the batch (step views): element-steps
     /// per bin, and those whose code changed (`RatioBinner.skippedBin` + 1 bins).
     let ratioAll: UnsafeMutablePointer<UInt64>?
@@ -55,9 +66,22 @@ final class FusedTile {
         self.stochastic = lanes(UInt32.self, stochastic)
         kahanWeights = lanes(UInt32.self, kahan)
         kahanCompensation = lanes(UInt32.self, kahan)
-        self.scaled = scaled ? .allocate(capacity: max(length, 1)) : nil
+        let steps = FusedBFloat16Kernel.maximumBlockSteps
+        self.scaled = scaled ? .allocate(capacity: max(length, 1) * steps) : nil
         tailTruth = .allocate(capacity: 8)
-        tailUpdate = .allocate(capacity: 8)
+        tailUpdate = .allocate(capacity: 8 * steps)
+        updates = .allocate(capacity: steps)
+        updates.initialize(repeating: nil, count: steps)
+        prefetches = .allocate(capacity: steps)
+        prefetches.initialize(repeating: nil, count: steps)
+        k1 = .allocate(capacity: steps)
+        k1.initialize(repeating: 0, count: steps)
+        k2 = .allocate(capacity: steps)
+        k2.initialize(repeating: 0, count: steps)
+        counts = .allocate(capacity: steps)
+        counts.initialize(repeating: preclab_fused_counts(), count: steps)
+        tailUpdates = .allocate(capacity: steps)
+        for step in 0..<steps { tailUpdates[step] = UnsafePointer(tailUpdate + 8 * step) }
         let bins = RatioBinner.skippedBin + 1
         ratioAll = ratioBins ? .allocate(capacity: bins) : nil
         ratioChanged = ratioBins ? .allocate(capacity: bins) : nil
@@ -75,6 +99,12 @@ final class FusedTile {
         scaled?.deallocate()
         tailTruth.deallocate()
         tailUpdate.deallocate()
+        updates.deallocate()
+        prefetches.deallocate()
+        k1.deallocate()
+        k2.deallocate()
+        counts.deallocate()
+        tailUpdates.deallocate()
         ratioAll?.deallocate()
         ratioChanged?.deallocate()
     }
@@ -159,21 +189,20 @@ enum FusedPureMode: Int32 {
     case off = 0, nearest = 1, stochastic = 2
 }
 
-/// What one fused step reports.
-struct FusedStepOutcome {
-    /// Some update was NaN or Inf (the caller counts them exactly).
-    var nonFiniteUpdates: Bool
-    /// The curve counts in `CountSlot` order when the step counted, else zeros.
+/// One step's counts from a fused block.
+struct FusedStepCounts {
+    /// The curve counts in `CountSlot` order.
     var counts: SIMD8<Int>
     /// The entries each policy changed in this step (the step views), likewise.
     var stepChanges: SIMD8<Int>
 }
 
-/// One step of every policy over one tile, in a single pass per element: the truth,
-/// the "left I" test, pure, stochastic and Kahan storage, each element's update read
-/// once and its state kept in registers in between (`preclab_fused_bf16_step`, in C:
-/// see its header). bf16 only; the arithmetic is the scalar `BFloat16Codec`'s, lane for
-/// lane, so the results are bit-identical to the per-policy loops of `StepKernels`.
+/// A block of steps of every policy over one tile, in a single pass per element: the
+/// truth, the "left I" test, pure, stochastic and Kahan storage. Each element's state is
+/// loaded once per block and kept in registers through its steps, and each update read
+/// once (`preclab_fused_bf16_steps`, in C: see its header). bf16 only; the arithmetic is
+/// the scalar `BFloat16Codec`'s, lane for lane, so the results are bit-identical to the
+/// per-policy loops of `StepKernels`.
 ///
 /// The roundings skip their NaN rule unless an update lane is NaN or Inf. That is
 /// exact: the rule differs from rounding the bits as a number only for a NaN whose low
@@ -182,61 +211,79 @@ struct FusedStepOutcome {
 /// hardware's default NaN (0xFFC00000 on x86, 0x7FC00000 on ARM), with low bits zero.
 /// (The tests run payload NaNs, and Inf - Inf inside Kahan's chain.)
 enum FusedBFloat16Kernel {
-    /// Applies one step to `tile` and the truth.
+    /// The most steps one block runs (the C kernel's limit).
+    static let maximumBlockSteps = Int(PRECLAB_FUSED_MAX_STEPS)
+
+    /// Steps per block by default: a longer block divides the traffic of the tile state
+    /// to the caches further but streams more update slices at once (docs/replay.md).
+    static let defaultBlockSteps = 4
+
+    /// Applies a block of `steps` steps to `tile` and the truth. The caller has set
+    /// `tile.updates[0 ..< steps]`, `tile.prefetches` (the next block's slices, or nil) and,
+    /// when a policy rounds stochastically, `tile.k1` and `tile.k2`.
     /// - Parameters:
-    ///   - nextUpdate: the next step's slice, prefetched while this one computes.
-    ///   - randomFirst, k1, k2: the stochastic bits of the tile's first element are
-    ///     `StochasticKey.hash(randomFirst ^ k1) ^ k2`, and so on up the tile.
-    ///   - counting: also count, against the base, the entries the per-step curve
-    ///     counts (bit inequality, as `runUnit` counts them).
-    ///   - ratioHistogram: when counting, also add the pure policy's update-ratio bins
+    ///   - randomFirst: the stochastic bits of the tile's first element in step s are
+    ///     `StochasticKey.hash(randomFirst ^ k1[s]) ^ k2[s]`, and so on up the tile.
+    ///   - counting: bit s set: step s also counts, against the base, the entries the
+    ///     per-step curve counts (bit inequality, as `runUnit` counts them); read them
+    ///     with `stepCounts(tile, s)`.
+    ///   - stepChanges: counting steps also count the entries each policy changed in
+    ///     the step (the step views).
+    ///   - ratioHistogram: also add the counting steps' pure update-ratio bins
     ///     (`RatioBinner`'s rule, from its half-ULP exponent table) to the tile's
     ///     `ratioAll` and `ratioChanged`.
-    static func apply(truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
-                      nextUpdate: UnsafePointer<Float>?, tile: FusedTile,
-                      randomFirst: UInt32, k1: UInt32, k2: UInt32, counting: Bool,
-                      ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> FusedStepOutcome {
+    /// - Returns: bit s set when some update of step s was NaN or Inf.
+    static func apply(truth: UnsafeMutablePointer<Float>, steps: Int, tile: FusedTile, randomFirst: UInt32,
+                      counting: UInt32, stepChanges: Bool, ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> UInt32 {
+        precondition(steps >= 1 && steps <= maximumBlockSteps)
         let octaves = VisibilityHistogram.octaves
-        func state(at offset: Int, truth: UnsafeMutablePointer<Float>, update: UnsafePointer<Float>,
-                   nextUpdate: UnsafePointer<Float>?, length: Int, valid: Int) -> preclab_fused_tile {
+        for step in 0..<steps where counting & (1 << step) != 0 { tile.counts[step] = preclab_fused_counts() }
+        func state(at offset: Int, truth: UnsafeMutablePointer<Float>,
+                   updates: UnsafePointer<UnsafePointer<Float>?>, prefetches: UnsafePointer<UnsafePointer<Float>?>?,
+                   length: Int, valid: Int) -> preclab_fused_tile {
             preclab_fused_tile(
-                truth: truth, update: update, next_update: nextUpdate, base: tile.base + offset,
+                truth: truth, update: updates, prefetch: prefetches, base: tile.base + offset,
                 stored_base: tile.storedBase + offset, lower: tile.lower + offset, upper: tile.upper + offset,
                 stayed: tile.stayed + offset, pure: tile.pure.map { $0 + offset },
                 stochastic: tile.stochastic.map { $0 + offset },
                 kahan_weights: tile.kahanWeights.map { $0 + offset },
                 kahan_compensation: tile.kahanCompensation.map { $0 + offset }, length: length, valid: valid,
-                random_first: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: k1, k2: k2,
+                steps: Int32(steps), counting: counting, step_changes: stepChanges ? 1 : 0,
+                random_first: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: tile.k1, k2: tile.k2,
                 pure_mode: tile.pureMode.rawValue, half_ulp_exponents: halfULPExponents,
                 ratio_all: halfULPExponents == nil ? nil : tile.ratioAll,
                 ratio_changed: halfULPExponents == nil ? nil : tile.ratioChanged,
                 ratio_lowest: Int32(octaves.lowestExponent), ratio_highest: Int32(octaves.highestExponent),
                 ratio_bins: Int32(octaves.binCount))
         }
-        var counts = preclab_fused_counts()
-        var nonFinite = false
-        // The kernel adds its counts to `counts`: the whole vectors, then the tail.
+        var special: UInt32 = 0
+        // The kernel adds its counts to `tile.counts`: the whole vectors, then the tail.
         func run(_ state: preclab_fused_tile) {
             var state = state
-            let special = counting ? preclab_fused_bf16_step(&state, &counts) : preclab_fused_bf16_step(&state, nil)
-            nonFinite = nonFinite || special != 0
+            special |= preclab_fused_bf16_steps(&state, counting == 0 ? nil : tile.counts)
         }
         if tile.vectorLength > 0 {
-            run(state(at: 0, truth: truth, update: update, nextUpdate: nextUpdate, length: tile.vectorLength,
-                      valid: tile.vectorLength))
+            run(state(at: 0, truth: truth, updates: tile.updates, prefetches: tile.prefetches,
+                      length: tile.vectorLength, valid: tile.vectorLength))
         }
         let offset = tile.vectorLength, rest = tile.length - offset
         if rest > 0 {
             // The last partial vector runs on eight padded lanes (zeros past the end, which
             // stay zeros and count nothing).
             tile.tailTruth.update(repeating: 0, count: 8)
-            tile.tailUpdate.update(repeating: 0, count: 8)
             tile.tailTruth.update(from: truth + offset, count: rest)
-            tile.tailUpdate.update(from: update + offset, count: rest)
-            run(state(at: offset, truth: tile.tailTruth, update: tile.tailUpdate, nextUpdate: nil, length: 8,
-                      valid: rest))
+            tile.tailUpdate.update(repeating: 0, count: 8 * steps)
+            for step in 0..<steps { (tile.tailUpdate + 8 * step).update(from: tile.updates[step]! + offset, count: rest) }
+            run(state(at: offset, truth: tile.tailTruth, updates: tile.tailUpdatesPointer, prefetches: nil,
+                      length: 8, valid: rest))
             (truth + offset).update(from: tile.tailTruth, count: rest)
         }
+        return special
+    }
+
+    /// Step `step`'s counts after a block that counted it.
+    static func stepCounts(_ tile: FusedTile, _ step: Int) -> FusedStepCounts {
+        let counts = tile.counts[step]
         func slots(_ values: (UInt64, UInt64, UInt64, UInt64, UInt64)) -> SIMD8<Int> {
             var slots = SIMD8<Int>()
             slots[CountSlot.trueChanged] = Int(values.0)
@@ -246,8 +293,7 @@ enum FusedBFloat16Kernel {
             slots[CountSlot.visible(.kahan)] = Int(values.4)
             return slots
         }
-        return FusedStepOutcome(
-            nonFiniteUpdates: nonFinite,
+        return FusedStepCounts(
             counts: slots((counts.true_changed, counts.master, counts.pure, counts.stochastic, counts.kahan)),
             stepChanges: slots((counts.step_true_changed, counts.step_master, counts.step_pure,
                                 counts.step_stochastic, counts.step_kahan)))

@@ -56,25 +56,45 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         var bins = Array(repeating: 0, count: views ? VisibilityHistogram.binCount + 1 : 0)
         var binsChanged = bins
         var nonFinite = SIMD2<Int>()
-        for (stepIndex, input) in steps.enumerated() {
-            var update = UnsafePointer(input.delta + lower)
-            let nextUpdate = stepIndex + 1 < steps.count ? UnsafePointer(steps[stepIndex + 1].delta + lower) : nil
-            if let scaled = tile.scaled {
-                StepKernels.scale(update, by: configuration.scale, into: scaled, length)
-                update = UnsafePointer(scaled)
+        let blockSteps = max(1, min(fusedBlockSteps, FusedBFloat16Kernel.maximumBlockSteps))
+        func slice(_ stepIndex: Int) -> UnsafePointer<Float> { UnsafePointer(steps[stepIndex].delta + lower) }
+        for blockStart in stride(from: 0, to: steps.count, by: blockSteps) {
+            let block = blockStart..<min(steps.count, blockStart + blockSteps)
+            var counting: UInt32 = 0
+            for (position, stepIndex) in block.enumerated() {
+                let input = steps[stepIndex]
+                var update = slice(stepIndex)
+                if let scaled = tile.scaled {
+                    let target = scaled + position * length
+                    StepKernels.scale(update, by: configuration.scale, into: target, length)
+                    update = UnsafePointer(target)
+                }
+                tile.updates[position] = update
+                let next = stepIndex + blockSteps
+                tile.prefetches[position] = next < steps.count ? slice(next) : nil
+                if needsRandom {
+                    let keys = StochasticKey(seed: configuration.seed, stream: stream, step: input.step)
+                        .blockKeys(forIndex: firstIndex)
+                    tile.k1[position] = keys.k1
+                    tile.k2[position] = keys.k2
+                }
+                if input.curvePoint || views { counting |= 1 << UInt32(position) }
             }
-            let keys = needsRandom
-                ? StochasticKey(seed: configuration.seed, stream: stream, step: input.step).blockKeys(forIndex: firstIndex)
-                : (k1: 0, k2: 0)
-            let outcome = FusedBFloat16Kernel.apply(truth: truth, update: update, nextUpdate: nextUpdate, tile: tile,
+            let special = FusedBFloat16Kernel.apply(truth: truth, steps: block.count, tile: tile,
                                                     randomFirst: UInt32(truncatingIfNeeded: firstIndex),
-                                                    k1: keys.k1, k2: keys.k2, counting: input.curvePoint || views,
+                                                    counting: counting, stepChanges: views,
                                                     ratioHistogram: views ? halfULPExponents : nil)
-            if outcome.nonFiniteUpdates { nonFinite &+= FusedBFloat16Kernel.countNonFinite(update, length) }
-            if views { changed[stepIndex] = outcome.stepChanges }
-            if input.curvePoint {
-                curve[curveIndex] = outcome.counts
-                curveIndex += 1
+            for (position, stepIndex) in block.enumerated() {
+                if special & (1 << UInt32(position)) != 0 {
+                    nonFinite &+= FusedBFloat16Kernel.countNonFinite(tile.updates[position]!, length)
+                }
+                guard counting & (1 << UInt32(position)) != 0 else { continue }
+                let outcome = FusedBFloat16Kernel.stepCounts(tile, position)
+                if views { changed[stepIndex] = outcome.stepChanges }
+                if steps[stepIndex].curvePoint {
+                    curve[curveIndex] = outcome.counts
+                    curveIndex += 1
+                }
             }
         }
         if let all = tile.ratioAll, let changedInBin = tile.ratioChanged {

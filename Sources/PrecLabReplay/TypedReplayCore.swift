@@ -130,6 +130,8 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     /// Whether bf16 tiles take the fused one-pass kernel (`runFusedUnit`); the tests
     /// turn it off to compare it with the per-policy loops.
     var fusedKernels = true
+    /// Steps per block of the fused kernel (the tests vary it; results do not depend on it).
+    var fusedBlockSteps = FusedBFloat16Kernel.defaultBlockSteps
     /// Per work unit, how many batches took the fused path (for the tests).
     let fusedUnitRuns: OwnedBuffer<Int>
 

@@ -139,7 +139,8 @@ final class FusedKernelTests: XCTestCase {
     }
 
     private func engine(_ base: [Float], policies: [ReplayPolicy], rounding: RoundingMode, threads: Int,
-                        tileSize: Int, fused: Bool, views: Bool = false) throws -> ReplayEngine {
+                        tileSize: Int, fused: Bool, views: Bool = false,
+                        blockSteps: Int = FusedBFloat16Kernel.defaultBlockSteps) throws -> ReplayEngine {
         var configuration = ReplayConfiguration(format: format, rounding: RoundingOptions(mode: rounding), seed: 5,
                                                 policies: policies, threads: threads)
         configuration.tileSize = tileSize
@@ -147,7 +148,9 @@ final class FusedKernelTests: XCTestCase {
         let engine = try base.withUnsafeBufferPointer {
             try ReplayEngine(tensors: tensors, base: $0, configuration: configuration)
         }
-        try XCTUnwrap(engine.testingCore as? TypedReplayCore<BFloat16Codec>).fusedKernels = fused
+        let core = try XCTUnwrap(engine.testingCore as? TypedReplayCore<BFloat16Codec>)
+        core.fusedKernels = fused
+        core.fusedBlockSteps = blockSteps
         return engine
     }
 
@@ -186,7 +189,9 @@ final class FusedKernelTests: XCTestCase {
 
     /// Every combination of policies, pure rounding nearest or stochastic, with and
     /// without step views (per-step changes and the pure ratio histogram), tile sizes
-    /// that do and do not divide the tensors, one or two threads, and batches long
+    /// that do and do not divide the tensors (and tiles longer than the kernel's
+    /// sub-tiles), one or two threads, blocks of 1, 3, 4 and 8 steps (batches of 6: whole
+    /// and partial blocks, curve points at varying positions in them), and batches long
     /// enough for the fused path: the state, the interval bits, the non-finite counts,
     /// the curve and every metric equal the per-policy loops' bit for bit, and the
     /// fused path did run (except on the tile whose stored base is a NaN).
@@ -202,11 +207,11 @@ final class FusedKernelTests: XCTestCase {
                 try apply(updates, to: reference, batch: updates.count)
                 let expectedState = try state(reference)
                 let expectedJSON = reference.finish().json().serialized()
-                for (tileSize, threads) in [(64, 2), (192, 1), (8192, 2)] {
+                for (tileSize, threads, blockSteps) in [(64, 2, 4), (192, 1, 3), (8192, 2, 8), (8192, 1, 1)] {
                     let label = "\(policies.map(\.rawValue)) \(rounding.rawValue) views \(views) tile \(tileSize) "
-                        + "threads \(threads)"
+                        + "threads \(threads) block \(blockSteps)"
                     let candidate = try engine(base, policies: policies, rounding: rounding, threads: threads,
-                                               tileSize: tileSize, fused: true, views: views)
+                                               tileSize: tileSize, fused: true, views: views, blockSteps: blockSteps)
                     try apply(updates, to: candidate, batch: 6)
                     assertSame(try state(candidate), expectedState, label)
                     XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
@@ -253,13 +258,19 @@ final class FusedKernelTests: XCTestCase {
         let count = tensors.reduce(0) { $0 + $1.count }
         let base = (0..<count).map { _ in random.uniform() * 0.5 }
         let updates = (0..<9).map { _ in (0..<count).map { _ in random.uniform() * 1e-3 } }
-        let reference = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
-                                   tileSize: 128, fused: false)
-        try apply(updates, to: reference, batch: 9)
-        let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
-                                   tileSize: 128, fused: true)
-        try apply(updates, to: candidate, batch: 9)
-        assertSame(try state(candidate), try state(reference), "ordinary values")
-        XCTAssertEqual(candidate.finish().json().serialized(), reference.finish().json().serialized())
+        for views in [false, true] {
+            let reference = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
+                                       tileSize: 128, fused: false, views: views)
+            try apply(updates, to: reference, batch: 9)
+            let expectedJSON = reference.finish().json().serialized()
+            for (tileSize, blockSteps) in [(128, 1), (128, 2), (4096, 4), (4096, 8)] {
+                let label = "ordinary values, views \(views), tile \(tileSize), block \(blockSteps)"
+                let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
+                                           tileSize: tileSize, fused: true, views: views, blockSteps: blockSteps)
+                try apply(updates, to: candidate, batch: 9)
+                assertSame(try state(candidate), try state(reference), label)
+                XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
+            }
+        }
     }
 }

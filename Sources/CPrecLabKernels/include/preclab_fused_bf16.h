@@ -10,12 +10,16 @@
 
 #include <stdint.h>
 
-/// One tile's state for a step: expanded bf16 codes (the fp32 pattern, code << 16) in
-/// 32-bit lanes. Policies that do not run have NULL pointers.
+/// The most steps one call runs (a block).
+#define PRECLAB_FUSED_MAX_STEPS 8
+
+/// One tile's state for a block of steps: expanded bf16 codes (the fp32 pattern, code <<
+/// 16) in 32-bit lanes. Policies that do not run have NULL pointers.
 typedef struct {
     float *truth;                 // fp32 truth, updated in place
-    const float *update;          // this step's updates
-    const float *next_update;     // the next step's (prefetched), or NULL
+    const float *const *update;   // the block's updates, one slice per step
+    const float *const *prefetch; // slices to prefetch while this block runs (the next
+                                  // block's), one per step, NULL entries or NULL: none
     const float *base;            // W0 (for the curve counts)
     const uint32_t *stored_base;  // expanded stored base (for the curve counts)
     const float *lower;           // bounds of the stored base's rounding interval
@@ -27,14 +31,19 @@ typedef struct {
     uint32_t *kahan_compensation;
     long length;                  // elements, a multiple of 8
     long valid;                   // elements that are real (the rest pad the last vector)
-    uint32_t random_first;        // stochastic bits of element i: hash((random_first + i) ^ k1) ^ k2
-    uint32_t k1, k2;
+    int steps;                    // steps in the block, 1 ... PRECLAB_FUSED_MAX_STEPS
+    uint32_t counting;            // bit s set: step s counts (see preclab_fused_bf16_steps)
+    int step_changes;             // counting steps also count the step views' changes
+    // Stochastic bits of element i in step s: hash((random_first + i) ^ k1[s]) ^ k2[s]
+    // (NULL arrays when no policy rounds stochastically).
+    uint32_t random_first;
+    const uint32_t *k1, *k2;
     int pure_mode;                // 0 off, 1 nearest-even, 2 stochastic
-    // The pure policy's update-ratio histogram (step views), when `ratio_all` is not NULL
-    // and the step counts: each element-step's bin of |u| / half-ULP of pure's code
-    // before the step (octaves ratio_lowest ... ratio_highest, bin 0 for u = 0, 1 below,
-    // ratio_bins - 1 above or non-finite, ratio_bins for codes without a half-ULP) is
-    // added to ratio_all, and to ratio_changed when the code changed.
+    // The pure policy's update-ratio histogram (step views), when `ratio_all` is not NULL:
+    // each counting element-step's bin of |u| / half-ULP of pure's code before the step
+    // (octaves ratio_lowest ... ratio_highest, bin 0 for u = 0, 1 below, ratio_bins - 1
+    // above or non-finite, ratio_bins for codes without a half-ULP) is added to
+    // ratio_all, and to ratio_changed when the code changed.
     const int16_t *half_ulp_exponents;  // per bf16 code; INT16_MIN: no half-ULP
     uint64_t *ratio_all;
     uint64_t *ratio_changed;
@@ -53,10 +62,10 @@ typedef struct {
     uint64_t step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
 } preclab_fused_counts;
 
-/// Applies one step to the tile. Returns 1 when some update was NaN or Inf (the caller
-/// counts them exactly), else 0. When `counts` is not NULL, the step also counts, adding
-/// to what `counts` holds.
-int preclab_fused_bf16_step(const preclab_fused_tile *tile, preclab_fused_counts *counts);
+/// Applies the block's steps to the tile. Returns a mask with bit s set when some
+/// update of step s was NaN or Inf (the caller counts them exactly). When `counts` is not
+/// NULL it holds one entry per step, and each counting step adds its counts to its entry.
+uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *tile, preclab_fused_counts *counts);
 
 /// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
 /// stochastic (with `random`), 2 and 3 the same without the NaN rule.
