@@ -36,7 +36,7 @@ let package = Package(
                 swiftSettings: numericSettings),
         // File formats: safetensors, npy/npz, update streams v1. Raw bytes and dtypes
         // only; decoding floats goes through PrecLabFormats at a higher layer.
-        .target(name: "PrecLabFiles", dependencies: ["PrecLabSupport"],
+        .target(name: "PrecLabFiles", dependencies: ["PrecLabSupport", "CPrecLabKernels"],
                 swiftSettings: numericSettings),
         // System LAPACKE + CBLAS (Debian: libopenblas-dev, liblapacke-dev).
         .systemLibrary(name: "CLapack", path: "Sources/CLapack"),

@@ -19,6 +19,27 @@ final class CRC32Tests: XCTestCase {
         }
     }
 
+    /// The carry-less folding (when this CPU has it) against slicing-by-16 alone and the
+    /// bitwise reference: lengths around the 64-byte threshold and the 16-byte blocks,
+    /// unaligned starts, and non-zero starting values.
+    func testFoldingMatchesSlicing() throws {
+        try XCTSkipUnless(CRC32.foldingAvailable, "this CPU has no PCLMULQDQ: the folding cannot run here")
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<9000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        bytes.withUnsafeBytes { raw in
+            for length in [63, 64, 65, 79, 80, 81, 127, 128, 129, 191, 192, 255, 256, 1000, 4096, 8191] {
+                for offset in [0, 1, 3, 8] {
+                    let slice = UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + length)])
+                    for start: UInt32 in [0, 0xFFFF_FFFF, 0x1234_5678] {
+                        XCTAssertEqual(CRC32.update(start, slice), CRC32.updateWithTables(start, slice),
+                                       "length \(length) offset \(offset) start \(start)")
+                    }
+                    if offset == 0 { XCTAssertEqual(CRC32.update(0, slice), bitwiseCRC(Array(slice)), "length \(length)") }
+                }
+            }
+        }
+    }
+
     func testContinuationAndCombine() {
         let bytes = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
         let whole = bitwiseCRC(bytes)
