@@ -140,11 +140,14 @@ sweep-%: build
 	@test -f experiments/$*.json || { echo "no experiment experiments/$*.json (have: $(EXPERIMENTS))"; exit 2; }
 	$(PRECLAB) sweep experiments/$*.json --out results/$* --force
 
-# The bench is built for AVX2 (`-target-cpu haswell` for Swift, `-march=haswell` for the C
-# kernel, in its own build directory) when the host has it; `make bench BENCH_CPU=` builds
-# the portable x86-64 baseline instead.
-# The replay suite prints a result fingerprint that must be the same for both builds.
-BENCH_CPU  ?= $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo haswell)
+# The bench is built for the host's CPU (the name clang gives `-march=native`, e.g.
+# znver4, passed as `-target-cpu` to Swift and `-march` to the C kernel, in its own build
+# directory), or for AVX2 (haswell) when that name cannot be found; `make bench BENCH_CPU=`
+# builds the portable x86-64 baseline, `make bench BENCH_CPU=haswell` a given CPU.
+# The replay suite prints result fingerprints that must be the same for every build.
+HOST_CPU   := $(shell [ "$$(uname -m)" = x86_64 ] && echo | clang -march=native -x c -c -o /dev/null -\#\#\# - 2>&1 \
+                | sed -n 's/.*"-target-cpu" "\([a-z0-9_-]*\)".*/\1/p' | head -n 1)
+BENCH_CPU  ?= $(or $(HOST_CPU),$(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && echo haswell))
 BENCH_DIR  := $(if $(BENCH_CPU),.build/cpu-$(BENCH_CPU),.build)
 bench: deps pyenv pyenv-torch
 	PRECLAB_UNCHECKED_EXCLUSIVITY=1 $(SWIFT) build -c release --product preclab-bench $(if $(BENCH_CPU),--scratch-path $(BENCH_DIR) -Xswiftc -target-cpu -Xswiftc $(BENCH_CPU) -Xcc -march=$(BENCH_CPU))

@@ -50,7 +50,9 @@ func runReplayBenchmarks() {
         print("end to end \(only), threads 2: " + times.map { fixed($0, 3) }.joined(separator: " ") + " s")
         return
     }
-    // PRECLAB_BENCH_STEP_PASS=POLICY,POLICY...: only that set's step pass (for profiling).
+    // PRECLAB_BENCH_STEP_PASS=POLICY,POLICY...: only that set's step pass (for profiling):
+    // best of 5 per tile size on one thread, then ten runs on two threads, each with its
+    // wall and CPU seconds (this shared machine slows down in phases; both show it).
     if let only = getenvString("PRECLAB_BENCH_STEP_PASS") {
         let policies = only.split(separator: ",").compactMap { ReplayPolicy(rawValue: String($0)) }
         let tileSizes = (getenvString("PRECLAB_BENCH_TILES") ?? String(ReplayConfiguration.defaultTileSize))
@@ -63,8 +65,15 @@ func runReplayBenchmarks() {
         }
         for threads in [2] {
             let configuration = ReplayConfiguration(format: .bf16, policies: policies, threads: threads)
-            let seconds = bestOf(5) { _ = try? timeStepPass(path: path, configuration: configuration) }
-            print("step pass \(only), threads \(threads): \(fixed(seconds, 3)) s")
+            var cpu: [Double] = []
+            let all = (0..<10).map { _ in
+                let before = processCPUSeconds()
+                let wall = bestOf(1) { _ = try? timeStepPass(path: path, configuration: configuration) }
+                cpu.append(processCPUSeconds() - before)
+                return wall
+            }
+            print("step pass \(only), threads \(threads): " + all.map { fixed($0, 3) }.joined(separator: " ") + " s")
+            print("  cpu seconds: " + cpu.map { fixed($0, 3) }.joined(separator: " ") + " (min \(fixed(cpu.min()!, 3)))")
         }
         return
     }
@@ -189,12 +198,18 @@ private func stepPassEngine(path: String, configuration: ReplayConfiguration,
                             stepMajor: Bool = false) throws -> ReplayEngine? {
     let reader = try UpdateStreamReader(path: path, options: .init(verifyCRC: false))
     let tensors = reader.header.tensors.map { ReplayTensor(name: $0.name, shape: $0.shape) }
+    let stepCount = try reader.summarize().stepCount
+    let curveEvery = max(1, (stepCount + StreamReplay.defaultCurvePoints - 1) / StreamReplay.defaultCurvePoints)
     var engine: ReplayEngine?
     var steps: [RecordedStep] = []
     try reader.forEachRecord { record in
         switch record.kind {
         case .base: engine = try ReplayEngine(tensors: tensors, base: record.values, configuration: configuration)
-        case .step: steps.append(RecordedStep(step: record.step, delta: record.values, curvePoint: false))
+        case .step:
+            // Curve points as `preclab replay` spaces them by default (50 of the 200 steps).
+            let number = steps.count + 1
+            steps.append(RecordedStep(step: record.step, delta: record.values,
+                                      curvePoint: number % curveEvery == 0 || number == stepCount))
         case .final: break
         }
     }
@@ -229,6 +244,14 @@ private func copyStepPayloads(path: String) {
             }
         }
     }
+}
+
+/// User plus system CPU seconds of this process so far (not counting time the host took
+/// the CPUs away, which the wall clock does).
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 func pad(_ text: String, _ width: Int) -> String {
