@@ -95,6 +95,26 @@ static inline int ratio_bin(uint32_t magnitude, int half_exponent, int lowest, i
     return octave < lowest ? 1 : octave > highest ? top : octave - lowest + 2;
 }
 
+/// Lane-wise `x < y ? x : y` (so y when x is a NaN): one vminps with AVX.
+static inline __attribute__((always_inline)) f32x8 lower_of(f32x8 x, f32x8 y) {
+#if defined(__AVX__)
+    return (f32x8)_mm256_min_ps((__m256)x, (__m256)y);
+#else
+    u32x8 take = (u32x8)(x < y);
+    return value((bits(x) & take) | (bits(y) & ~take));
+#endif
+}
+
+/// Lane-wise `x > y ? x : y` (so y when x is a NaN): one vmaxps with AVX.
+static inline __attribute__((always_inline)) f32x8 higher_of(f32x8 x, f32x8 y) {
+#if defined(__AVX__)
+    return (f32x8)_mm256_max_ps((__m256)x, (__m256)y);
+#else
+    u32x8 take = (u32x8)(x > y);
+    return value((bits(x) & take) | (bits(y) & ~take));
+#endif
+}
+
 /// Whether the low 16 bits of every lane are zero (the lanes are bf16 values already;
 /// one vptest with AVX).
 static inline __attribute__((always_inline)) int all_low_bits_zero(u32x8 v) {
@@ -124,9 +144,8 @@ typedef struct {
     float *restrict truth;
     const float *restrict base;
     const uint32_t *restrict stored_base;
-    const float *restrict lower;
-    const float *restrict upper;
-    uint32_t *restrict stayed;
+    float *restrict minimum;
+    float *restrict maximum;
     uint32_t *restrict pure;
     uint32_t *restrict stochastic;
     uint32_t *restrict kahan_weights;
@@ -187,8 +206,8 @@ typedef struct {
 static inline __attribute__((always_inline)) void run_slice(
     const preclab_fused_tile *tile, const lanes_t *t, long start, long end, const float *restrict step_update,
     const float *step_prefetch, uint32_t random_first, uint32_t step_k1, uint32_t step_k2, int pure_mode,
-    int with_stochastic, int with_kahan, int counting_mode, lane_counts *c, lane_histograms *histograms,
-    int *saw_special) {
+    int with_stochastic, int with_kahan, int counting_mode, int checked, lane_counts *c,
+    lane_histograms *histograms, int *saw_special) {
     const int needs_random = pure_mode == 2 || with_stochastic;
     const int lowest = tile->ratio_lowest, highest = tile->ratio_highest, top = tile->ratio_bins - 1;
     const int skipped = tile->ratio_bins;
@@ -201,9 +220,9 @@ static inline __attribute__((always_inline)) void run_slice(
         f32x8 before = load_f(t->truth + i);
         f32x8 truth = before + u;
         store_f(t->truth + i, truth);
-        // Inside I (the truth's nearest code is the stored base) iff lower <= truth <= upper.
-        u32x8 inside = (u32x8)(truth >= load_f(t->lower + i)) & (u32x8)(truth <= load_f(t->upper + i));
-        store_u(t->stayed + i, load_u(t->stayed + i) & inside);
+        // The truth's extremes, for the caller's "left I" test after the batch.
+        store_f(t->minimum + i, lower_of(truth, load_f(t->minimum + i)));
+        store_f(t->maximum + i, higher_of(truth, load_f(t->maximum + i)));
         u32x8 random = needs_random ? random_bits(random_first + (uint32_t)i, step_k1, step_k2) : splat(0);
         policy_state state;
         memset(&state, 0, sizeof state);
@@ -216,7 +235,7 @@ static inline __attribute__((always_inline)) void run_slice(
         policy_state prior = state;
         // Exponent all ones (NaN or Inf) carries into the sign bit.
         u32x8 special = (bits(u) & 0x7F800000u) + 0x00800000u;
-        if (__builtin_expect(any_sign(special), 0)) {
+        if (checked && __builtin_expect(any_sign(special), 0)) {
             *saw_special = 1;
             step_policies(&state, u, random, pure_mode, with_stochastic, with_kahan, 0);
         } else {
@@ -280,9 +299,9 @@ static inline __attribute__((always_inline)) void run_slice(
 /// L1 through the block's steps, so its traffic to L2 is divided by the block's length.
 static inline __attribute__((always_inline)) uint32_t run_block(
     const preclab_fused_tile *tile, preclab_fused_counts *counts, int pure_mode, int with_stochastic,
-    int with_kahan, int counting_any) {
+    int with_kahan, int counting_any, int checked) {
     const lanes_t lanes = {
-        tile->truth, tile->base, tile->stored_base, tile->lower, tile->upper, tile->stayed, tile->pure,
+        tile->truth, tile->base, tile->stored_base, tile->minimum, tile->maximum, tile->pure,
         tile->stochastic, tile->kahan_weights, tile->kahan_compensation,
     };
     const lanes_t *t = &lanes;
@@ -324,13 +343,13 @@ static inline __attribute__((always_inline)) uint32_t run_block(
             int special = 0;
             if (!counts_step) {
                 run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
-                          pure_mode, with_stochastic, with_kahan, 0, 0, 0, &special);
+                          pure_mode, with_stochastic, with_kahan, 0, checked, 0, 0, &special);
             } else if (counting_any == 1) {
                 run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
-                          pure_mode, with_stochastic, with_kahan, 1, &lc[s], 0, &special);
+                          pure_mode, with_stochastic, with_kahan, 1, checked, &lc[s], 0, &special);
             } else {
                 run_slice(tile, t, start, end, step_update, step_prefetch, random_first, step_k1, step_k2,
-                          pure_mode, with_stochastic, with_kahan, 2, &lc[s], histograms, &special);
+                          pure_mode, with_stochastic, with_kahan, 2, checked, &lc[s], histograms, &special);
             }
             if (special) specials |= 1u << s;
         }
@@ -385,15 +404,17 @@ uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *t, preclab_fused_cou
     int s = t->stochastic != 0, k = t->kahan_weights != 0;
     int c = counts == 0 || t->counting == 0 ? 0 : t->step_changes ? 2 : 1;
     // One copy of the loop per combination, the others' work compiled out.
+    int x = t->checked != 0;
 #define CASE(P, S, K, C) \
-    if (t->pure_mode == P && s == S && k == K && c == C) return run_block(t, counts, P, S, K, C);
+    if (t->pure_mode == P && s == S && k == K && c == C) \
+        return x ? run_block(t, counts, P, S, K, C, 1) : run_block(t, counts, P, S, K, C, 0);
 #define CASES(P, S, K) CASE(P, S, K, 0) CASE(P, S, K, 1) CASE(P, S, K, 2)
     CASES(0, 0, 0) CASES(0, 0, 1) CASES(0, 1, 0) CASES(0, 1, 1)
     CASES(1, 0, 0) CASES(1, 0, 1) CASES(1, 1, 0) CASES(1, 1, 1)
     CASES(2, 0, 0) CASES(2, 0, 1) CASES(2, 1, 0) CASES(2, 1, 1)
 #undef CASES
 #undef CASE
-    return run_block(t, counts, t->pure_mode, s, k, c);
+    return run_block(t, counts, t->pure_mode, s, k, c, x);
 }
 
 void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes) {

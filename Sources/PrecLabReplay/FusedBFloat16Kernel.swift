@@ -18,8 +18,10 @@ final class FusedTile {
     /// code is the stored base iff lower <= truth <= upper (`roundingInterval`).
     let lower: UnsafeMutablePointer<Float>
     let upper: UnsafeMutablePointer<Float>
-    /// All ones while the truth has stayed inside I at every step, else 0.
-    let stayed: UnsafeMutablePointer<UInt32>
+    /// The truth's least and greatest value after the batch's steps so far (+Inf and
+    /// -Inf before the first; NaNs skipped), for "left I" (`orLeftBits`).
+    let minimum: UnsafeMutablePointer<Float>
+    let maximum: UnsafeMutablePointer<Float>
     let pure: UnsafeMutablePointer<UInt32>?
     let stochastic: UnsafeMutablePointer<UInt32>?
     let kahanWeights: UnsafeMutablePointer<UInt32>?
@@ -37,6 +39,9 @@ final class FusedTile {
     let k1: UnsafeMutablePointer<UInt32>
     let k2: UnsafeMutablePointer<UInt32>
     let counts: UnsafeMutablePointer<preclab_fused_counts>
+    /// The truth at the start of the batch (an unchecked run that met a NaN or Inf runs
+    /// again from it).
+    let savedTruth: UnsafeMutablePointer<Float>
     /// The tail's update pointers (into `tailUpdate`).
     private let tailUpdates: UnsafeMutablePointer<UnsafePointer<Float>?>
     var tailUpdatesPointer: UnsafePointer<UnsafePointer<Float>?> { UnsafePointer(tailUpdates) }
@@ -60,8 +65,10 @@ final class FusedTile {
         storedBase = lanes(UInt32.self)!
         lower = lanes(Float.self)!
         upper = lanes(Float.self)!
-        stayed = lanes(UInt32.self)!
-        stayed.update(repeating: ~0, count: padded)
+        minimum = lanes(Float.self)!
+        minimum.update(repeating: .infinity, count: padded)
+        maximum = lanes(Float.self)!
+        maximum.update(repeating: -.infinity, count: padded)
         self.pure = lanes(UInt32.self, pure != .off)
         self.stochastic = lanes(UInt32.self, stochastic)
         kahanWeights = lanes(UInt32.self, kahan)
@@ -69,6 +76,7 @@ final class FusedTile {
         let steps = FusedBFloat16Kernel.maximumBlockSteps
         self.scaled = scaled ? .allocate(capacity: max(length, 1) * steps) : nil
         tailTruth = .allocate(capacity: 8)
+        savedTruth = .allocate(capacity: max(length, 1))
         tailUpdate = .allocate(capacity: 8 * steps)
         updates = .allocate(capacity: steps)
         updates.initialize(repeating: nil, count: steps)
@@ -90,15 +98,18 @@ final class FusedTile {
     }
 
     func release() {
-        for pointer in [storedBase, stayed, pure, stochastic, kahanWeights, kahanCompensation] {
+        for pointer in [storedBase, pure, stochastic, kahanWeights, kahanCompensation] {
             pointer?.deallocate()
         }
         base.deallocate()
+        minimum.deallocate()
+        maximum.deallocate()
         lower.deallocate()
         upper.deallocate()
         scaled?.deallocate()
         tailTruth.deallocate()
         tailUpdate.deallocate()
+        savedTruth.deallocate()
         updates.deallocate()
         prefetches.deallocate()
         k1.deallocate()
@@ -164,18 +175,34 @@ final class FusedTile {
         for index in 0..<length { lanes[index] = UInt32(codes[index]) << 16 }
     }
 
+    /// Forgets what the batch's steps accumulated in the tile (the truth's extremes and
+    /// the ratio histogram), for a run again from the batch's start.
+    func resetBatchState() {
+        let padded = max(8, (length + 7) / 8 * 8)
+        minimum.update(repeating: .infinity, count: padded)
+        maximum.update(repeating: -.infinity, count: padded)
+        let bins = RatioBinner.skippedBin + 1
+        ratioAll?.update(repeating: 0, count: bins)
+        ratioChanged?.update(repeating: 0, count: bins)
+    }
+
     /// Codes back from expanded lanes.
     func contract(_ lanes: UnsafePointer<UInt32>, into codes: UnsafeMutablePointer<UInt16>) {
         for index in 0..<length { codes[index] = UInt16(truncatingIfNeeded: lanes[index] >> 16) }
     }
 
-    /// ORs "left I" (not `stayed`) into a bit set (bit i % 64 of word i / 64).
-    func orLeftBits(into words: UnsafeMutablePointer<UInt64>) {
+    /// ORs "left I" into a bit set (bit i % 64 of word i / 64). The truth was outside I
+    /// after some step of the batch iff its least value fell below I's lower bound, its
+    /// greatest rose above the upper one, or it was a NaN: then it is a NaN now (NaN plus
+    /// anything stays NaN), which the extremes skip.
+    func orLeftBits(truth: UnsafePointer<Float>, into words: UnsafeMutablePointer<UInt64>) {
         var start = 0, word = 0
         while start < length {
             var bits: UInt64 = 0
             for offset in 0..<min(64, length - start) {
-                bits |= UInt64(~stayed[start + offset] & 1) << UInt64(offset)
+                let index = start + offset
+                let stayed = minimum[index] >= lower[index] && maximum[index] <= upper[index] && !truth[index].isNaN
+                bits |= UInt64(stayed ? 0 : 1) << UInt64(offset)
             }
             words[word] |= bits
             word += 1
@@ -229,12 +256,14 @@ enum FusedBFloat16Kernel {
     ///     with `stepCounts(tile, s)`.
     ///   - stepChanges: counting steps also count the entries each policy changed in
     ///     the step (the step views).
+    ///   - checked: test every vector of updates for NaN and Inf, and report them (the
+    ///     return value). Unchecked is exact unless some update is a NaN.
     ///   - ratioHistogram: also add the counting steps' pure update-ratio bins
     ///     (`RatioBinner`'s rule, from its half-ULP exponent table) to the tile's
     ///     `ratioAll` and `ratioChanged`.
-    /// - Returns: bit s set when some update of step s was NaN or Inf.
+    /// - Returns: when checked, bit s set when some update of step s was NaN or Inf.
     static func apply(truth: UnsafeMutablePointer<Float>, steps: Int, tile: FusedTile, randomFirst: UInt32,
-                      counting: UInt32, stepChanges: Bool, ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> UInt32 {
+                      counting: UInt32, stepChanges: Bool, checked: Bool, ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> UInt32 {
         precondition(steps >= 1 && steps <= maximumBlockSteps)
         let octaves = VisibilityHistogram.octaves
         for step in 0..<steps where counting & (1 << step) != 0 { tile.counts[step] = preclab_fused_counts() }
@@ -243,12 +272,13 @@ enum FusedBFloat16Kernel {
                    length: Int, valid: Int) -> preclab_fused_tile {
             preclab_fused_tile(
                 truth: truth, update: updates, prefetch: prefetches, base: tile.base + offset,
-                stored_base: tile.storedBase + offset, lower: tile.lower + offset, upper: tile.upper + offset,
-                stayed: tile.stayed + offset, pure: tile.pure.map { $0 + offset },
+                stored_base: tile.storedBase + offset, minimum: tile.minimum + offset,
+                maximum: tile.maximum + offset, pure: tile.pure.map { $0 + offset },
                 stochastic: tile.stochastic.map { $0 + offset },
                 kahan_weights: tile.kahanWeights.map { $0 + offset },
                 kahan_compensation: tile.kahanCompensation.map { $0 + offset }, length: length, valid: valid,
                 steps: Int32(steps), counting: counting, step_changes: stepChanges ? 1 : 0,
+                checked: checked ? 1 : 0,
                 random_first: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: tile.k1, k2: tile.k2,
                 pure_mode: tile.pureMode.rawValue, half_ulp_exponents: halfULPExponents,
                 ratio_all: halfULPExponents == nil ? nil : tile.ratioAll,
@@ -297,6 +327,15 @@ enum FusedBFloat16Kernel {
             counts: slots((counts.true_changed, counts.master, counts.pure, counts.stochastic, counts.kahan)),
             stepChanges: slots((counts.step_true_changed, counts.step_master, counts.step_pure,
                                 counts.step_stochastic, counts.step_kahan)))
+    }
+
+    /// Whether none of `length` values is a NaN or an infinity.
+    static func allFinite(_ values: UnsafePointer<Float>, _ length: Int) -> Bool {
+        let bits = UnsafeRawPointer(values).assumingMemoryBound(to: UInt32.self)
+        var special: UInt32 = 0
+        // An exponent of all ones carries into bit 31 when one more is added to it.
+        for index in 0..<length { special |= (bits[index] & 0x7F80_0000) &+ 0x0080_0000 }
+        return special & 0x8000_0000 == 0
     }
 
     /// NaN and Inf counts among `length` updates.

@@ -51,51 +51,73 @@ extension TypedReplayCore where Codec == BFloat16Codec {
         let stream = UInt64(tensors[unit.tensor].streamIndex ?? unit.tensor)
         let needsRandom = stochastic != nil || pureMode == .stochastic
         var curve = Array(repeating: SIMD8<Int>(), count: curveSteps)
-        var curveIndex = 0
         var changed = Array(repeating: SIMD8<Int>(), count: views ? steps.count : 0)
         var bins = Array(repeating: 0, count: views ? VisibilityHistogram.binCount + 1 : 0)
         var binsChanged = bins
         var nonFinite = SIMD2<Int>()
         let blockSteps = max(1, min(fusedBlockSteps, FusedBFloat16Kernel.maximumBlockSteps))
         func slice(_ stepIndex: Int) -> UnsafePointer<Float> { UnsafePointer(steps[stepIndex].delta + lower) }
-        for blockStart in stride(from: 0, to: steps.count, by: blockSteps) {
-            let block = blockStart..<min(steps.count, blockStart + blockSteps)
-            var counting: UInt32 = 0
-            for (position, stepIndex) in block.enumerated() {
-                let input = steps[stepIndex]
-                var update = slice(stepIndex)
-                if let scaled = tile.scaled {
-                    let target = scaled + position * length
-                    StepKernels.scale(update, by: configuration.scale, into: target, length)
-                    update = UnsafePointer(target)
+
+        /// Every step, block by block; `checked`: see `FusedBFloat16Kernel.apply`.
+        func runSteps(checked: Bool) {
+            var curveIndex = 0
+            for blockStart in stride(from: 0, to: steps.count, by: blockSteps) {
+                let block = blockStart..<min(steps.count, blockStart + blockSteps)
+                var counting: UInt32 = 0
+                for (position, stepIndex) in block.enumerated() {
+                    let input = steps[stepIndex]
+                    var update = slice(stepIndex)
+                    if let scaled = tile.scaled {
+                        let target = scaled + position * length
+                        StepKernels.scale(update, by: configuration.scale, into: target, length)
+                        update = UnsafePointer(target)
+                    }
+                    tile.updates[position] = update
+                    let next = stepIndex + blockSteps
+                    tile.prefetches[position] = next < steps.count ? slice(next) : nil
+                    if needsRandom {
+                        let keys = StochasticKey(seed: configuration.seed, stream: stream, step: input.step)
+                            .blockKeys(forIndex: firstIndex)
+                        tile.k1[position] = keys.k1
+                        tile.k2[position] = keys.k2
+                    }
+                    if input.curvePoint || views { counting |= 1 << UInt32(position) }
                 }
-                tile.updates[position] = update
-                let next = stepIndex + blockSteps
-                tile.prefetches[position] = next < steps.count ? slice(next) : nil
-                if needsRandom {
-                    let keys = StochasticKey(seed: configuration.seed, stream: stream, step: input.step)
-                        .blockKeys(forIndex: firstIndex)
-                    tile.k1[position] = keys.k1
-                    tile.k2[position] = keys.k2
+                let special = FusedBFloat16Kernel.apply(truth: truth, steps: block.count, tile: tile,
+                                                        randomFirst: UInt32(truncatingIfNeeded: firstIndex),
+                                                        counting: counting, stepChanges: views, checked: checked,
+                                                        ratioHistogram: views ? halfULPExponents : nil)
+                for (position, stepIndex) in block.enumerated() {
+                    if special & (1 << UInt32(position)) != 0 {
+                        nonFinite &+= FusedBFloat16Kernel.countNonFinite(tile.updates[position]!, length)
+                    }
+                    guard counting & (1 << UInt32(position)) != 0 else { continue }
+                    let outcome = FusedBFloat16Kernel.stepCounts(tile, position)
+                    if views { changed[stepIndex] = outcome.stepChanges }
+                    if steps[stepIndex].curvePoint {
+                        curve[curveIndex] = outcome.counts
+                        curveIndex += 1
+                    }
                 }
-                if input.curvePoint || views { counting |= 1 << UInt32(position) }
             }
-            let special = FusedBFloat16Kernel.apply(truth: truth, steps: block.count, tile: tile,
-                                                    randomFirst: UInt32(truncatingIfNeeded: firstIndex),
-                                                    counting: counting, stepChanges: views,
-                                                    ratioHistogram: views ? halfULPExponents : nil)
-            for (position, stepIndex) in block.enumerated() {
-                if special & (1 << UInt32(position)) != 0 {
-                    nonFinite &+= FusedBFloat16Kernel.countNonFinite(tile.updates[position]!, length)
-                }
-                guard counting & (1 << UInt32(position)) != 0 else { continue }
-                let outcome = FusedBFloat16Kernel.stepCounts(tile, position)
-                if views { changed[stepIndex] = outcome.stepChanges }
-                if steps[stepIndex].curvePoint {
-                    curve[curveIndex] = outcome.counts
-                    curveIndex += 1
-                }
+        }
+        // Unchecked first: no update is tested for NaN or Inf. Those are the only updates
+        // the unchecked roundings can get wrong, and a NaN or Inf update leaves the truth
+        // not finite for good (NaN + x is NaN, Inf + x is Inf or NaN), so a tile whose
+        // truth is finite after the batch had none. Otherwise the batch runs again from
+        // its start, checked (which also counts those updates).
+        if FusedBFloat16Kernel.allFinite(truth, length) {
+            tile.savedTruth.update(from: truth, count: length)
+            runSteps(checked: false)
+            if !FusedBFloat16Kernel.allFinite(truth, length) {
+                truth.update(from: tile.savedTruth, count: length)
+                for case let (buffer?, lanes?) in stateBuffers { tile.expand(buffer.pointer + lower, into: lanes) }
+                tile.resetBatchState()
+                nonFinite = SIMD2()
+                runSteps(checked: true)
             }
+        } else {
+            runSteps(checked: true)
         }
         if let all = tile.ratioAll, let changedInBin = tile.ratioChanged {
             for bin in bins.indices {
@@ -104,7 +126,7 @@ extension TypedReplayCore where Codec == BFloat16Codec {
             }
         }
         for case let (buffer?, lanes?) in stateBuffers { tile.contract(lanes, into: buffer.pointer + lower) }
-        if let words = leftInterval?.pointer.advanced(by: unit.firstWord) { tile.orLeftBits(into: words) }
+        if let words = leftInterval?.pointer.advanced(by: unit.firstWord) { tile.orLeftBits(truth: truth, into: words) }
         nonFiniteUpdates[unitIndex] &+= nonFinite
         tallies.add(tensor: unit.tensor, curve: curve, changed: changed, bins: bins, binsChanged: binsChanged)
         fusedUnitRuns[unitIndex] &+= 1

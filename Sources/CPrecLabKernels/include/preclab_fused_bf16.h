@@ -22,9 +22,8 @@ typedef struct {
                                   // block's), one per step, NULL entries or NULL: none
     const float *base;            // W0 (for the curve counts)
     const uint32_t *stored_base;  // expanded stored base (for the curve counts)
-    const float *lower;           // bounds of the stored base's rounding interval
-    const float *upper;
-    uint32_t *stayed;             // all ones while the truth stayed inside the interval
+    float *minimum;               // the truth's least and greatest values so far (NaNs
+    float *maximum;               // skipped: a NaN truth stays NaN, seen at the end)
     uint32_t *pure;
     uint32_t *stochastic;
     uint32_t *kahan_weights;
@@ -34,6 +33,11 @@ typedef struct {
     int steps;                    // steps in the block, 1 ... PRECLAB_FUSED_MAX_STEPS
     uint32_t counting;            // bit s set: step s counts (see preclab_fused_bf16_steps)
     int step_changes;             // counting steps also count the step views' changes
+    // 1: every vector checks its updates for NaN and Inf, takes the roundings' NaN rule
+    // when it meets one, and reports the step (the return value). 0: no checks, exact
+    // only when no update is a NaN (the caller then runs the tile again checked; see
+    // FusedBFloat16Kernel in PrecLabReplay).
+    int checked;
     // Stochastic bits of element i in step s: hash((random_first + i) ^ k1[s]) ^ k2[s]
     // (NULL arrays when no policy rounds stochastically).
     uint32_t random_first;
@@ -62,8 +66,8 @@ typedef struct {
     uint64_t step_true_changed, step_master, step_pure, step_stochastic, step_kahan;
 } preclab_fused_counts;
 
-/// Applies the block's steps to the tile. Returns a mask with bit s set when some
-/// update of step s was NaN or Inf (the caller counts them exactly). When `counts` is not
+/// Applies the block's steps to the tile. Returns, when `checked`, a mask with bit s set
+/// when some update of step s was NaN or Inf (the caller counts them exactly), else 0. When `counts` is not
 /// NULL it holds one entry per step, and each counting step adds its counts to its entry.
 uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *tile, preclab_fused_counts *counts);
 
