@@ -424,3 +424,28 @@ void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int 
         : stochastic_plain(v, r);
     store_u(codes, out);
 }
+
+void preclab_fused_left_bits(const float *minimum, const float *maximum, const float *lower, const float *upper,
+                             const float *truth, long length, uint64_t *words) {
+    for (long start = 0; start < length; start += 64) {
+        const long count = length - start < 64 ? length - start : 64;
+        uint64_t left = 0;
+        long offset = 0;
+        for (; offset + 8 <= count; offset += 8) {
+            const long i = start + offset;
+            f32x8 t = load_f(truth + i);
+            // Stayed: both extremes inside I and the truth not a NaN (t == t).
+            u32x8 stayed = (u32x8)(load_f(minimum + i) >= load_f(lower + i))
+                & (u32x8)(load_f(maximum + i) <= load_f(upper + i)) & (u32x8)(t == t);
+            uint64_t mask = 0;
+            for (int lane = 0; lane < 8; lane++) mask |= (uint64_t)(stayed[lane] >> 31) << lane;
+            left |= (uint64_t)(~mask & 0xFF) << offset;
+        }
+        for (; offset < count; offset++) {
+            const long i = start + offset;
+            int stayed = minimum[i] >= lower[i] && maximum[i] <= upper[i] && truth[i] == truth[i];
+            left |= (uint64_t)!stayed << offset;
+        }
+        words[start / 64] |= left;
+    }
+}

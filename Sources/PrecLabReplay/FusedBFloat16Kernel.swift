@@ -196,18 +196,7 @@ final class FusedTile {
     /// greatest rose above the upper one, or it was a NaN: then it is a NaN now (NaN plus
     /// anything stays NaN), which the extremes skip.
     func orLeftBits(truth: UnsafePointer<Float>, into words: UnsafeMutablePointer<UInt64>) {
-        var start = 0, word = 0
-        while start < length {
-            var bits: UInt64 = 0
-            for offset in 0..<min(64, length - start) {
-                let index = start + offset
-                let stayed = minimum[index] >= lower[index] && maximum[index] <= upper[index] && !truth[index].isNaN
-                bits |= UInt64(stayed ? 0 : 1) << UInt64(offset)
-            }
-            words[word] |= bits
-            word += 1
-            start += 64
-        }
+        preclab_fused_left_bits(minimum, maximum, lower, upper, truth, length, words)
     }
 }
 

@@ -71,6 +71,11 @@ typedef struct {
 /// NULL it holds one entry per step, and each counting step adds its counts to its entry.
 uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *tile, preclab_fused_counts *counts);
 
+/// ORs "left I" of `length` elements into `words` (bit i % 64 of word i / 64): the
+/// truth's extremes over a batch outside [lower, upper], or the truth a NaN.
+void preclab_fused_left_bits(const float *minimum, const float *maximum, const float *lower, const float *upper,
+                             const float *truth, long length, uint64_t *words);
+
 /// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
 /// stochastic (with `random`), 2 and 3 the same without the NaN rule.
 void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes);
