@@ -28,10 +28,29 @@ final class FusedKernelTests: XCTestCase {
         return patterns.map { Float(bitPattern: $0) }
     }
 
+    /// Runs `body` with each variant of the kernel this build and CPU have (the build's
+    /// own instruction set, and AVX2 chosen at run time in builds below it), then puts
+    /// back the one that was chosen.
+    private func forEachKernelVariant(_ body: (String) throws -> Void) rethrows {
+        let chosen = preclab_fused_kernel_level()
+        defer { preclab_fused_set_kernel_level(chosen) }
+        preclab_fused_set_kernel_level(1)
+        let levels: [Int32] = preclab_fused_kernel_level() == 1 ? [1, 0] : [0]
+        for level in levels {
+            preclab_fused_set_kernel_level(level)
+            XCTAssertEqual(preclab_fused_kernel_level(), level)
+            try body(level == 1 ? "AVX2 variant" : "build's variant")
+        }
+    }
+
     /// The kernel's four roundings (`preclab_fused_bf16_round8`) against the formats
     /// module's encoder, eight values at a time; the ones without the NaN rule on
-    /// non-NaN values only.
+    /// non-NaN values only. Every variant of the kernel.
     func testKernelRoundingsMatchTheFormatsEncoder() {
+        forEachKernelVariant { variant in kernelRoundingsMatchTheFormatsEncoder(variant) }
+    }
+
+    private func kernelRoundingsMatchTheFormatsEncoder(_ variant: String) {
         let values = specialValues()
         var random = TestRandom(seed: 3)
         for start in stride(from: 0, to: values.count, by: 8) {
@@ -44,7 +63,7 @@ final class FusedKernelTests: XCTestCase {
             }
             let nearest = round(0), stochastic = round(1), plainNearest = round(2), plainStochastic = round(3)
             for lane in 0..<8 {
-                let label = "x = 0x\(String(x[lane].bitPattern, radix: 16))"
+                let label = "\(variant): x = 0x\(String(x[lane].bitPattern, radix: 16))"
                 let expectedNearest = format.encode(x[lane], RoundingOptions()) << 16
                 let expectedStochastic = format.encode(x[lane], RoundingOptions(mode: .stochastic),
                                                        random: bits[lane]) << 16
@@ -207,9 +226,13 @@ final class FusedKernelTests: XCTestCase {
                 try apply(updates, to: reference, batch: updates.count)
                 let expectedState = try state(reference)
                 let expectedJSON = reference.finish().json().serialized()
-                for (tileSize, threads, blockSteps) in [(64, 2, 4), (192, 1, 3), (8192, 2, 8), (8192, 1, 1)] {
-                    let label = "\(policies.map(\.rawValue)) \(rounding.rawValue) views \(views) tile \(tileSize) "
-                        + "threads \(threads) block \(blockSteps)"
+                try forEachKernelVariant { variant in
+                // The AVX2 variant on every configuration, the build's own on two.
+                let configurations = variant == "AVX2 variant"
+                    ? [(64, 2, 4), (192, 1, 3), (8192, 2, 8), (8192, 1, 1)] : [(64, 2, 4), (8192, 1, 1)]
+                for (tileSize, threads, blockSteps) in configurations {
+                    let label = "\(variant) \(policies.map(\.rawValue)) \(rounding.rawValue) views \(views) "
+                        + "tile \(tileSize) threads \(threads) block \(blockSteps)"
                     let candidate = try engine(base, policies: policies, rounding: rounding, threads: threads,
                                                tileSize: tileSize, fused: true, views: views, blockSteps: blockSteps)
                     try apply(updates, to: candidate, batch: 6)
@@ -221,6 +244,7 @@ final class FusedKernelTests: XCTestCase {
                     XCTAssertEqual(runs[nanTile], 0, label)
                     XCTAssertEqual(runs.enumerated().filter { $0.offset != nanTile }.map(\.element),
                                    Array(repeating: 2, count: runs.count - 1), label)
+                }
                 }
               }
             }
@@ -244,11 +268,14 @@ final class FusedKernelTests: XCTestCase {
         let core = try XCTUnwrap(reference.testingCore as? TypedReplayCore<BFloat16Codec>)
         XCTAssertFalse(format.decodeFloat(UInt32(core.kahanWeights![3])).isFinite, "w overflowed")
         XCTAssertTrue(format.decodeFloat(UInt32(core.kahanCompensation![3])).isNaN, "C is NaN")
-        let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 1,
-                                   tileSize: 64, fused: true)
-        try apply(updates, to: candidate, batch: 6)
-        assertSame(try state(candidate), try state(reference), "overflow")
-        XCTAssertEqual(candidate.finish().json().serialized(), reference.finish().json().serialized())
+        let expectedJSON = reference.finish().json().serialized()
+        try forEachKernelVariant { variant in
+            let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 1,
+                                       tileSize: 64, fused: true)
+            try apply(updates, to: candidate, batch: 6)
+            assertSame(try state(candidate), try state(reference), "\(variant): overflow")
+            XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, variant)
+        }
     }
 
     /// Real-looking values never leave the fast path, and the fast path alone (no NaN
@@ -263,13 +290,15 @@ final class FusedKernelTests: XCTestCase {
                                        tileSize: 128, fused: false, views: views)
             try apply(updates, to: reference, batch: 9)
             let expectedJSON = reference.finish().json().serialized()
+            try forEachKernelVariant { variant in
             for (tileSize, blockSteps) in [(128, 1), (128, 2), (4096, 4), (4096, 8)] {
-                let label = "ordinary values, views \(views), tile \(tileSize), block \(blockSteps)"
+                let label = "\(variant): ordinary values, views \(views), tile \(tileSize), block \(blockSteps)"
                 let candidate = try engine(base, policies: ReplayPolicy.allCases, rounding: .nearestEven, threads: 2,
                                            tileSize: tileSize, fused: true, views: views, blockSteps: blockSteps)
                 try apply(updates, to: candidate, batch: 9)
                 assertSame(try state(candidate), try state(reference), label)
                 XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
+            }
             }
         }
     }

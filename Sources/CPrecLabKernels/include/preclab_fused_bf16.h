@@ -76,6 +76,14 @@ uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *tile, preclab_fused_
 void preclab_fused_left_bits(const float *minimum, const float *maximum, const float *lower, const float *upper,
                              const float *truth, long length, uint64_t *words);
 
+/// Which variant of the kernel runs: 0 the build's own instruction set, 1 AVX2 (x86-64
+/// builds below AVX2 on a CPU that has it; chosen at the first call).
+int preclab_fused_kernel_level(void);
+
+/// Forces a variant (the tests run both): 1 AVX2 when the build has that variant and the
+/// CPU can run it, else 0.
+void preclab_fused_set_kernel_level(int level);
+
 /// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
 /// stochastic (with `random`), 2 and 3 the same without the NaN rule.
 void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes);
