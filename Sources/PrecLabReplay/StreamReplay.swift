@@ -180,6 +180,9 @@ public enum StreamReplay {
                 let payload = UnsafeRawPointer(final.values.baseAddress!) - reader.file.bytes.baseAddress!
                 reader.file.releasePages(payload..<(payload + 4 * final.values.count))
             }
+            // Done with the records: their pages leave the page tables on both threads now,
+            // not on one in munmap when the reader goes.
+            reader.file.releaseAllPages(threads: configuration.threads)
         }
         if configuration.scale != 1 {
             warnings.append("updates scaled by \(configuration.scale) (--scale): a first-order, open-loop "
