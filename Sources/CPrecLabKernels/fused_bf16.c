@@ -15,6 +15,7 @@
 #include <cpuid.h>
 uint32_t preclab_fused_variant_avx2_steps(const preclab_fused_tile *, preclab_fused_counts *);
 void preclab_fused_variant_avx2_round8(const float *, const uint32_t *, int, uint32_t *);
+void preclab_fused_variant_avx2_half_ulp8(const uint32_t *, int32_t *);
 void preclab_fused_variant_avx2_left_bits(const float *, const float *, const float *, const float *,
                                           const float *, long, uint64_t *);
 
@@ -69,6 +70,16 @@ void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int 
     }
 #endif
     preclab_fused_variant_native_round8(values, random, mode, codes);
+}
+
+void preclab_fused_bf16_half_ulp_exponents8(const uint32_t *codes, int32_t *exponents) {
+#if HAS_AVX2_VARIANT
+    if (preclab_fused_kernel_level() == 1) {
+        preclab_fused_variant_avx2_half_ulp8(codes, exponents);
+        return;
+    }
+#endif
+    preclab_fused_variant_native_half_ulp8(codes, exponents);
 }
 
 void preclab_fused_left_bits(const float *minimum, const float *maximum, const float *lower, const float *upper,

@@ -248,11 +248,11 @@ enum FusedBFloat16Kernel {
     ///   - checked: test every vector of updates for NaN and Inf, and report them (the
     ///     return value). Unchecked is exact unless some update is a NaN.
     ///   - ratioHistogram: also add the counting steps' pure update-ratio bins
-    ///     (`RatioBinner`'s rule, from its half-ULP exponent table) to the tile's
+    ///     (`RatioBinner`'s rule and half-ULPs, computed in the kernel) to the tile's
     ///     `ratioAll` and `ratioChanged`.
     /// - Returns: when checked, bit s set when some update of step s was NaN or Inf.
     static func apply(truth: UnsafeMutablePointer<Float>, steps: Int, tile: FusedTile, randomFirst: UInt32,
-                      counting: UInt32, stepChanges: Bool, checked: Bool, ratioHistogram halfULPExponents: UnsafePointer<Int16>? = nil) -> UInt32 {
+                      counting: UInt32, stepChanges: Bool, checked: Bool, ratioHistogram: Bool = false) -> UInt32 {
         precondition(steps >= 1 && steps <= maximumBlockSteps)
         let octaves = VisibilityHistogram.octaves
         for step in 0..<steps where counting & (1 << step) != 0 { tile.counts[step] = preclab_fused_counts() }
@@ -269,9 +269,9 @@ enum FusedBFloat16Kernel {
                 steps: Int32(steps), counting: counting, step_changes: stepChanges ? 1 : 0,
                 checked: checked ? 1 : 0,
                 random_first: randomFirst &+ UInt32(truncatingIfNeeded: offset), k1: tile.k1, k2: tile.k2,
-                pure_mode: tile.pureMode.rawValue, half_ulp_exponents: halfULPExponents,
-                ratio_all: halfULPExponents == nil ? nil : tile.ratioAll,
-                ratio_changed: halfULPExponents == nil ? nil : tile.ratioChanged,
+                pure_mode: tile.pureMode.rawValue,
+                ratio_all: ratioHistogram ? tile.ratioAll : nil,
+                ratio_changed: ratioHistogram ? tile.ratioChanged : nil,
                 ratio_lowest: Int32(octaves.lowestExponent), ratio_highest: Int32(octaves.highestExponent),
                 ratio_bins: Int32(octaves.binCount))
         }

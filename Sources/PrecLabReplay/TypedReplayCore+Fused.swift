@@ -30,12 +30,9 @@ extension TypedReplayCore where Codec == BFloat16Codec {
               firstIndex >> 32 == (firstIndex + length - 1) >> 32 else { return false }
         let configuration = self.configuration
         let views = configuration.stepViews
-        // The ratio histogram reads RatioBinner's table of half-ULP exponents (bf16: 2^16
-        // codes), into bins the kernel has room for.
-        guard !views || pure == nil
-                || (ratioExponents != nil && RatioBinner.skippedBin < PRECLAB_FUSED_RATIO_BIN_CAPACITY)
-        else { return false }
-        let halfULPExponents = ratioExponents.map { UnsafePointer($0.pointer) }
+        // The ratio histogram's bins must fit the kernel's (which computes RatioBinner's
+        // half-ULP exponents of bf16 codes itself).
+        guard !views || pure == nil || RatioBinner.skippedBin < PRECLAB_FUSED_RATIO_BIN_CAPACITY else { return false }
         let tile = FusedTile(length: length, pure: pureMode, stochastic: stochastic != nil,
                              kahan: kahanWeights != nil, scaled: configuration.scale != 1,
                              ratioBins: views && pure != nil)
@@ -86,7 +83,7 @@ extension TypedReplayCore where Codec == BFloat16Codec {
                 let special = FusedBFloat16Kernel.apply(truth: truth, steps: block.count, tile: tile,
                                                         randomFirst: UInt32(truncatingIfNeeded: firstIndex),
                                                         counting: counting, stepChanges: views, checked: checked,
-                                                        ratioHistogram: views ? halfULPExponents : nil)
+                                                        ratioHistogram: views && pure != nil)
                 for (position, stepIndex) in block.enumerated() {
                     if special & (1 << UInt32(position)) != 0 {
                         nonFinite &+= FusedBFloat16Kernel.countNonFinite(tile.updates[position]!, length)

@@ -125,8 +125,6 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     let wordStarts: [Int]
     /// Half-ULP exponents of the stored codes for the step-level ratio histogram.
     let ratioBinner: RatioBinner?
-    /// Its table as a buffer the fused kernel reads (codes of 16 bits or fewer).
-    let ratioExponents: OwnedBuffer<Int16>?
     /// Whether bf16 tiles take the fused one-pass kernel (`runFusedUnit`); the tests
     /// turn it off to compare it with the per-policy loops.
     var fusedKernels = true
@@ -184,7 +182,6 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         fusedUnitRuns = OwnedBuffer(repeating: 0, count: units.count)
         ratioBinner = configuration.stepViews && configuration.runs(.pure)
             ? RatioBinner(format: configuration.format, codeBits: Code.bitWidth) : nil
-        ratioExponents = ratioBinner?.exponents.map { table in table.withUnsafeBufferPointer { OwnedBuffer(copying: $0) } }
         // One more bin than the histogram: `RatioBinner.skippedBin`.
         ratioBins = Array(repeating: 0, count: VisibilityHistogram.binCount + 1)
         ratioBinsChanged = Array(repeating: 0, count: VisibilityHistogram.binCount + 1)
@@ -198,7 +195,6 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         leftInterval?.release()
         nonFiniteUpdates.release()
         fusedUnitRuns.release()
-        ratioExponents?.release()
     }
 
     // MARK: Steps

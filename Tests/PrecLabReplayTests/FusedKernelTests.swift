@@ -77,6 +77,23 @@ final class FusedKernelTests: XCTestCase {
         }
     }
 
+    /// The kernel's half-ULP exponents (its ratio histogram's) equal RatioBinner's table
+    /// for every bf16 code, in every variant of the kernel.
+    func testKernelHalfULPExponentsMatchRatioBinner() throws {
+        let table = try XCTUnwrap(RatioBinner(format: format, codeBits: 16).exponents)
+        forEachKernelVariant { variant in
+            for start in stride(from: 0, to: 1 << 16, by: 8) {
+                let codes = (0..<8).map { UInt32(start + $0) }
+                var exponents = [Int32](repeating: 0, count: 8)
+                preclab_fused_bf16_half_ulp_exponents8(codes, &exponents)
+                for lane in 0..<8 {
+                    XCTAssertEqual(exponents[lane], Int32(table[start + lane]),
+                                   "\(variant): code 0x\(String(start + lane, radix: 16))")
+                }
+            }
+        }
+    }
+
     /// The interval of every bf16 code holds exactly the fp32 values that round to it
     /// (either zero for a zero code): its bounds round to the code and the floats just
     /// outside do not.

@@ -45,10 +45,10 @@ typedef struct {
     int pure_mode;                // 0 off, 1 nearest-even, 2 stochastic
     // The pure policy's update-ratio histogram (step views), when `ratio_all` is not NULL:
     // each counting element-step's bin of |u| / half-ULP of pure's code before the step
+    // (the half-ULP as RatioBinner has it; see preclab_fused_bf16_half_ulp_exponents8)
     // (octaves ratio_lowest ... ratio_highest, bin 0 for u = 0, 1 below, ratio_bins - 1
     // above or non-finite, ratio_bins for codes without a half-ULP) is added to
     // ratio_all, and to ratio_changed when the code changed.
-    const int16_t *half_ulp_exponents;  // per bf16 code; INT16_MIN: no half-ULP
     uint64_t *ratio_all;
     uint64_t *ratio_changed;
     int ratio_lowest, ratio_highest, ratio_bins;  // ratio_bins < PRECLAB_FUSED_RATIO_BIN_CAPACITY
@@ -83,6 +83,10 @@ int preclab_fused_kernel_level(void);
 /// Forces a variant (the tests run both): 1 AVX2 when the build has that variant and the
 /// CPU can run it, else 0.
 void preclab_fused_set_kernel_level(int level);
+
+/// The kernel's log2 half-ULPs of eight bf16 codes (INT16_MIN for Inf and NaN), for the
+/// tests to compare with RatioBinner's table.
+void preclab_fused_bf16_half_ulp_exponents8(const uint32_t *codes, int32_t *exponents);
 
 /// The kernel's roundings of eight values, for the tests: mode 0 nearest-even, 1
 /// stochastic (with `random`), 2 and 3 the same without the NaN rule.
