@@ -163,6 +163,14 @@ public enum StreamReplay {
                         }
                     }
                 }
+                // The batch's records go into the page tables first, on both threads: a page
+                // mapped on first read costs a fault there, and the kernel's prefetches of
+                // pages not yet mapped are dropped, so the stream was read latency-bound
+                // (docs/replay.md). Not when pages are released behind the tiles (large
+                // streams), which keeps resident memory low instead.
+                if gathered == nil, release == nil, let first = payloads.first, let last = payloads.last {
+                    file.populate(first..<(last + payloadBytes), threads: configuration.threads)
+                }
                 try engine.applyAll(batch, progress: batchProgress, release: release)
                 done += batch.count
             }
