@@ -11,6 +11,19 @@
 #undef FUSED_AVX
 #undef FUSED_NAME
 
+/// A variant's entry points.
+typedef struct {
+    uint32_t (*steps)(const preclab_fused_tile *, preclab_fused_counts *);
+    void (*round8)(const float *, const uint32_t *, int, uint32_t *);
+    void (*half_ulp8)(const uint32_t *, int32_t *);
+    void (*left_bits)(const float *, const float *, const float *, const float *, const float *, long, uint64_t *);
+} variant;
+
+static const variant native_variant = {
+    preclab_fused_variant_native_steps, preclab_fused_variant_native_round8,
+    preclab_fused_variant_native_half_ulp8, preclab_fused_variant_native_left_bits,
+};
+
 #if defined(__x86_64__) && !defined(__AVX2__)
 #include <cpuid.h>
 uint32_t preclab_fused_variant_avx2_steps(const preclab_fused_tile *, preclab_fused_counts *);
@@ -18,6 +31,11 @@ void preclab_fused_variant_avx2_round8(const float *, const uint32_t *, int, uin
 void preclab_fused_variant_avx2_half_ulp8(const uint32_t *, int32_t *);
 void preclab_fused_variant_avx2_left_bits(const float *, const float *, const float *, const float *,
                                           const float *, long, uint64_t *);
+
+static const variant avx2_variant = {
+    preclab_fused_variant_avx2_steps, preclab_fused_variant_avx2_round8,
+    preclab_fused_variant_avx2_half_ulp8, preclab_fused_variant_avx2_left_bits,
+};
 
 /// AVX2 with the OS saving the YMM registers (CPUID.1:ECX.OSXSAVE, XCR0 bits 1 and 2).
 static int cpu_has_avx2(void) {
@@ -29,66 +47,45 @@ static int cpu_has_avx2(void) {
     if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return 0;
     return (ebx & (1u << 5)) != 0;
 }
-#define HAS_AVX2_VARIANT 1
 #else
-#define HAS_AVX2_VARIANT 0
+static int cpu_has_avx2(void) { return 0; }
+static const variant avx2_variant = {0, 0, 0, 0};
 #endif
 
-// -1: not chosen yet. Set once (any thread may race to the same value).
+// -1: not chosen yet. Set once (threads may race to store the same value).
 static int kernel_level = -1;
+
+/// The level the CPU allows for a wanted one: 1 only with an AVX2 variant the CPU runs.
+static int usable_level(int wanted) { return wanted == 1 && avx2_variant.steps && cpu_has_avx2() ? 1 : 0; }
 
 int preclab_fused_kernel_level(void) {
     int level = __atomic_load_n(&kernel_level, __ATOMIC_RELAXED);
     if (level < 0) {
-#if HAS_AVX2_VARIANT
-        level = cpu_has_avx2() ? 1 : 0;
-#else
-        level = 0;
-#endif
+        level = usable_level(1);
         __atomic_store_n(&kernel_level, level, __ATOMIC_RELAXED);
     }
     return level;
 }
 
 void preclab_fused_set_kernel_level(int level) {
-    int usable = HAS_AVX2_VARIANT && level == 1 && (kernel_level = -1, preclab_fused_kernel_level()) == 1;
-    __atomic_store_n(&kernel_level, usable ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&kernel_level, usable_level(level), __ATOMIC_RELAXED);
 }
 
+static const variant *chosen(void) { return preclab_fused_kernel_level() == 1 ? &avx2_variant : &native_variant; }
+
 uint32_t preclab_fused_bf16_steps(const preclab_fused_tile *tile, preclab_fused_counts *counts) {
-#if HAS_AVX2_VARIANT
-    if (preclab_fused_kernel_level() == 1) return preclab_fused_variant_avx2_steps(tile, counts);
-#endif
-    return preclab_fused_variant_native_steps(tile, counts);
+    return chosen()->steps(tile, counts);
 }
 
 void preclab_fused_bf16_round8(const float *values, const uint32_t *random, int mode, uint32_t *codes) {
-#if HAS_AVX2_VARIANT
-    if (preclab_fused_kernel_level() == 1) {
-        preclab_fused_variant_avx2_round8(values, random, mode, codes);
-        return;
-    }
-#endif
-    preclab_fused_variant_native_round8(values, random, mode, codes);
+    chosen()->round8(values, random, mode, codes);
 }
 
 void preclab_fused_bf16_half_ulp_exponents8(const uint32_t *codes, int32_t *exponents) {
-#if HAS_AVX2_VARIANT
-    if (preclab_fused_kernel_level() == 1) {
-        preclab_fused_variant_avx2_half_ulp8(codes, exponents);
-        return;
-    }
-#endif
-    preclab_fused_variant_native_half_ulp8(codes, exponents);
+    chosen()->half_ulp8(codes, exponents);
 }
 
 void preclab_fused_left_bits(const float *minimum, const float *maximum, const float *lower, const float *upper,
                              const float *truth, long length, uint64_t *words) {
-#if HAS_AVX2_VARIANT
-    if (preclab_fused_kernel_level() == 1) {
-        preclab_fused_variant_avx2_left_bits(minimum, maximum, lower, upper, truth, length, words);
-        return;
-    }
-#endif
-    preclab_fused_variant_native_left_bits(minimum, maximum, lower, upper, truth, length, words);
+    chosen()->left_bits(minimum, maximum, lower, upper, truth, length, words);
 }
