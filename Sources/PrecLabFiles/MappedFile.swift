@@ -115,19 +115,8 @@ public final class MappedFile: @unchecked Sendable {
     /// the kernel refuses, nothing happens and pages are mapped as they are first read).
     public func populate(_ range: Range<Int>, threads: Int) {
         #if os(Linux)
-        guard let base, descriptor >= 0, !range.isEmpty else { return }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let lower = range.lowerBound / page * page, upper = min(count, range.upperBound)
-        guard upper > lower else { return }
-        let middle = min(upper, (lower + (upper - lower) / 2 + page - 1) / page * page)
-        let start = UnsafeSendable(UnsafeMutableRawPointer(mutating: base))
         let populateRead: Int32 = 22  // MADV_POPULATE_READ (Glibc's Swift overlay may lack it)
-        ParallelChunks.forEach(count: 2, chunkSize: 1, threads: min(2, max(1, threads))) { parts in
-            for part in parts {
-                let from = part == 0 ? lower : middle, to = part == 0 ? middle : upper
-                if to > from { _ = madvise(start.value + from, to - from, populateRead) }
-            }
-        }
+        adviseInHalves(range, populateRead, threads: threads)
         #endif
     }
 
@@ -137,14 +126,22 @@ public final class MappedFile: @unchecked Sendable {
     /// about 0.03 s of kernel time on one thread here, 0.02 s split in two; a replay
     /// calls this when it is done with the records, instead of leaving it all to munmap.
     public func releaseAllPages(threads: Int) {
-        guard let base, descriptor >= 0, count > 0 else { return }
+        adviseInHalves(0..<count, MADV_DONTNEED, threads: threads)
+    }
+
+    /// madvise over the pages holding `range`, split at a page boundary into two halves
+    /// given to two threads (page-table work on a large mapping is per page).
+    private func adviseInHalves(_ range: Range<Int>, _ advice: Int32, threads: Int) {
+        guard let base, descriptor >= 0, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        let half = (count / 2 + page - 1) / page * page
-        let start = UnsafeSendable(UnsafeMutableRawPointer(mutating: base)), total = count
+        let lower = range.lowerBound / page * page, upper = min(count, range.upperBound)
+        guard upper > lower else { return }
+        let middle = min(upper, (lower + (upper - lower) / 2 + page - 1) / page * page)
+        let start = UnsafeSendable(UnsafeMutableRawPointer(mutating: base))
         ParallelChunks.forEach(count: 2, chunkSize: 1, threads: min(2, max(1, threads))) { parts in
             for part in parts {
-                let lower = part == 0 ? 0 : half, upper = part == 0 ? min(half, total) : total
-                if upper > lower { madvise(start.value + lower, upper - lower, MADV_DONTNEED) }
+                let from = part == 0 ? lower : middle, to = part == 0 ? middle : upper
+                if to > from { _ = madvise(start.value + from, to - from, advice) }
             }
         }
     }
