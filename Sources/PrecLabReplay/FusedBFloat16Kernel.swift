@@ -10,6 +10,8 @@ final class FusedTile {
     let length: Int
     /// Elements in whole vectors of eight.
     let vectorLength: Int
+    /// Lanes of each state buffer: `length` rounded up to whole vectors (at least one).
+    let padded: Int
     let pureMode: FusedPureMode
     /// W0 and the stored base, expanded (for the curve counts).
     let base: UnsafeMutablePointer<Float>
@@ -31,7 +33,7 @@ final class FusedTile {
     /// Eight lanes for the last partial vector of the truth, and of each step's update.
     let tailTruth: UnsafeMutablePointer<Float>
     let tailUpdate: UnsafeMutablePointer<Float>
-    /// A block's inputs, one entry per step (`FusedBFloat16Kernel.blockSteps` at most):
+    /// A block's inputs, one entry per step (`FusedBFloat16Kernel.maximumBlockSteps` at most):
     /// the update slices (set by the caller), the slices to prefetch, the stochastic
     /// block keys, and the counts the kernel adds to.
     let updates: UnsafeMutablePointer<UnsafePointer<Float>?>
@@ -55,10 +57,14 @@ final class FusedTile {
         vectorLength = length / 8 * 8
         pureMode = pure
         let padded = max(8, (length + 7) / 8 * 8)
+        self.padded = padded
+        // The first `length` lanes are written before the first step (`loadBase`,
+        // `expand`, `resetBatchState`); the padding past them stays zero, which the
+        // last vector's padded lanes keep.
         func lanes<Lane>(_: Lane.Type, _ wanted: Bool = true) -> UnsafeMutablePointer<Lane>? {
             guard wanted else { return nil }
             let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * padded, alignment: 64)
-            raw.initializeMemory(as: UInt8.self, repeating: 0, count: 4 * padded)
+            (raw + 4 * length).initializeMemory(as: UInt8.self, repeating: 0, count: 4 * (padded - length))
             return raw.assumingMemoryBound(to: Lane.self)
         }
         base = lanes(Float.self)!
@@ -66,9 +72,7 @@ final class FusedTile {
         lower = lanes(Float.self)!
         upper = lanes(Float.self)!
         minimum = lanes(Float.self)!
-        minimum.update(repeating: .infinity, count: padded)
         maximum = lanes(Float.self)!
-        maximum.update(repeating: -.infinity, count: padded)
         self.pure = lanes(UInt32.self, pure != .off)
         self.stochastic = lanes(UInt32.self, stochastic)
         kahanWeights = lanes(UInt32.self, kahan)
@@ -93,8 +97,7 @@ final class FusedTile {
         let bins = RatioBinner.skippedBin + 1
         ratioAll = ratioBins ? .allocate(capacity: bins) : nil
         ratioChanged = ratioBins ? .allocate(capacity: bins) : nil
-        ratioAll?.initialize(repeating: 0, count: bins)
-        ratioChanged?.initialize(repeating: 0, count: bins)
+        resetBatchState()
     }
 
     func release() {
@@ -175,10 +178,10 @@ final class FusedTile {
         for index in 0..<length { lanes[index] = UInt32(codes[index]) << 16 }
     }
 
-    /// Forgets what the batch's steps accumulated in the tile (the truth's extremes and
-    /// the ratio histogram), for a run again from the batch's start.
+    /// Sets what the batch's steps accumulate in the tile (the truth's extremes and the
+    /// ratio histogram) to its start: before the first step, and for a run again from
+    /// the batch's start.
     func resetBatchState() {
-        let padded = max(8, (length + 7) / 8 * 8)
         minimum.update(repeating: .infinity, count: padded)
         maximum.update(repeating: -.infinity, count: padded)
         let bins = RatioBinner.skippedBin + 1
@@ -214,18 +217,18 @@ struct FusedStepCounts {
 }
 
 /// A block of steps of every policy over one tile, in a single pass per element: the
-/// truth, the "left I" test, pure, stochastic and Kahan storage. Each element's state is
-/// loaded once per block and kept in registers through its steps, and each update read
-/// once (`preclab_fused_bf16_steps`, in C: see its header). bf16 only; the arithmetic is
-/// the scalar `BFloat16Codec`'s, lane for lane, so the results are bit-identical to the
+/// truth, its extremes (for "left I"), pure, stochastic and Kahan storage, over
+/// sub-tiles whose state stays in L1 through the block, each update read once
+/// (`preclab_fused_bf16_steps`, in C: see its header). bf16 only; the arithmetic is the
+/// scalar `BFloat16Codec`'s, lane for lane, so the results are bit-identical to the
 /// per-policy loops of `StepKernels`.
 ///
-/// The roundings skip their NaN rule unless an update lane is NaN or Inf. That is
-/// exact: the rule differs from rounding the bits as a number only for a NaN whose low
-/// 16 bits carry (>= 0x8000), and every other operand is an expanded code (low 16 bits
-/// zero), so without such an update every NaN a sum can give is an operand's NaN or the
-/// hardware's default NaN (0xFFC00000 on x86, 0x7FC00000 on ARM), with low bits zero.
-/// (The tests run payload NaNs, and Inf - Inf inside Kahan's chain.)
+/// The roundings skip their NaN rule unless a checked run meets a NaN or Inf update.
+/// That is exact: the rule differs from rounding the bits as a number only for a NaN
+/// whose low 16 bits carry (>= 0x8000), and every other operand is an expanded code (low
+/// 16 bits zero), so without such an update every NaN a sum can give is an operand's NaN
+/// or the hardware's default NaN (0xFFC00000 on x86, 0x7FC00000 on ARM), with low bits
+/// zero. (The tests run payload NaNs, and Inf - Inf inside Kahan's chain.)
 enum FusedBFloat16Kernel {
     /// The most steps one block runs (the C kernel's limit).
     static let maximumBlockSteps = Int(PRECLAB_FUSED_MAX_STEPS)
