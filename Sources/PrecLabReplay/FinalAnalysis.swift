@@ -26,7 +26,7 @@ struct FinalAnalysis<Codec: StorageCodec> {
         let configuration = core.configuration
         let threads = configuration.threads
         let counts = core.tensors.map(\.count)
-        let chunkSize = FinalAnalysis.chunkSize
+        let chunkSize = core.finalChunkSize
 
         // Phase 1: thresholds and Double sums per tensor, the largest tensors first.
         let bySize = counts.indices.sorted { (counts[$0], $1) > (counts[$1], $0) }
@@ -57,13 +57,19 @@ struct FinalAnalysis<Codec: StorageCodec> {
         }
         let totals = TensorCountTotals(tensors: counts.count, size: layout.size)
         let allCuts = cuts.map { $0! }
+        let kernel = core.countingKernel ? FinalCountKernel(core: core, classes: classes, layout: layout) : nil
         ParallelChunks.forEach(count: jobs.count, chunkSize: 1, threads: threads) { indices in
             let job = jobs[indices.lowerBound]
             var chunkCounts = [Int](repeating: 0, count: layout.size)
             chunkCounts.withUnsafeMutableBufferPointer { buffer in
-                FinalAnalysis(core: core).countChunk(tensor: job.tensor, chunk: job.chunk, range: job.range,
-                                                     cuts: allCuts[job.tensor], classes: classes, layout: layout,
-                                                     into: buffer.baseAddress!)
+                if let kernel {
+                    kernel.count(core: core, tensor: job.tensor, chunk: job.chunk, range: job.range,
+                                 cuts: allCuts[job.tensor], classes: classes, into: buffer.baseAddress!)
+                } else {
+                    FinalAnalysis(core: core).countChunk(tensor: job.tensor, chunk: job.chunk, range: job.range,
+                                                         cuts: allCuts[job.tensor], classes: classes, layout: layout,
+                                                         into: buffer.baseAddress!)
+                }
             }
             totals.add(chunkCounts, tensor: job.tensor)
         }

@@ -69,6 +69,16 @@ struct StoredCodeClasses: Sendable {
         return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
     }
 
+    /// The per-code tables of a format whose codes have 16 bits or fewer and whose
+    /// half-ULPs are all powers of two (as bf16's), for the C counting kernel; nil
+    /// otherwise.
+    func withCodeTables<R>(_ body: (_ strata: UnsafePointer<UInt16>, _ halfExponents: UnsafePointer<Int16>) -> R) -> R? {
+        guard let strata, let halfExponents else { return nil }
+        return strata.withUnsafeBufferPointer { strata in
+            halfExponents.withUnsafeBufferPointer { body(strata.baseAddress!, $0.baseAddress!) }
+        }
+    }
+
     /// The compact stratum of a code whose decoded value is `value`.
     @inline(__always) func stratum(_ code: UInt32, value: Float) -> Int {
         if let strata { return Int(strata[Int(code)]) }

@@ -128,6 +128,12 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     /// Whether bf16 tiles take the fused one-pass kernel (`runFusedUnit`); the tests
     /// turn it off to compare it with the per-policy loops.
     var fusedKernels = true
+    /// Final counts with the C kernel where it applies (bf16); false: the Swift loop
+    /// (the tests' oracle for the kernel).
+    var countingKernel = true
+    /// Entries per final-analysis counting job (a multiple of 64; tests use small ones to
+    /// cross chunk boundaries).
+    var finalChunkSize = FinalAnalysis<Codec>.chunkSize
     /// Steps per block of the fused kernel (the tests vary it; results do not depend on it).
     var fusedBlockSteps = FusedBFloat16Kernel.defaultBlockSteps
     /// Per work unit, how many batches took the fused path (for the tests).

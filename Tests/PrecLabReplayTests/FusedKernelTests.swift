@@ -176,11 +176,13 @@ final class FusedKernelTests: XCTestCase {
 
     private func engine(_ base: [Float], policies: [ReplayPolicy], rounding: RoundingMode, threads: Int,
                         tileSize: Int, fused: Bool, views: Bool = false,
-                        blockSteps: Int = FusedBFloat16Kernel.defaultBlockSteps) throws -> ReplayEngine {
+                        blockSteps: Int = FusedBFloat16Kernel.defaultBlockSteps,
+                        configure: (inout ReplayConfiguration) -> Void = { _ in }) throws -> ReplayEngine {
         var configuration = ReplayConfiguration(format: format, rounding: RoundingOptions(mode: rounding), seed: 5,
                                                 policies: policies, threads: threads)
         configuration.tileSize = tileSize
         configuration.stepViews = views
+        configure(&configuration)
         let engine = try base.withUnsafeBufferPointer {
             try ReplayEngine(tensors: tensors, base: $0, configuration: configuration)
         }
@@ -316,6 +318,53 @@ final class FusedKernelTests: XCTestCase {
                 assertSame(try state(candidate), try state(reference), label)
                 XCTAssertEqual(candidate.finish().json().serialized(), expectedJSON, label)
             }
+            }
+        }
+    }
+
+    /// The final counts' C kernel (`FinalCountKernel`, bf16) against the Swift loop it
+    /// stands in for (`FinalAnalysis.countChunk`): every metric of the JSON equal, for
+    /// each source of a policy's codes, both pure roundings, signed zeros counted or not, on the
+    /// adversarial stream and on a base of few magnitudes (so the mask cuts fall inside
+    /// runs of equal |W0|: ties) with updates that end on zeros of either sign, in chunks of 64, 192 and 16384 entries (ties and
+    /// complemented counts carry across chunk boundaries and short last words).
+    func testFinalCountKernelEqualsTheSwiftCounts() throws {
+        let (adversarial, updates) = adversarialStream(steps: 12)
+        let few: [Float] = [0, -0.0, Float(bitPattern: 0x0001_0000), 0.01, -0.01, 0.02, 0.5, -0.5]
+        var random = TestRandom(seed: 17)
+        let tied = adversarial.indices.map { _ in few[Int(random.nextUInt64() % UInt64(few.count))] }
+        // Updates that leave zeros of the other sign (+0 onto -0) and values that round
+        // to a bf16 zero of either sign, beside ordinary ones.
+        let small: [Float] = [0, -0.0, Float(bitPattern: 0x0000_02CA), Float(bitPattern: 0x8000_02CA), 3e-3, -3e-3, 1e-5]
+        let tiedUpdates = updates.map { $0.map { _ in small[Int(random.nextUInt64() % UInt64(small.count))] } }
+        let stored: [ReplayPolicy] = [.master, .pure, .stochastic, .kahan]
+        for (baseName, base, updates) in [("adversarial", adversarial, updates), ("tied", tied, tiedUpdates)] {
+            // fp32 alone, master (exports of the truth, no stored policy), pure, stochastic
+            // with Kahan, and all five (the kernel treats each policy on its own).
+            for mask in [0, 1, 2, 12, 15] {
+                let policies = [ReplayPolicy.fp32] + stored.enumerated().filter { mask >> $0.offset & 1 == 1 }.map(\.element)
+                for rounding in [RoundingMode.nearestEven, .stochastic] where rounding == .nearestEven || policies.contains(.pure) {
+                    for signedZeros in [false, true] {
+                        let label = "\(baseName) \(policies.map(\.rawValue)) \(rounding.rawValue) signed zeros \(signedZeros)"
+                        let engine = try self.engine(base, policies: policies, rounding: rounding, threads: 2,
+                                                     tileSize: 64, fused: true) {
+                            $0.signedZeroChanges = signedZeros
+                            $0.lowMagnitudeAlphas = [0.001, 0.01, 0.1, 0.3, 0.5, 0.9, 1]
+                        }
+                        try apply(updates, to: engine, batch: 12)
+                        let core = try XCTUnwrap(engine.testingCore as? TypedReplayCore<BFloat16Codec>)
+                        let classes = StoredCodeClasses(codec: core.codec, format: format)
+                        let layout = FinalCountLayout(strata: classes.stratumCount, levels: 7, policies: policies.count)
+                        XCTAssertNotNil(FinalCountKernel(core: core, classes: classes, layout: layout), label)
+                        for chunkSize in [64, 192, 16_384] {
+                            core.finalChunkSize = chunkSize
+                            core.countingKernel = false
+                            let expected = engine.finish().json().serialized()
+                            core.countingKernel = true
+                            XCTAssertEqual(engine.finish().json().serialized(), expected, "\(label) chunks \(chunkSize)")
+                        }
+                    }
+                }
             }
         }
     }

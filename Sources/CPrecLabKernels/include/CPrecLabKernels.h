@@ -4,6 +4,7 @@
 #define CPRECLABKERNELS_H
 
 #include "preclab_crc32.h"
+#include "preclab_final_counts.h"
 #include "preclab_fused_bf16.h"
 #include "preclab_prefetch.h"
 
