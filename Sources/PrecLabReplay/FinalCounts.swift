@@ -354,7 +354,8 @@ extension FinalAnalysis {
     /// both changes are finite. The policies are lanes of one vector: each lane is its
     /// own sequential sum, and adding +0 where an entry is left out keeps its bits (a
     /// sum of squares is never -0). Blocks of entries first find each policy's changes
-    /// (a row per policy, lanes past the policies stay 0), then add them up.
+    /// (eight lanes per entry, one per policy, lanes past the policies stay 0, so an
+    /// entry's changes are one vector load), then add them up.
     func squaredSums(tensor: Int) -> [(error: Double, truth: Double)] {
         let policies = core.configuration.policies.count
         precondition(policies <= 8, "at most 8 policies")
@@ -367,32 +368,30 @@ extension FinalAnalysis {
         let sources = self.sources()
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 9 * block) { scratch in
             scratch.initialize(repeating: 0)
-            let deltas = scratch.baseAddress!, trueDeltas = deltas + 8 * block
+            let deltas = scratch.baseAddress!, trueDeltas = deltas + 8 * block  // deltas[8 * entry + policy]
             for blockStart in stride(from: 0, to: count, by: block) {
                 let length = min(block, count - blockStart)
                 let w0 = base + blockStart, truth = truths + blockStart, stored = storedBase + blockStart
                 for offset in 0..<length { trueDeltas[offset] = Double(truth[offset]) - Double(w0[offset]) }
                 for (index, source) in sources.enumerated() {
-                    let row = deltas + index * block
+                    let lane = deltas + index
                     switch source {
                     case .truth:
-                        row.update(from: trueDeltas, count: length)
+                        for offset in 0..<length { lane[8 &* offset] = trueDeltas[offset] }
                     case .nearestOfTruth:
                         for offset in 0..<length {
-                            row[offset] = Double(codec.decode(codec.nearest(truth[offset])))
+                            lane[8 &* offset] = Double(codec.decode(codec.nearest(truth[offset])))
                                 - Double(codec.decode(stored[offset]))
                         }
                     case .stored(let weights):
                         let final = weights + start + blockStart
                         for offset in 0..<length {
-                            row[offset] = Double(codec.decode(final[offset])) - Double(codec.decode(stored[offset]))
+                            lane[8 &* offset] = Double(codec.decode(final[offset])) - Double(codec.decode(stored[offset]))
                         }
                     }
                 }
                 @inline(__always) func policyDeltas(_ offset: Int) -> SIMD8<Double> {
-                    SIMD8(deltas[offset], deltas[block + offset], deltas[2 * block + offset],
-                          deltas[3 * block + offset], deltas[4 * block + offset], deltas[5 * block + offset],
-                          deltas[6 * block + offset], deltas[7 * block + offset])
+                    UnsafeRawPointer(deltas + 8 &* offset).loadUnaligned(as: SIMD8<Double>.self)
                 }
                 // Masks only in blocks holding a non-finite change (an exponent field of
                 // all ones carries into bit 63 when one more is added to it; entries past

@@ -89,26 +89,7 @@ struct LowMagnitudeCuts: Sendable {
         let sortedThresholds = bySize.map { thresholds[$0] }
         self.sortedThresholds = sortedThresholds
         sortedTies = bySize.map { ties[$0] }
-        // The ties met before each chunk, per level. Keys equal to a threshold are rare:
-        // a branch-free test (x - 1 borrows exactly when x is 0) skips the per-level
-        // comparisons for almost every entry.
         let levels = bySize.count
-        let chunks = (count + chunkSize - 1) / chunkSize
-        var tiesBefore = [Int](repeating: 0, count: chunks * levels)
-        var running = [Int](repeating: 0, count: levels)
-        sortedThresholds.withUnsafeBufferPointer { thresholds in
-            for chunk in 0..<chunks {
-                for level in 0..<levels { tiesBefore[chunk * levels + level] = running[level] }
-                for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
-                    let key = LowMagnitudeCuts.key(value(index))
-                    var equal: UInt64 = 0
-                    for threshold in thresholds { equal |= (UInt64(key ^ threshold) &- 1) >> 63 }
-                    guard equal != 0 else { continue }
-                    for level in 0..<levels where key == thresholds[level] { running[level] += 1 }
-                }
-            }
-        }
-        self.tiesBefore = tiesBefore
         // A key's level is the number of thresholds not above it; in a bucket holding
         // no threshold, that is the number of thresholds in lower buckets.
         var bucketLevels = [UInt8](repeating: 0, count: 1 << 15)
@@ -119,6 +100,24 @@ struct LowMagnitudeCuts: Sendable {
             bucketLevels[bucket] = notAbove > before ? LowMagnitudeCuts.mixedBucket : UInt8(notAbove)
         }
         self.bucketLevels = bucketLevels
+        // The ties met before each chunk, per level. Only keys in a bucket holding a
+        // threshold can equal one: a table lookup sets almost every entry aside.
+        let chunks = (count + chunkSize - 1) / chunkSize
+        var tiesBefore = [Int](repeating: 0, count: chunks * levels)
+        var running = [Int](repeating: 0, count: levels)
+        sortedThresholds.withUnsafeBufferPointer { thresholds in
+            bucketLevels.withUnsafeBufferPointer { bucketLevels in
+                for chunk in 0..<chunks {
+                    for level in 0..<levels { tiesBefore[chunk * levels + level] = running[level] }
+                    for index in (chunk * chunkSize)..<min(count, (chunk + 1) * chunkSize) {
+                        let key = LowMagnitudeCuts.key(value(index))
+                        guard bucketLevels[Int(key >> 16)] == LowMagnitudeCuts.mixedBucket else { continue }
+                        for level in 0..<levels where key == thresholds[level] { running[level] += 1 }
+                    }
+                }
+            }
+        }
+        self.tiesBefore = tiesBefore
     }
 
     /// The first index of `counts` where the running total reaches `rank` (which the
