@@ -50,10 +50,11 @@ struct FinalCountKernel: @unchecked Sendable {
         guard classes.withCodeTables({ _, _ in true }) == true else { return nil }
     }
 
-    /// Adds the counts of one chunk of a tensor (as `FinalAnalysis.countChunk`).
+    /// Adds the counts of one chunk of a tensor (as `FinalAnalysis.countChunk`); false,
+    /// adding nothing, when the kernel's counters cannot be allocated.
     func count<Codec: StorageCodec>(core: TypedReplayCore<Codec>, tensor: Int, chunk chunkIndex: Int,
                                     range: Range<Int>, cuts: LowMagnitudeCuts, classes: StoredCodeClasses,
-                                    into counts: UnsafeMutablePointer<Int>) {
+                                    into counts: UnsafeMutablePointer<Int>) -> Bool {
         precondition(range.lowerBound % 64 == 0, "chunks start on a word")
         let first = core.tensorStarts[tensor] + range.lowerBound
         func codes(_ pointer: UnsafeMutablePointer<Codec.Code>) -> UnsafePointer<UInt16> {
@@ -80,16 +81,16 @@ struct FinalCountKernel: @unchecked Sendable {
                 }
             }
         }
-        _ = classes.withCodeTables { strata, halfExponents in
+        return classes.withCodeTables { strata, halfExponents in
             chunk.strata = strata
             chunk.half_exponents = halfExponents
-            cuts.withCursor(chunk: chunkIndex) { cursor in
+            return cuts.withCursor(chunk: chunkIndex) { cursor in
                 chunk.bucket_levels = cursor.bucketLevels.baseAddress
                 chunk.thresholds = cursor.thresholds.baseAddress
                 chunk.ties = cursor.ties.baseAddress
                 chunk.seen = cursor.seen.baseAddress
-                preclab_final_counts_bf16(&chunk, counts)
+                return preclab_final_counts_bf16(&chunk, counts) == 0
             }
-        }
+        } ?? false
     }
 }

@@ -326,7 +326,8 @@ final class FusedKernelTests: XCTestCase {
     /// stands in for (`FinalAnalysis.countChunk`): every metric of the JSON equal, for
     /// each source of a policy's codes, both pure roundings, signed zeros counted or not, on the
     /// adversarial stream and on a base of few magnitudes (so the mask cuts fall inside
-    /// runs of equal |W0|: ties) with updates that end on zeros of either sign, in chunks of 64, 192 and 16384 entries (ties and
+    /// runs of equal |W0|: ties) with updates that end on zeros of either sign, every
+    /// variant of the kernel the CPU runs, in chunks of 64, 192 and 16384 entries (ties and
     /// complemented counts carry across chunk boundaries and short last words).
     func testFinalCountKernelEqualsTheSwiftCounts() throws {
         let (adversarial, updates) = adversarialStream(steps: 12)
@@ -361,7 +362,10 @@ final class FusedKernelTests: XCTestCase {
                             core.countingKernel = false
                             let expected = engine.finish().json().serialized()
                             core.countingKernel = true
-                            XCTAssertEqual(engine.finish().json().serialized(), expected, "\(label) chunks \(chunkSize)")
+                            forEachKernelVariant { variant in
+                                XCTAssertEqual(engine.finish().json().serialized(), expected,
+                                               "\(variant): \(label) chunks \(chunkSize)")
+                            }
                         }
                     }
                 }
