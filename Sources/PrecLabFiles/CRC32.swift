@@ -131,6 +131,23 @@ public enum CRC32 {
         return crc ^ crcB
     }
 
+    /// The map that appends `length` zero bytes to a CRC (the operator `combine`
+    /// builds on every call), built once: joining many pieces of one length then costs
+    /// one 32 x 32 product over GF(2) each. Appending zeros is linear in the CRC, so
+    /// its columns are the images of the 32 one-bit CRCs.
+    public struct Appender: Sendable {
+        public let length: Int
+        private let columns: [UInt32]
+
+        public init(length: Int) {
+            self.length = length
+            columns = (0..<32).map { CRC32.combine(1 << UInt32($0), 0, length: length) }
+        }
+
+        /// The CRC of A followed by B, from crc(A) and crc(B) (B `length` bytes long).
+        public func combine(_ crcA: UInt32, _ crcB: UInt32) -> UInt32 { CRC32.times(columns, crcA) ^ crcB }
+    }
+
     private static func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
         var sum: UInt32 = 0
         var vector = vector

@@ -137,6 +137,27 @@ public final class UpdateStreamReader: @unchecked Sendable {
         try walk(payloadNeeded: false) { _ in }
     }
 
+    /// Checks the CRC-32 of the record at `offset` (record `index` of the file) from
+    /// its payload's CRC computed elsewhere: StreamReplay takes it while the replay
+    /// reads the updates, so a stream verified by a walk without CRCs is read once.
+    /// Throws the walk's error on a mismatch.
+    public func verifyRecord(at offset: Int, index: Int, payloadCRC: UInt32) throws {
+        let headerEnd = offset + UpdateStreamFormat.recordHeaderSize
+        let computed = payloadAppender.combine(CRC32.update(0, file.bytes(offset..<headerEnd)), payloadCRC)
+        let stored = file.littleEndian(UInt32.self, at: headerEnd + header.payloadLength)
+        guard computed == stored else {
+            throw crcMismatch(index: index, position: offset, stored: stored, computed: computed)
+        }
+    }
+
+    /// Joins a record header's CRC with its payload's.
+    private lazy var payloadAppender = CRC32.Appender(length: header.payloadLength)
+
+    private func crcMismatch(index: Int, position: Int, stored: UInt32, computed: UInt32) -> PrecLabError {
+        let trailer = position + UpdateStreamFormat.recordHeaderSize + header.payloadLength
+        return PrecLabError.badData(file: path, offset: trailer, "record #\(index) (starting at byte \(position)): CRC-32 mismatch: stored \(hex(stored)), computed \(hex(computed)) over bytes \(position)..<\(trailer) (the record is corrupt)")
+    }
+
     private func walk(payloadNeeded: Bool, _ body: (UpdateRecord) throws -> Void) throws -> UpdateStreamSummary {
         var summary = UpdateStreamSummary()
         summary.crcVerified = options.verifyCRC
@@ -200,7 +221,7 @@ public final class UpdateStreamReader: @unchecked Sendable {
                     computed = try CRC32.checksum(of: file, range: position..<trailer)
                 }
                 guard computed == storedCRC else {
-                    throw fail(trailer, "CRC-32 mismatch: stored \(hex(storedCRC)), computed \(hex(computed)) over bytes \(position)..<\(trailer) (the record is corrupt)")
+                    throw crcMismatch(index: index, position: position, stored: storedCRC, computed: computed)
                 }
             }
             if sawFinal {

@@ -1,3 +1,4 @@
+import PrecLabFiles
 import PrecLabFormats
 import PrecLabSupport
 
@@ -90,8 +91,13 @@ public final class ReplayEngine: @unchecked Sendable {
     ///   - progress: called as tiles finish with (tiles done, tiles in total).
     ///   - release: called with flat element ranges (increasing, disjoint) that every
     ///     step is done with, so a caller replaying a mapped stream can drop those pages.
+    ///
+    /// With `payloadCRCs` (as many slots as steps) each step's CRC-32 of its update bytes
+    /// (`4 * elementCount` of them) is written there, computed piece by piece as the
+    /// tiles read the updates: a stream's CRCs checked without a second pass over it.
     public func applyAll(_ steps: [RecordedStep], progress: (@Sendable (Int, Int) -> Void)? = nil,
-                         release: (@Sendable (Range<Int>) -> Void)? = nil) throws {
+                         release: (@Sendable (Range<Int>) -> Void)? = nil,
+                         payloadCRCs: UnsafeMutableBufferPointer<UInt32>? = nil) throws {
         for recorded in steps where recorded.delta.count != elementCount {
             throw PrecLabError.badData(
                 "step \(recorded.step): update holds \(recorded.delta.count) values, expected \(elementCount)")
@@ -109,7 +115,25 @@ public final class ReplayEngine: @unchecked Sendable {
             }
         }
         let inputs = steps.map { StepInput(step: $0.step, delta: $0.delta.baseAddress!, curvePoint: $0.curvePoint) }
-        let points = core.run(steps: inputs, progress: progress, release: release)
+        precondition(payloadCRCs.map { $0.count == steps.count } ?? true, "one CRC slot per step")
+        let units = core.units
+        let pieces = payloadCRCs.map { _ in OwnedBuffer<UInt32>(repeating: 0, count: steps.count * units.count) }
+        defer { pieces?.release() }
+        let points = core.run(steps: inputs, progress: progress, release: release, pieceCRCs: pieces)
+        if let payloadCRCs, let pieces {
+            // The units tile the elements in order, so the pieces join in unit order.
+            var appenders: [Int: CRC32.Appender] = [:]
+            for unit in units where appenders[unit.range.count] == nil {
+                appenders[unit.range.count] = CRC32.Appender(length: 4 * unit.range.count)
+            }
+            for stepIndex in steps.indices {
+                var crc: UInt32 = 0  // the CRC of no bytes
+                for (unitIndex, unit) in units.enumerated() {
+                    crc = appenders[unit.range.count]!.combine(crc, pieces[stepIndex * units.count + unitIndex])
+                }
+                payloadCRCs[stepIndex] = crc
+            }
+        }
         for (recorded, counts) in zip(steps.filter(\.curvePoint), points) {
             curve.append(CurvePoint(step: recorded.step, trueChanged: counts.trueChanged,
                                     visibleChanged: counts.visible))
@@ -310,13 +334,23 @@ enum ReplayCoreBox {
         }
     }
 
-    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)?,
-             release: (@Sendable (Range<Int>) -> Void)?) -> [CurveCounts] {
+    /// The work units (tiles), in element order.
+    var units: [WorkUnit] {
         switch self {
-        case .bfloat16(let core): return core.run(steps: steps, progress: progress, release: release)
-        case .byte(let core): return core.run(steps: steps, progress: progress, release: release)
-        case .narrow(let core): return core.run(steps: steps, progress: progress, release: release)
-        case .wide(let core): return core.run(steps: steps, progress: progress, release: release)
+        case .bfloat16(let core): return core.units
+        case .byte(let core): return core.units
+        case .narrow(let core): return core.units
+        case .wide(let core): return core.units
+        }
+    }
+
+    func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)?,
+             release: (@Sendable (Range<Int>) -> Void)?, pieceCRCs: OwnedBuffer<UInt32>?) -> [CurveCounts] {
+        switch self {
+        case .bfloat16(let core): return core.run(steps: steps, progress: progress, release: release, pieceCRCs: pieceCRCs)
+        case .byte(let core): return core.run(steps: steps, progress: progress, release: release, pieceCRCs: pieceCRCs)
+        case .narrow(let core): return core.run(steps: steps, progress: progress, release: release, pieceCRCs: pieceCRCs)
+        case .wide(let core): return core.run(steps: steps, progress: progress, release: release, pieceCRCs: pieceCRCs)
         }
     }
 

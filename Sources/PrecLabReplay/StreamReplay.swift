@@ -64,9 +64,10 @@ public enum StreamReplay {
 
     /// As `run`, also returning the engine so callers can read the final weights.
     ///
-    /// The records are walked once (checking framing and CRCs, keeping views of the
-    /// mapped updates), then the engine applies every step tile-major, then FINL is
-    /// compared. The stream stays mapped throughout; its pages are the kernel's to evict.
+    /// The records are walked once (checking framing, and the CRCs of BASE and FINL,
+    /// keeping views of the mapped updates), then the engine applies every step
+    /// tile-major, taking each STEP record's CRC as it reads the updates (with a subset
+    /// of the tensors, the walk checks every CRC instead), then FINL is compared. The stream stays mapped throughout; its pages are the kernel's to evict.
     public static func runKeepingState(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
         progress: (@Sendable (Int, Int) -> Void)? = nil
@@ -76,8 +77,14 @@ public enum StreamReplay {
         let outline = try framing.summarize()
         let totalSteps = outline.stepCount
 
+        // With every tensor kept, each STEP record's CRC is taken while the engine reads
+        // its updates (the stream is read once, not twice); BASE and FINL are checked as
+        // the walk meets them, and every STEP before anything is written. A subset reads
+        // only its tensors' bytes, so then the walk checks every CRC first.
+        let stepCRCsInPass = options.verifyCRC && options.tensorNames == nil
         let reader = try UpdateStreamReader(
-            path: path, options: .init(verifyCRC: options.verifyCRC, allowTruncated: options.allowTruncated))
+            path: path, options: .init(verifyCRC: options.verifyCRC && !stepCRCsInPass,
+                                       allowTruncated: options.allowTruncated))
         reader.file.adviseSequential()
         let subset = TensorSubset(all: reader.header.tensors.enumerated().map {
             ReplayTensor(name: $1.name, shape: $1.shape, streamIndex: options.modelPositions?[$1.name] ?? $0)
@@ -101,8 +108,13 @@ public enum StreamReplay {
 
         let every = max(1, options.curveEvery ?? max(1, (totalSteps + defaultCurvePoints - 1) / defaultCurvePoints))
         var steps: [RecordedStep] = []
+        var stepRecords: [(offset: Int, index: Int)] = []  // for the CRCs taken in the pass
         var final: (values: UnsafeBufferPointer<Float>, offset: Int)? = nil
         let summary = try reader.forEachRecord { record in
+            if stepCRCsInPass && record.kind != .step {
+                try reader.verifyRecord(at: record.offset, index: record.index,
+                                        payloadCRC: CRC32.checksum(UnsafeRawBufferPointer(record.values)))
+            }
             switch record.kind {
             case .base:
                 if engine == nil {
@@ -116,6 +128,7 @@ public enum StreamReplay {
                 let number = steps.count + 1
                 steps.append(RecordedStep(step: record.step, delta: record.values,
                                           curvePoint: number % every == 0 || number == totalSteps))
+                stepRecords.append((record.offset, record.index))
             case .final:
                 final = (record.values, record.offset)
             }
@@ -171,7 +184,18 @@ public enum StreamReplay {
                 if gathered == nil, release == nil, let first = payloads.first, let last = payloads.last {
                     file.populate(first..<(last + payloadBytes), threads: configuration.threads)
                 }
-                try engine.applyAll(batch, progress: batchProgress, release: release)
+                if stepCRCsInPass {
+                    var payloadCRCs = [UInt32](repeating: 0, count: batch.count)
+                    try payloadCRCs.withUnsafeMutableBufferPointer {
+                        try engine.applyAll(batch, progress: batchProgress, release: release, payloadCRCs: $0)
+                    }
+                    for (position, payloadCRC) in payloadCRCs.enumerated() {
+                        let record = stepRecords[batchStart + position]
+                        try reader.verifyRecord(at: record.offset, index: record.index, payloadCRC: payloadCRC)
+                    }
+                } else {
+                    try engine.applyAll(batch, progress: batchProgress, release: release)
+                }
                 done += batch.count
             }
             if let final, configuration.scale == 1 {

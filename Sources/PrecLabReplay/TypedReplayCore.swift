@@ -1,3 +1,4 @@
+import PrecLabFiles
 import PrecLabFormats
 import PrecLabSupport
 
@@ -211,8 +212,11 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
     ///   - progress: called once per finished tile with (tiles done, tiles).
     ///   - release: called with flat element ranges that every step of the batch is done
     ///     with (in increasing order), so the caller can drop the mapped update pages.
+    /// `pieceCRCs`: when given, `steps.count` x `units.count` slots (step-major) that
+    /// receive each unit's CRC-32 of its slice of each step's update bytes, taken right
+    /// after the unit ran, while the slices are still in cache.
     func run(steps: [StepInput], progress: (@Sendable (Int, Int) -> Void)? = nil,
-             release: (@Sendable (Range<Int>) -> Void)? = nil) -> [CurveCounts] {
+             release: (@Sendable (Range<Int>) -> Void)? = nil, pieceCRCs: OwnedBuffer<UInt32>? = nil) -> [CurveCounts] {
         guard !steps.isEmpty else { return [] }
         let curveSteps = steps.filter(\.curvePoint).count
         let tallies = StepTallies(curvePoints: curveSteps, tensors: tensors.count,
@@ -224,6 +228,13 @@ final class TypedReplayCore<Codec: StorageCodec>: @unchecked Sendable {
         ParallelChunks.forEach(count: unitCount, chunkSize: 1, threads: configuration.threads) { indices in
             for unitIndex in indices {
                 self.runUnit(unitIndex, steps: steps, curveSteps: curveSteps, tallies: tallies)
+                if let pieceCRCs {
+                    let range = self.units[unitIndex].range
+                    for (stepIndex, input) in steps.enumerated() {
+                        let slice = UnsafeRawBufferPointer(start: input.delta + range.lowerBound, count: 4 * range.count)
+                        pieceCRCs[stepIndex * unitCount + unitIndex] = CRC32.update(0, slice)
+                    }
+                }
                 watermark?.finished(unitIndex)
                 if let progress { progress(finished.fetchAdd() + 1, unitCount) }
             }

@@ -51,6 +51,26 @@ final class CRC32Tests: XCTestCase {
         }
     }
 
+    /// An appender built once for a length joins any two pieces as `combine` does, and a
+    /// run of equal pieces (as the replay's tiles give) to the CRC of their concatenation.
+    func testAppenderJoinsPiecesOfOneLength() {
+        let bytes = (0..<12_288).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
+        for length in [0, 1, 7, 4096] {
+            let appender = CRC32.Appender(length: length)
+            var joined: UInt32 = 0
+            var consumed = 0
+            while consumed + length <= bytes.count && (length > 0 || consumed == 0) {
+                let piece = CRC32.checksum(Array(bytes[consumed..<(consumed + length)]))
+                XCTAssertEqual(appender.combine(joined, piece), CRC32.combine(joined, piece, length: length),
+                               "length \(length) at \(consumed)")
+                joined = appender.combine(joined, piece)
+                consumed += length
+                if length == 0 { break }
+            }
+            XCTAssertEqual(joined, bitwiseCRC(Array(bytes[..<consumed])), "length \(length)")
+        }
+    }
+
     func testParallelResultDoesNotDependOnThreadCount() {
         let count = CRC32.parallelThreshold * 2 + 12345
         let bytes = (0..<count).map { UInt8(truncatingIfNeeded: ($0 &* 2654435761) >> 7) }

@@ -1,4 +1,5 @@
 import XCTest
+import PrecLabFiles
 @testable import PrecLabFormats
 @testable import PrecLabReplay
 import PrecLabSupport
@@ -168,5 +169,33 @@ final class TileMajorReplayTests: XCTestCase {
     /// Hands the updates to `body` as recorded steps (curve points every third step).
     private func withSteps(_ updates: [[Float]], _ body: ([RecordedStep]) throws -> Void) throws {
         try withRecordedSteps(updates, curvePoint: { $0 % 3 == 2 }, body)
+    }
+
+    /// The CRC-32 of each step's update bytes, taken piece by piece as the tiles read
+    /// them (`applyAll(payloadCRCs:)`), equals the checksum of the whole update: bf16
+    /// (fused kernel) and fp16 (per-policy loops), tiles that do and do not divide the
+    /// tensors, 1 and 2 threads, batches of several steps.
+    func testPayloadCRCsTakenInThePassEqualTheWholeChecksum() throws {
+        let (base, updates) = stream(seed: 41, steps: 7)
+        let expected = updates.map { update in update.withUnsafeBytes { CRC32.checksum($0) } }
+        for (format, rounding) in [(FloatFormat.bf16, RoundingMode.nearestEven), (.fp16, .towardZero)] {
+            for tileSize in [64, 192, 4096] {
+                for threads in [1, 2] {
+                    let engine = try self.engine(base, format: format, rounding: rounding, threads: threads,
+                                                 tileSize: tileSize)
+                    var crcs: [UInt32] = []
+                    try withRecordedSteps(updates, curvePoint: { $0 % 3 == 2 }) { steps in
+                        for batch in [steps[0..<5], steps[5...]] {
+                            var slots = [UInt32](repeating: 0, count: batch.count)
+                            try slots.withUnsafeMutableBufferPointer {
+                                try engine.applyAll(Array(batch), payloadCRCs: $0)
+                            }
+                            crcs += slots
+                        }
+                    }
+                    XCTAssertEqual(crcs, expected, "\(format.name) tile \(tileSize) threads \(threads)")
+                }
+            }
+        }
     }
 }
