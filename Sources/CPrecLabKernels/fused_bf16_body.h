@@ -300,7 +300,19 @@ static inline __attribute__((always_inline)) void run_slice(
                 }
                 // One counter per (bin, changed) pair: a single increment per lane.
                 i32x8 slot = (bin << 1) | (i32x8)changed;
-                for (int lane = 0; lane < lanes_valid; lane++) histograms->pairs[lane][slot[lane]] += 1;
+                if (lanes_valid == 8) {
+                    // Unrolled: a loop of variable length kept a branch per lane.
+                    histograms->pairs[0][slot[0]] += 1;
+                    histograms->pairs[1][slot[1]] += 1;
+                    histograms->pairs[2][slot[2]] += 1;
+                    histograms->pairs[3][slot[3]] += 1;
+                    histograms->pairs[4][slot[4]] += 1;
+                    histograms->pairs[5][slot[5]] += 1;
+                    histograms->pairs[6][slot[6]] += 1;
+                    histograms->pairs[7][slot[7]] += 1;
+                } else {
+                    for (int lane = 0; lane < lanes_valid; lane++) histograms->pairs[lane][slot[lane]] += 1;
+                }
             }
         }
     }
