@@ -132,23 +132,43 @@ public enum CRC32 {
     }
 
     /// The map that appends `length` zero bytes to a CRC (the operator `combine`
-    /// builds on every call), built once: joining many pieces of one length then costs
-    /// one 32 x 32 product over GF(2) each. Appending zeros is linear in the CRC, so
-    /// its columns are the images of the 32 one-bit CRCs.
+    /// applies on every call), built once: joining many pieces of one length then costs
+    /// one 32 x 32 product over GF(2) each. It is composed from the same squarings as
+    /// `combine`'s (the powers of the one-zero-bit operator commute).
     public struct Appender: Sendable {
         public let length: Int
+        /// Column i: the image of the CRC with only bit i set.
         private let columns: [UInt32]
 
         public init(length: Int) {
             self.length = length
-            columns = (0..<32).map { CRC32.combine(1 << UInt32($0), 0, length: length) }
+            var odd = [UInt32](repeating: 0, count: 32)
+            var even = [UInt32](repeating: 0, count: 32)
+            odd[0] = 0xEDB8_8320  // operator for one zero bit
+            var row: UInt32 = 1
+            for n in 1..<32 { odd[n] = row; row <<= 1 }
+            CRC32.square(&even, odd)  // two zero bits
+            CRC32.square(&odd, even)  // four zero bits
+            var result = (0..<32).map { UInt32(1) << UInt32($0) }  // no zero bytes: the identity
+            func compose(_ power: [UInt32]) { result = result.map { CRC32.times(power, $0) } }
+            var remaining = length
+            while remaining != 0 {
+                CRC32.square(&even, odd)  // first pass: one zero byte
+                if remaining & 1 != 0 { compose(even) }
+                remaining >>= 1
+                if remaining == 0 { break }
+                CRC32.square(&odd, even)
+                if remaining & 1 != 0 { compose(odd) }
+                remaining >>= 1
+            }
+            columns = result
         }
 
         /// The CRC of A followed by B, from crc(A) and crc(B) (B `length` bytes long).
         public func combine(_ crcA: UInt32, _ crcB: UInt32) -> UInt32 { CRC32.times(columns, crcA) ^ crcB }
     }
 
-    private static func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
+    fileprivate static func times(_ matrix: [UInt32], _ vector: UInt32) -> UInt32 {
         var sum: UInt32 = 0
         var vector = vector
         var index = 0
@@ -160,7 +180,7 @@ public enum CRC32 {
         return sum
     }
 
-    private static func square(_ result: inout [UInt32], _ matrix: [UInt32]) {
+    fileprivate static func square(_ result: inout [UInt32], _ matrix: [UInt32]) {
         for n in 0..<32 { result[n] = times(matrix, matrix[n]) }
     }
 }

@@ -12,6 +12,9 @@ public final class ReplayEngine: @unchecked Sendable {
     public let tensors: [ReplayTensor]
     public let configuration: ReplayConfiguration
     private let core: ReplayCoreBox
+    /// Per tile length (in elements), the operator joining a tile's CRC piece to the
+    /// ones before it (`applyAll(payloadCRCs:)`), built once per replay.
+    private var crcAppenders: [Int: CRC32.Appender] = [:]
     private var curve: [CurvePoint] = []
     private var stepsApplied = 0
     private var firstStep: UInt64?
@@ -122,14 +125,14 @@ public final class ReplayEngine: @unchecked Sendable {
         let points = core.run(steps: inputs, progress: progress, release: release, pieceCRCs: pieces)
         if let payloadCRCs, let pieces {
             // The units tile the elements in order, so the pieces join in unit order.
-            var appenders: [Int: CRC32.Appender] = [:]
-            for unit in units where appenders[unit.range.count] == nil {
-                appenders[unit.range.count] = CRC32.Appender(length: 4 * unit.range.count)
+            for unit in units where crcAppenders[unit.range.count] == nil {
+                crcAppenders[unit.range.count] = CRC32.Appender(length: 4 * unit.range.count)
             }
+            let appenders = units.map { crcAppenders[$0.range.count]! }
             for stepIndex in steps.indices {
                 var crc: UInt32 = 0  // the CRC of no bytes
-                for (unitIndex, unit) in units.enumerated() {
-                    crc = appenders[unit.range.count]!.combine(crc, pieces[stepIndex * units.count + unitIndex])
+                for (unitIndex, appender) in appenders.enumerated() {
+                    crc = appender.combine(crc, pieces[stepIndex * units.count + unitIndex])
                 }
                 payloadCRCs[stepIndex] = crc
             }

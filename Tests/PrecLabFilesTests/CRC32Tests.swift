@@ -55,7 +55,7 @@ final class CRC32Tests: XCTestCase {
     /// run of equal pieces (as the replay's tiles give) to the CRC of their concatenation.
     func testAppenderJoinsPiecesOfOneLength() {
         let bytes = (0..<12_288).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ 5) }
-        for length in [0, 1, 7, 4096] {
+        for length in [0, 1, 7, 3000, 4096] {
             let appender = CRC32.Appender(length: length)
             var joined: UInt32 = 0
             var consumed = 0
