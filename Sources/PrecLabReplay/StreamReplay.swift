@@ -67,7 +67,8 @@ public enum StreamReplay {
     /// The records are walked once (checking framing, and the CRCs of BASE and FINL,
     /// keeping views of the mapped updates), then the engine applies every step
     /// tile-major, taking each STEP record's CRC as it reads the updates (with a subset
-    /// of the tensors, the walk checks every CRC instead), then FINL is compared. The stream stays mapped throughout; its pages are the kernel's to evict.
+    /// of the tensors, the walk checks every CRC instead), then FINL is compared. The
+    /// stream stays mapped throughout; its pages are the kernel's to evict.
     public static func runKeepingState(
         path: String, configuration: ReplayConfiguration, options: StreamReplayOptions = StreamReplayOptions(),
         progress: (@Sendable (Int, Int) -> Void)? = nil
