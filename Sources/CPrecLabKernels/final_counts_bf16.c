@@ -9,14 +9,17 @@
 #undef FINAL_COUNTS_NAME
 
 #if defined(__x86_64__) && !defined(__AVX2__)
-int preclab_final_counts_variant_avx2(const preclab_final_chunk *chunk, long *counts);
+void preclab_final_counts_variant_avx2(const preclab_final_chunk *chunk, long *counts);
 #endif
 
 /// The variant the fused kernel runs (preclab_fused_kernel_level: the CPU's best, or
 /// the one the tests chose), so the tests that go through the variants cover both.
-int preclab_final_counts_bf16(const preclab_final_chunk *chunk, long *counts) {
+void preclab_final_counts_bf16(const preclab_final_chunk *chunk, long *counts) {
 #if defined(__x86_64__) && !defined(__AVX2__)
-    if (preclab_fused_kernel_level() == 1) return preclab_final_counts_variant_avx2(chunk, counts);
+    if (preclab_fused_kernel_level() == 1) {
+        preclab_final_counts_variant_avx2(chunk, counts);
+        return;
+    }
 #endif
-    return preclab_final_counts_variant_native(chunk, counts);
+    preclab_final_counts_variant_native(chunk, counts);
 }

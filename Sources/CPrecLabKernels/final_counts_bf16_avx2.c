@@ -5,7 +5,6 @@
 #if defined(__x86_64__) && !defined(__AVX2__)
 // The headers first, so the attribute below reaches only the counts' own functions.
 #include <emmintrin.h>
-#include <stdlib.h>
 #include <string.h>
 #pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
 #define FINAL_COUNTS_NAME preclab_final_counts_variant_avx2

@@ -6,7 +6,6 @@
 // floats in double, is exact; contraction stays off all the same.)
 #pragma clang fp contract(off)
 #include "preclab_final_counts.h"
-#include <stdlib.h>
 #include <string.h>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -81,26 +80,12 @@ static long level_in_mixed_bucket(const preclab_final_chunk *k, uint32_t key) {
     return level;
 }
 
-/// Histogram copies: entry o counts into copy o % COPIES, so neighbours (which mostly
-/// share their classes) do not wait on each other's increments (a store-to-load chain
-/// through one counter was most of the time, measured with perf).
-enum { COPIES = 4 };
-
-int FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
+void FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
     const int sign_matters = k->signed_zero_changes != 0;
     const int strata = k->strata_count, magnitude_bins = k->magnitude_bins, ratio_slots = k->ratio_slots;
     const int level_slots = k->levels + 1;
-    // Local 32-bit counters (a chunk is small), COPIES of each: the tensor's histograms
-    // (|W0| octave, ratio bin, level x stratum), then per policy its visible entries per
-    // stratum, |W0| octave, ratio bin and level.
-    const long tensor_slots = magnitude_bins + ratio_slots + (long)level_slots * strata;
-    const long policy_slots = strata + magnitude_bins + ratio_slots + level_slots;
-    const long local_size = COPIES * (tensor_slots + k->policies * policy_slots);
-    // On the heap: with many mask levels the counters pass a megabyte (thread stacks
-    // can be small).
-    uint32_t *const local = calloc((size_t)local_size, sizeof(uint32_t));
-    if (!local) return -1;
-    uint32_t *const policy_local = local + COPIES * tensor_slots;
+    long *const magnitudes = counts + k->magnitude_histogram, *const histogram = counts + k->histogram;
+    long *const mask_by_level = counts + k->mask_by_level;
     uint32_t complement = 0;  // per policy (bit): the chunk counts its invisible entries
     // The fields the entry loop reads, as locals (clang otherwise loaded them with
     // gathers inside the vectorised loop).
@@ -115,19 +100,17 @@ int FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
     float stored_value[64];
     // Per entry of a word, the flags of the truth's bits (in WordBits order) and of a
     // policy's; entries past a short word keep earlier flags, cut off by `word_mask`.
-    uint8_t changed_f[64], stored_zero_f[64], swamped_f[64], rises_f[64], falls_f[64], non_finite_f[64];
-    uint8_t differs_f[64], zero_f[64], p_rises_f[64], p_falls_f[64], p_non_finite_f[64];
-    uint8_t *const all_flags[] = {changed_f, stored_zero_f, swamped_f, rises_f, falls_f, non_finite_f,
-                                  differs_f, zero_f, p_rises_f, p_falls_f, p_non_finite_f};
-    for (unsigned f = 0; f < sizeof all_flags / sizeof all_flags[0]; f++) memset(all_flags[f], 0, 64);
+    uint8_t changed_f[64] = {0}, stored_zero_f[64] = {0}, swamped_f[64] = {0}, rises_f[64] = {0};
+    uint8_t falls_f[64] = {0}, non_finite_f[64] = {0}, differs_f[64] = {0}, zero_f[64] = {0};
+    uint8_t p_rises_f[64] = {0}, p_falls_f[64] = {0}, p_non_finite_f[64] = {0};
     for (long word_start = 0; word_start < k->length; word_start += 64) {
         const long length = k->length - word_start < 64 ? k->length - word_start : 64;
         const uint64_t word_mask = length == 64 ? ~(uint64_t)0 : ((uint64_t)1 << length) - 1;
         const float *base = k->base + word_start, *truth = k->truth + word_start;
         const uint16_t *stored = k->stored_base + word_start;
         word_bits word = {0};
-        // Classes and the truth's bits, entry by entry (no loop-carried state but the
-        // bit masks, so the loop vectorises).
+        // Classes and the truth's flags, entry by entry (no loop-carried state, so the
+        // loop vectorises).
         for (long o = 0; o < length; o++) {
             const float w0 = base[o], t = truth[o];
             const uint16_t code = stored[o];
@@ -172,10 +155,9 @@ int FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
             level[o] = bucket != 255 ? bucket : (uint8_t)level_in_mixed_bucket(k, key);
         }
         for (long o = 0; o < length; o++) {
-            uint32_t *copy = local + (o % COPIES) * tensor_slots;
-            copy[magnitude[o]] += 1;
-            copy[magnitude_bins + ratio[o]] += 1;
-            copy[magnitude_bins + ratio_slots + (long)level[o] * strata + stratum[o]] += 1;
+            magnitudes[magnitude[o]] += 1;
+            histogram[ratio[o]] += 1;
+            mask_by_level[(long)level[o] * strata + stratum[o]] += 1;
         }
         counts[k->true_changed] += __builtin_popcountll(word.changed);
         word.left = k->left ? k->left[word_start >> 6] : 0;
@@ -212,40 +194,18 @@ int FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
             const uint64_t opposite = (policy.rises & word.falls) | (policy.falls & word.rises);
             block[k->spurious] += __builtin_popcountll(visible & opposite);
             block[k->non_finite] += __builtin_popcountll(policy.non_finite);
-            uint32_t *copies = policy_local + (long)p * COPIES * policy_slots;
+            long *by_stratum = block + k->visible_by_stratum, *by_magnitude = block + k->visible_by_magnitude;
+            long *by_bin = block + k->visible_by_bin, *by_level = block + k->visible_by_level;
             for (uint64_t remaining = counted; remaining != 0; remaining &= remaining - 1) {
                 const int o = __builtin_ctzll(remaining);
-                uint32_t *copy = copies + (o % COPIES) * policy_slots;
-                copy[stratum[o]] += 1;
-                copy[strata + magnitude[o]] += 1;
-                copy[strata + magnitude_bins + ratio[o]] += 1;
-                copy[strata + magnitude_bins + ratio_slots + level[o]] += 1;
+                by_stratum[stratum[o]] += 1;
+                by_magnitude[magnitude[o]] += 1;
+                by_bin[ratio[o]] += 1;
+                by_level[level[o]] += 1;
             }
         }
     }
-    // The copies into the caller's layout.
-    long *magnitudes = counts + k->magnitude_histogram, *histogram = counts + k->histogram;
-    long *mask_by_level = counts + k->mask_by_level;
-    for (int c = 0; c < COPIES; c++) {
-        const uint32_t *copy = local + c * tensor_slots;
-        for (int m = 0; m < magnitude_bins; m++) magnitudes[m] += copy[m];
-        for (int b = 0; b < ratio_slots; b++) histogram[b] += copy[magnitude_bins + b];
-        for (long slot = 0; slot < (long)level_slots * strata; slot++) {
-            mask_by_level[slot] += copy[magnitude_bins + ratio_slots + slot];
-        }
-        for (int p = 0; p < k->policies; p++) {
-            const uint32_t *from = policy_local + ((long)p * COPIES + c) * policy_slots;
-            long *block = counts + k->first_policy + p * k->policy_stride;
-            for (int s = 0; s < strata; s++) block[k->visible_by_stratum + s] += from[s];
-            for (int m = 0; m < magnitude_bins; m++) block[k->visible_by_magnitude + m] += from[strata + m];
-            for (int b = 0; b < ratio_slots; b++) block[k->visible_by_bin + b] += from[strata + magnitude_bins + b];
-            for (int l = 0; l < level_slots; l++) {
-                block[k->visible_by_level + l] += from[strata + magnitude_bins + ratio_slots + l];
-            }
-        }
-    }
-    free(local);
-    if (complement == 0) return 0;
+    if (complement == 0) return;
     // The chunk's entries per class, then visible = all - invisible for those policies.
     long per_stratum[strata], per_level[level_slots];
     memset(per_stratum, 0, sizeof per_stratum);
@@ -264,5 +224,4 @@ int FINAL_COUNTS_NAME(const preclab_final_chunk *k, long *counts) {
         for (int b = 0; b < ratio_slots; b++) block[k->visible_by_bin + b] = histogram[b] - block[k->visible_by_bin + b];
         for (int l = 0; l < level_slots; l++) block[k->visible_by_level + l] = per_level[l] - block[k->visible_by_level + l];
     }
-    return 0;
 }

@@ -62,9 +62,10 @@ struct FinalAnalysis<Codec: StorageCodec> {
             let job = jobs[indices.lowerBound]
             var chunkCounts = [Int](repeating: 0, count: layout.size)
             chunkCounts.withUnsafeMutableBufferPointer { buffer in
-                let counted = kernel?.count(core: core, tensor: job.tensor, chunk: job.chunk, range: job.range,
-                                            cuts: allCuts[job.tensor], classes: classes, into: buffer.baseAddress!)
-                if counted != true {
+                if let kernel {
+                    kernel.count(core: core, tensor: job.tensor, chunk: job.chunk, range: job.range,
+                                 cuts: allCuts[job.tensor], classes: classes, into: buffer.baseAddress!)
+                } else {
                     FinalAnalysis(core: core).countChunk(tensor: job.tensor, chunk: job.chunk, range: job.range,
                                                          cuts: allCuts[job.tensor], classes: classes, layout: layout,
                                                          into: buffer.baseAddress!)

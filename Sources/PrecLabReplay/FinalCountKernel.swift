@@ -1,21 +1,23 @@
 import CPrecLabKernels
 
 /// The bf16 final counts in C (`preclab_final_counts_bf16`): `FinalAnalysis.countChunk`
-/// for the bf16 codec, entry for entry, about three times faster (the Swift loop stays
-/// the definition, used by every other codec and by the tests as the oracle).
+/// for the bf16 codec, entry for entry (the Swift loop stays the definition, used by
+/// every other codec and by the tests as the oracle; measurements in docs/replay.md).
 /// Sendable: its template holds only numbers until a call fills in the pointers.
 struct FinalCountKernel: @unchecked Sendable {
     /// The chunk description every call starts from: tables, layout, classes.
     private var template = preclab_final_chunk()
 
-    /// nil unless the kernel applies: bf16 codes, at most `PRECLAB_FINAL_MAX_POLICIES`
-    /// policies, bins that fit a byte and a lowest |W0| octave above the subnormals.
+    /// nil unless the kernel applies: bf16 codes with their per-code tables, at most
+    /// `PRECLAB_FINAL_MAX_POLICIES` policies, bins that fit a byte and a lowest |W0|
+    /// octave above the subnormals.
     init?<Codec: StorageCodec>(core: TypedReplayCore<Codec>, classes: StoredCodeClasses, layout: FinalCountLayout) {
         let configuration = core.configuration
         guard Codec.self == BFloat16Codec.self, configuration.format == .bf16,
               configuration.policies.count <= Int(PRECLAB_FINAL_MAX_POLICIES),
               FinalCountLayout.ratioBins <= 255, MagnitudeBins.binCount <= 255,
-              MagnitudeBins.octaves.lowestExponent > -126, layout.levels < 255 else { return nil }
+              MagnitudeBins.octaves.lowestExponent > -126, layout.levels < 255,
+              classes.hasCodeTables else { return nil }
         var chunk = preclab_final_chunk()
         chunk.policies = Int32(configuration.policies.count)
         chunk.signed_zero_changes = configuration.signedZeroChanges ? 1 : 0
@@ -47,14 +49,12 @@ struct FinalCountKernel: @unchecked Sendable {
         chunk.visible_by_bin = layout.visibleByBin
         chunk.visible_by_level = layout.visibleByLevel
         template = chunk
-        guard classes.withCodeTables({ _, _ in true }) == true else { return nil }
     }
 
-    /// Adds the counts of one chunk of a tensor (as `FinalAnalysis.countChunk`); false,
-    /// adding nothing, when the kernel's counters cannot be allocated.
+    /// Adds the counts of one chunk of a tensor (as `FinalAnalysis.countChunk`).
     func count<Codec: StorageCodec>(core: TypedReplayCore<Codec>, tensor: Int, chunk chunkIndex: Int,
                                     range: Range<Int>, cuts: LowMagnitudeCuts, classes: StoredCodeClasses,
-                                    into counts: UnsafeMutablePointer<Int>) -> Bool {
+                                    into counts: UnsafeMutablePointer<Int>) {
         precondition(range.lowerBound % 64 == 0, "chunks start on a word")
         let first = core.tensorStarts[tensor] + range.lowerBound
         func codes(_ pointer: UnsafeMutablePointer<Codec.Code>) -> UnsafePointer<UInt16> {
@@ -81,16 +81,17 @@ struct FinalCountKernel: @unchecked Sendable {
                 }
             }
         }
-        return classes.withCodeTables { strata, halfExponents in
+        // (`init` made sure the tables exist.)
+        _ = classes.withCodeTables { strata, halfExponents in
             chunk.strata = strata
             chunk.half_exponents = halfExponents
-            return cuts.withCursor(chunk: chunkIndex) { cursor in
+            cuts.withCursor(chunk: chunkIndex) { cursor in
                 chunk.bucket_levels = cursor.bucketLevels.baseAddress
                 chunk.thresholds = cursor.thresholds.baseAddress
                 chunk.ties = cursor.ties.baseAddress
                 chunk.seen = cursor.seen.baseAddress
-                return preclab_final_counts_bf16(&chunk, counts) == 0
+                preclab_final_counts_bf16(&chunk, counts)
             }
-        } ?? false
+        }
     }
 }

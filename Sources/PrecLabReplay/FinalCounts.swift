@@ -69,6 +69,9 @@ struct StoredCodeClasses: Sendable {
         return VisibilityHistogram.bin(ofRatio: trueDelta.isNaN ? .nan : abs(trueDelta) / half)
     }
 
+    /// Whether `withCodeTables` has tables to give.
+    var hasCodeTables: Bool { strata != nil && halfExponents != nil }
+
     /// The per-code tables of a format whose codes have 16 bits or fewer and whose
     /// half-ULPs are all powers of two (as bf16's), for the C counting kernel; nil
     /// otherwise.

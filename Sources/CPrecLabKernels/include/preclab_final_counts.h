@@ -57,7 +57,6 @@ typedef struct {
 } preclab_final_chunk;
 
 /// Adds the chunk's counts into `counts` (FinalCountLayout, zeroed by the caller).
-/// Returns 0, or -1 (counts untouched) when its counters cannot be allocated.
-int preclab_final_counts_bf16(const preclab_final_chunk *chunk, long *counts);
+void preclab_final_counts_bf16(const preclab_final_chunk *chunk, long *counts);
 
 #endif
