@@ -44,10 +44,18 @@ public enum CRC32 {
         let pieces = ParallelChunks.map(count: bytes.count, chunkSize: pieceSize, threads: threads) { range in
             update(0, UnsafeRawBufferPointer(rebasing: shared.value[range]))
         }
+        return join(pieces, continuing: crc, totalLength: bytes.count)
+    }
+
+    /// The CRC of consecutive pieces of `pieceSize` bytes (the last may be shorter, the
+    /// whole `totalLength` long), from their CRCs, continuing from `crc`: one operator
+    /// for all the whole pieces.
+    static func join(_ pieces: [UInt32], continuing crc: UInt32, totalLength: Int) -> UInt32 {
+        let whole = Appender(length: pieceSize)
         var result = crc
         for (index, piece) in pieces.enumerated() {
-            let length = min(pieceSize, bytes.count - index * pieceSize)
-            result = combine(result, piece, length: length)
+            let length = min(pieceSize, totalLength - index * pieceSize)
+            result = length == pieceSize ? whole.combine(result, piece) : combine(result, piece, length: length)
         }
         return result
     }
@@ -106,35 +114,17 @@ public enum CRC32 {
     }
 
     /// The CRC of A followed by B, given crc(A), crc(B) and B's length (zlib's
-    /// crc32_combine): appending `length` zero bytes to A is a linear map over GF(2),
-    /// applied by repeated squaring of the one-zero-bit operator.
+    /// crc32_combine): appending `length` zero bytes to A is a linear map over GF(2)
+    /// (`Appender`), built by repeated squaring of the one-zero-bit operator.
     public static func combine(_ crcA: UInt32, _ crcB: UInt32, length: Int) -> UInt32 {
         guard length > 0 else { return crcA }
-        var odd = [UInt32](repeating: 0, count: 32)
-        var even = [UInt32](repeating: 0, count: 32)
-        odd[0] = 0xEDB8_8320  // operator for one zero bit
-        var row: UInt32 = 1
-        for n in 1..<32 { odd[n] = row; row <<= 1 }
-        square(&even, odd)  // two zero bits
-        square(&odd, even)  // four zero bits
-        var crc = crcA
-        var remaining = length
-        repeat {
-            square(&even, odd)  // first pass: one zero byte
-            if remaining & 1 != 0 { crc = times(even, crc) }
-            remaining >>= 1
-            if remaining == 0 { break }
-            square(&odd, even)
-            if remaining & 1 != 0 { crc = times(odd, crc) }
-            remaining >>= 1
-        } while remaining != 0
-        return crc ^ crcB
+        return Appender(length: length).combine(crcA, crcB)
     }
 
-    /// The map that appends `length` zero bytes to a CRC (the operator `combine`
-    /// applies on every call), built once: joining many pieces of one length then costs
-    /// one 32 x 32 product over GF(2) each. It is composed from the same squarings as
-    /// `combine`'s (the powers of the one-zero-bit operator commute).
+    /// The map that appends `length` zero bytes to a CRC, built once: joining many
+    /// pieces of one length then costs one 32 x 32 product over GF(2) each. It is
+    /// composed of powers of the one-zero-bit operator, found by repeated squaring (the
+    /// powers commute).
     public struct Appender: Sendable {
         public let length: Int
         /// Column i: the image of the CRC with only bit i set.

@@ -296,7 +296,7 @@ public final class UpdateStreamReader: @unchecked Sendable {
 
 extension CRC32 {
     /// The CRC of a file range read with pread in 1 MiB pieces, several threads each
-    /// reading and checksumming its own pieces, joined with `combine`. Nothing stays
+    /// reading and checksumming its own pieces, joined with `join`. Nothing stays
     /// resident, so validating a multi-gigabyte record costs a few MiB of memory.
     static func checksum(of file: MappedFile, range: Range<Int>, threads: Int = ParallelChunks.threadCount) throws -> UInt32 {
         let errors = Lock()
@@ -313,10 +313,6 @@ extension CRC32 {
             return update(0, UnsafeRawBufferPointer(buffer))
         }
         if let failure { throw failure }
-        var crc: UInt32 = 0
-        for (index, piece) in pieces.enumerated() {
-            crc = combine(crc, piece, length: min(pieceSize, range.count - index * pieceSize))
-        }
-        return crc
+        return join(pieces, continuing: 0, totalLength: range.count)
     }
 }
